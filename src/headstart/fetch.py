@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
-    """The per-user cache root: ``$HEADSTART_CACHE``, else ``$XDG_CACHE_HOME/headstart``, else ``~/.cache/headstart``."""
+    """The per-user cache: ``$HEADSTART_CACHE``, else ``$XDG_CACHE_HOME/headstart``, else ``~/.cache/headstart``."""
     root = os.environ.get("HEADSTART_CACHE")
     if root:
         return Path(root).expanduser()

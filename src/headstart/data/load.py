@@ -1,0 +1,53 @@
+"""``load_task``: one entry point for every data source a user can name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import HeadstartError
+from .examples import EXAMPLES, load_example
+from .readers import from_arrays, read_image_folder, read_table
+from .task import Task
+
+__all__ = ["load_task"]
+
+TABLE_SUFFIXES = {".csv", ".tsv", ".tab", ".jsonl", ".ndjson"}
+
+
+def _read_npz(path: Path) -> Task:
+    with np.load(path, allow_pickle=False) as z:
+        keys = set(z.files)
+        xk = next((k for k in ("x", "X", "inputs", "images", "texts") if k in keys), None)
+        yk = next((k for k in ("y", "labels", "label", "targets") if k in keys), None)
+        if xk is None or yk is None:
+            raise HeadstartError(f"{path} needs arrays named x and y (found: {', '.join(sorted(keys))}).")
+        x, y = z[xk], z[yk]
+        classes = [str(c) for c in z["classes"]] if "classes" in keys else None
+    modality = "text" if x.dtype.kind in "US" else "image"
+    inputs = [str(t) for t in x] if modality == "text" else x
+    return from_arrays(inputs, y, modality=modality, classes=classes, name=path.stem)
+
+
+def load_task(source: str | Path, *, text_column: str | None = None, label_column: str | None = None,
+              encoding: str = "utf-8", strict: bool = False) -> Task:
+    """A named example (``rotten-tomatoes``), a CSV/TSV/JSONL file, an ``.npz`` of arrays, or an image folder."""
+    if isinstance(source, str) and source in EXAMPLES:
+        return load_example(source)
+    path = Path(source)
+    if path.is_dir():
+        return read_image_folder(path, strict=strict)
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        return read_table(path, text_column=text_column, label_column=label_column, encoding=encoding)
+    if path.suffix.lower() == ".npz":
+        if not path.exists():
+            raise HeadstartError(f"{path} does not exist.")
+        return _read_npz(path)
+    if not path.exists():
+        raise HeadstartError(
+            f"{source} is neither a file, a folder nor a named example. Named examples: {', '.join(EXAMPLES)}."
+        )
+    raise HeadstartError(
+        f"{path}: unsupported file type {path.suffix!r}. Use .csv, .tsv, .jsonl, .npz, or a folder of images."
+    )

@@ -1,0 +1,88 @@
+"""``Task``: labelled inputs of one modality, with class names. Everything downstream consumes this."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import HeadstartError
+
+__all__ = ["Task"]
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """Inputs and integer labels (indices into ``classes``).
+
+    ``inputs`` is a list of strings for text; for images a list of file paths / arrays, or one
+    ``N×H×W[×C]`` array. ``source`` says where it came from (for reports and error messages).
+    """
+
+    inputs: Sequence[Any] | np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    modality: str
+    name: str = "task"
+    source: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        labels = np.asarray(self.labels)
+        object.__setattr__(self, "labels", labels.astype(np.int64))
+        if self.modality not in ("text", "image"):
+            raise HeadstartError(f"The 'modality' of a Task must be 'text' or 'image'. Got {self.modality!r} instead.")
+        if len(self.inputs) != len(labels):
+            raise HeadstartError(f"{self.name}: {len(self.inputs)} inputs but {len(labels)} labels.")
+        if len(labels) == 0:
+            raise HeadstartError(f"{self.name}: no examples; check the file or folder ({self.source}).")
+        if labels.min() < 0 or labels.max() >= len(self.classes):
+            raise HeadstartError(f"{self.name}: labels must index into the {len(self.classes)} classes.")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> Task:
+        index = np.asarray(index, dtype=np.int64)
+        if isinstance(self.inputs, np.ndarray):
+            inputs: Any = self.inputs[index]
+        else:
+            inputs = [self.inputs[i] for i in index]
+        return Task(inputs, self.labels[index], self.classes, self.modality, self.name, self.source, self.notes)
+
+    def counts(self) -> dict[str, int]:
+        """Examples per class, in class order."""
+        got = np.bincount(self.labels, minlength=len(self.classes))
+        return {c: int(n) for c, n in zip(self.classes, got)}
+
+    def require_classes(self, minimum: int = 2) -> None:
+        present = [c for c, n in self.counts().items() if n > 0]
+        if len(present) < minimum:
+            raise HeadstartError(
+                f"{self.name}: only one class ({present[0] if present else 'none'!s}) in {self.source or 'the data'}; "
+                "a classifier needs at least two. Check the label column, or add examples of the other classes."
+            )
+
+    def example_key(self, i: int) -> str:
+        """A content hash of example ``i`` (text or image bytes): what caches and duplicate checks key on."""
+        item = self.inputs[i]
+        h = hashlib.sha1()
+        if isinstance(item, str) and self.modality == "text":
+            h.update(item.encode("utf-8"))
+        elif isinstance(item, np.ndarray):
+            h.update(str(item.shape).encode())
+            h.update(np.ascontiguousarray(item).tobytes())
+        else:  # an image file: its bytes, so a renamed copy is still a duplicate
+            with open(item, "rb") as f:
+                h.update(f.read())
+        return h.hexdigest()
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha1()
+        for i in range(len(self)):
+            h.update(self.example_key(i).encode())
+        h.update(self.labels.tobytes())
+        return h.hexdigest()[:16]

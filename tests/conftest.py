@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny backbones from the registry, tiny tasks built by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from headstart.backbones import get_spec, list_backbones
+from headstart.data import Task
+
+# Every registry entry, by its tiny build: a new entry is tested by being registered.
+REGISTERED = list_backbones()
+
+
+def tiny_backbone(name: str, pretrained: bool = True):
+    spec, _ = get_spec(name + "tiny" if name.endswith(":") else name)
+    return spec.build_tiny(pretrained)
+
+
+def sample_inputs(backbone, n: int = 4):
+    if backbone.modality == "text":
+        words = ["good movie", "bad plot and dull actor", "great fun", "awful film, I hate it", "love this"]
+        return [words[i % len(words)] for i in range(n)]
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 255, size=(20 + i, 24, 3), dtype=np.uint8) for i in range(n)]
+
+
+@pytest.fixture
+def text_task() -> Task:
+    """A learnable two-class text task: the label is whether the text says good or bad things."""
+    pos = ["good movie", "great film", "love this fun plot", "a great actor", "very good", "so fun"]
+    neg = ["bad movie", "awful film", "hate this dull plot", "a bad actor", "very awful", "so dull"]
+    texts = [t for pair in zip(pos * 4, neg * 4) for t in pair]
+    labels = np.array([0, 1] * (len(texts) // 2))
+    return Task(texts, labels, ("pos", "neg"), "text", "toy-text", "tests")
