@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from .cli_train import add_train_commands
 from .errors import HeadstartError
 
 __all__ = ["main"]
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_describe)
 
+    add_train_commands(sub, _data_options)
     return parser
 
 

@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import HeadstartError
 from .task import Task
 
-__all__ = ["IMAGE_SUFFIXES", "from_arrays", "read_image_folder", "read_table", "read_text"]
+__all__ = ["IMAGE_SUFFIXES", "from_arrays", "read_image_folder", "read_input_texts", "read_table", "read_text"]
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,8 @@ def read_image_folder(path: str | Path, *, strict: bool = False) -> Task:
 
 
 def from_arrays(inputs: Sequence[Any] | np.ndarray, labels: Sequence[Any] | np.ndarray, *,
-                modality: str | None = None, classes: Sequence[str] | None = None, name: str = "arrays") -> Task:
+                modality: str | None = None, classes: Sequence[str] | None = None, name: str = "arrays",
+                min_classes: int = 2) -> Task:
     """Texts or images already in memory. Labels may be strings or integers; classes are sorted."""
     labels = np.asarray(labels)
     if modality is None:
@@ -161,5 +162,13 @@ def from_arrays(inputs: Sequence[Any] | np.ndarray, labels: Sequence[Any] | np.n
             raise HeadstartError(f"Labels {unknown[:5]} are not among the classes {list(classes)}.")
         codes = np.array([lookup[str(v)] for v in labels.tolist()])
     task = Task(inputs, codes, tuple(classes), modality, name, "in memory")
-    task.require_classes()
+    task.require_classes(min_classes)
     return task
+
+
+def read_input_texts(path: str | Path, *, text_column: str | None = None, encoding: str = "utf-8") -> list[str]:
+    """Only the texts of a CSV/TSV/JSONL file (for prediction: no label column needed)."""
+    path = Path(path)
+    columns, rows = _rows(path, read_text(path, encoding))
+    col = _pick(columns, text_column, TEXT_COLUMNS, "text", "--text-column", path)
+    return [str(r.get(col, "")) for r in rows]

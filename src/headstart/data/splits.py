@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import HeadstartError
 from .task import Task
 
-__all__ = ["Splits", "budget_indices", "make_splits", "parse_budget"]
+__all__ = ["Splits", "budget_indices", "draw", "holdout", "make_splits", "parse_budget", "val_budget"]
 
 
 @dataclass(frozen=True)
@@ -105,3 +105,42 @@ def budget_indices(task: Task, pool: np.ndarray, per_class: int | None, *, seed:
             )
         chosen.append(order[:per_class])
     return np.sort(np.concatenate(chosen))
+
+
+def holdout(task: Task, fraction: float = 0.15, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified (train, validation) indices when a user gives no validation set: at least one per class."""
+    task.require_classes()
+    everything = np.arange(len(task))
+    train, val = [], []
+    for c, cls in enumerate(task.classes):
+        order = _class_order(task.labels, everything, c, seed, salt=2)
+        if len(order) == 0:
+            continue
+        if len(order) < 2:
+            raise HeadstartError(
+                f"{task.name}: class {cls!r} has 1 example; holding out a validation set needs at least 2 per "
+                "class. Add examples, or pass a validation set explicitly."
+            )
+        n_val = min(len(order) - 1, max(1, round(len(order) * fraction)))
+        val.append(order[:n_val])
+        train.append(order[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def val_budget(per_class: int | None) -> int | None:
+    """Validation examples per class that go with a training budget: as a user with that few labels
+    would hold out (half the budget, at least 4); the whole validation split for 'all'."""
+    return None if per_class is None else max(4, per_class // 2)
+
+
+def draw(task: Task, splits: Splits, per_class: int | None, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices for a label budget: both nested in the budget, both stratified.
+
+    A class with fewer validation examples than the matching validation budget keeps all it has.
+    """
+    train = budget_indices(task, splits.train, per_class, seed=seed)
+    want = val_budget(per_class)
+    if want is None:
+        return train, np.sort(splits.val)
+    have = int(np.bincount(task.labels[splits.val], minlength=len(task.classes)).min())
+    return train, budget_indices(task, splits.val, min(want, have), seed=seed)

@@ -1,0 +1,178 @@
+"""``Adapter``: one strategy on one backbone, with a scikit-learn-like surface.
+
+    >>> clf = Adapter("minilm-l6", "lora", rank=4).fit(texts, labels)
+    >>> clf.predict(["what a film"])
+    >>> clf.save("model/"); Adapter.load("model/").predict_proba(["what a film"])
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .backbones import Backbone, create_backbone
+from .data import Task, from_arrays, holdout
+from .errors import HeadstartError, NotFittedError
+from .fetch import cache_dir
+from .strategies import Strategy, create_strategy, fit_model, prepare_model
+from .train import AdaptedModel, Callback, FeatureCache, FitResult, ProgressBar, TrainConfig
+from .train.loop import BatchSource, evaluate
+
+__all__ = ["Adapter"]
+
+log = logging.getLogger(__name__)
+
+BackboneArg = str | Backbone | Callable[[bool], Backbone]
+
+
+class Adapter:
+    """Adapt ``backbone`` to your labels with ``strategy``.
+
+    Parameters
+    ----------
+    backbone:
+        A registered name (``"minilm-l6"``, ``"mobilenetv2"``, ``"hf:<repo or dir>"``), a ``Backbone``, or a
+        callable ``pretrained -> Backbone`` (needed for ``scratch`` with a custom backbone).
+    strategy:
+        ``scratch``, ``probe``, ``partial:K``, ``full``, ``lldr``, ``lora``, ``lp-ft`` or any registered one.
+    backbone_options:
+        Passed to ``create_backbone`` (``image_size=128``, ``max_length=64``).
+    feature_cache:
+        A folder for the frozen-bottom cache (default: the user cache), or ``None`` for memory only.
+    progress:
+        Show a progress bar over epochs.
+    **options:
+        ``TrainConfig`` fields (``epochs``, ``lr``, ``batch_size``, ``seed``, ``augment``...) and the
+        strategy's own options (``rank`` for lora, ``decay`` for lldr, ``solver`` for probe).
+    """
+
+    def __init__(self, backbone: BackboneArg = "minilm-l6", strategy: str | Strategy = "probe", *,
+                 backbone_options: dict[str, Any] | None = None, feature_cache: str | Path | None | bool = True,
+                 callbacks: Sequence[Callback] = (), progress: bool = False, **options: Any) -> None:
+        self.backbone = backbone
+        self.strategy = strategy
+        self.backbone_options = dict(backbone_options or {})
+        self.feature_cache = feature_cache
+        self.callbacks = list(callbacks)
+        self.progress = progress
+        self.options = options
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, X: Task | Sequence[Any], y: Sequence[Any] | None = None, *,
+            val: Task | tuple[Sequence[Any], Sequence[Any]] | None = None) -> Adapter:
+        """Train on ``X`` (a ``Task``, or inputs with labels ``y``); validate on ``val`` or a held-out 15%."""
+        train = self._as_task(X, y, "X")
+        if val is None:
+            cfg_seed = int(self.options.get("seed", 0))
+            tr, va = holdout(train, seed=cfg_seed)
+            train, val_task = train.subset(tr), train.subset(va)
+        else:
+            val_task = self._as_task(*val, "val", min_classes=1) if isinstance(val, tuple) else val
+            val_task = self._align_classes(val_task, train.classes)
+        train.require_classes()
+        cfg, strategy_options = TrainConfig.from_options(self.options)
+        strategy = create_strategy(self.strategy, **strategy_options)
+        backbone = self._make_backbone(strategy.pretrained)
+        if backbone.modality != train.modality:
+            raise HeadstartError(f"{backbone.name} is a {backbone.modality} model but the data are "
+                                 f"{train.modality}s; pick a {train.modality} backbone (`headstart backbones`).")
+        self.backbone_identity_ = backbone.identity()
+        torch.manual_seed(cfg.seed)
+        model = AdaptedModel(backbone, len(train.classes))
+        prepare_model(model, strategy)
+        callbacks = self.callbacks + ([ProgressBar(strategy.spec)] if self.progress else [])
+        self.result_: FitResult = fit_model(model, strategy, train, val_task, cfg, cache=self._cache(),
+                                            callbacks=callbacks)
+        self.model_, self.strategy_, self.config_ = model.eval(), strategy, cfg
+        self.classes_ = np.asarray(train.classes)
+        self.modality_ = train.modality
+        return self
+
+    # -- predicting ----------------------------------------------------------------------------
+    def predict_proba(self, X: Task | Sequence[Any]) -> np.ndarray:
+        self._check_fitted()
+        inputs = X.inputs if isinstance(X, Task) else X
+        if isinstance(inputs, str):
+            raise HeadstartError("predict takes a list of inputs; wrap a single text as [text].")
+        if len(inputs) == 0:
+            return np.zeros((0, len(self.classes_)))
+        source = BatchSource(inputs, np.zeros(len(inputs), dtype=np.int64), self.model_.backbone.preprocess)
+        device = next(self.model_.parameters()).device
+        _, _, logits = evaluate(self.model_, source, 0, device, self.config_.eval_batch_size)
+        return torch.softmax(logits.double(), dim=1).numpy()
+
+    def predict(self, X: Task | Sequence[Any]) -> np.ndarray:
+        self._check_fitted()
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    def score(self, X: Task | Sequence[Any], y: Sequence[Any] | None = None) -> float:
+        """Accuracy on a labelled ``Task`` (or inputs and labels)."""
+        task = self._align_classes(self._as_task(X, y, "X", min_classes=1), tuple(self.classes_))
+        return float((self.predict(task) == self.classes_[task.labels]).mean())
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        from .persist import save_adapter
+
+        self._check_fitted()
+        return save_adapter(self, Path(folder))
+
+    @classmethod
+    def load(cls, folder: str | Path, backbone: BackboneArg | None = None) -> Adapter:
+        """Rebuild from ``save``; ``backbone`` is only needed when it was not a registered name."""
+        from .persist import load_adapter
+
+        return load_adapter(cls, Path(folder), backbone)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise NotFittedError("This Adapter is not fitted yet; call fit(...) or Adapter.load(folder) first.")
+
+    def _cache(self) -> FeatureCache:
+        if self.feature_cache is True:
+            return FeatureCache(cache_dir() / "features")
+        return FeatureCache(None if self.feature_cache in (None, False) else self.feature_cache)
+
+    def _make_backbone(self, pretrained: bool) -> Backbone:
+        b = self.backbone
+        if isinstance(b, str):
+            return create_backbone(b, pretrained=pretrained, **self.backbone_options)
+        if isinstance(b, Backbone):
+            if not pretrained:
+                raise HeadstartError("The from-scratch baseline needs a fresh random init: pass the backbone "
+                                     "by name or as a callable `pretrained -> Backbone`, not as an instance.")
+            return copy.deepcopy(b)  # training must not change the caller's model
+        if callable(b):
+            return b(pretrained)
+        raise HeadstartError(f"backbone must be a name, a Backbone or a callable; got {type(b).__name__}.")
+
+    @staticmethod
+    def _as_task(X: Any, y: Any, what: str, min_classes: int = 2) -> Task:
+        if isinstance(X, Task):
+            if y is not None:
+                raise HeadstartError(f"{what} is a Task, which carries its labels; do not pass y as well.")
+            return X
+        if y is None:
+            raise HeadstartError(f"{what} needs labels: pass y=..., or a Task (headstart.data.load_task).")
+        if len(X) != len(y):
+            raise HeadstartError(f"{what} has {len(X)} inputs but {len(y)} labels.")
+        return from_arrays(X, y, name=what, min_classes=min_classes)
+
+    @staticmethod
+    def _align_classes(task: Task, classes: tuple[str, ...]) -> Task:
+        """Re-express ``task``'s labels in ``classes``; an unknown label is an error naming it."""
+        if task.classes == classes:
+            return task
+        unknown = sorted(set(task.classes[i] for i in np.unique(task.labels)) - set(classes))
+        if unknown:
+            raise HeadstartError(f"Labels {unknown[:5]} do not occur in the training data (classes: {list(classes)}).")
+        index = {c: i for i, c in enumerate(classes)}
+        labels = np.array([index[task.classes[i]] for i in task.labels])
+        return Task(task.inputs, labels, classes, task.modality, task.name, task.source, task.notes)

@@ -1,0 +1,162 @@
+"""``headstart fit`` and ``headstart predict``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import HeadstartError
+
+__all__ = ["DEFAULT_BACKBONE", "add_train_commands"]
+
+DEFAULT_BACKBONE = {"text": "minilm-l6", "image": "mobilenetv2"}
+
+
+def _parse_value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def _options(pairs: list[str]) -> dict[str, Any]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise HeadstartError(f"--set takes KEY=VALUE (e.g. --set rank=4); got {pair!r}.")
+        out[key.strip().replace("-", "_")] = _parse_value(value.strip())
+    return out
+
+
+def train_options(args: argparse.Namespace) -> dict[str, Any]:
+    """TrainConfig/strategy options from the common flags plus ``--set KEY=VALUE``."""
+    names = ("epochs", "lr", "batch_size", "seed", "device")
+    opts = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    if args.augment:
+        opts["augment"] = True
+    return {**opts, **_options(args.set)}
+
+
+def backbone_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts = {}
+    if getattr(args, "image_size", None):
+        opts["image_size"] = args.image_size
+    if getattr(args, "max_length", None):
+        opts["max_length"] = args.max_length
+    return opts
+
+
+def _cmd_fit(args: argparse.Namespace) -> None:
+    from .adapter import Adapter
+    from .data import draw, load_task, make_splits, parse_budget
+
+    task = load_task(args.data, text_column=args.text_column, label_column=args.label_column,
+                     encoding=args.encoding, strict=args.strict)
+    splits = make_splits(task, seed=args.split_seed)
+    train_idx, val_idx = draw(task, splits, parse_budget(args.budget), seed=args.seed or 0)
+    args.backbone = args.backbone or DEFAULT_BACKBONE[task.modality]
+    adapter = Adapter(args.backbone, args.strategy, backbone_options=backbone_options(args),
+                      progress=not args.quiet, **train_options(args))
+    adapter.fit(task.subset(train_idx), val=task.subset(val_idx))
+    test = task.subset(splits.test)
+    accuracy = adapter.score(test)
+    out = adapter.save(args.out)
+    r = adapter.result_
+    summary = {"data": task.name, "backbone": args.backbone, "strategy": adapter.strategy_.spec,
+               "train": len(train_idx), "val": len(val_idx), "test": len(test), "test_accuracy": accuracy,
+               "best_epoch": r.best_epoch, "stop_reason": r.stop_reason.value, "seconds": round(r.seconds, 1),
+               "trainable_params": r.trainable_params, "delta_l2": round(r.delta.get("l2", 0.0), 4),
+               "saved_to": str(out)}
+    (Path(out) / "test.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(f"{adapter.strategy_.spec} on {args.backbone}: test accuracy {accuracy:.3f} on {len(test):,} held-out "
+          f"examples (trained on {len(train_idx):,}, validated on {len(val_idx):,})")
+    print(f"best epoch {r.best_epoch}, stopped: {r.stop_reason.value}, {r.seconds:.1f}s, "
+          f"{r.trainable_params:,} trainable parameters, delta-theta {r.delta.get('l2', 0.0):.4f}")
+    print(f"saved to {out}")
+
+
+def _expand_inputs(values: list[str], modality: str, text_column: str | None, encoding: str) -> list[Any]:
+    from .data.load import TABLE_SUFFIXES
+    from .data.readers import IMAGE_SUFFIXES, read_input_texts
+
+    out: list[Any] = []
+    for v in values:
+        p = Path(v)
+        if modality == "text":
+            if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES:
+                out.extend(read_input_texts(p, text_column=text_column, encoding=encoding))
+            elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+                raise HeadstartError(f"{v} is an image, but this model reads text; pass texts or a CSV/JSONL file.")
+            else:
+                out.append(v)
+        elif p.is_dir():
+            out.extend(str(f) for f in sorted(p.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(v)
+    if not out:
+        raise HeadstartError("Nothing to predict: give texts, a CSV/JSONL file, image files or a folder of images.")
+    return out
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from .adapter import Adapter
+
+    adapter = Adapter.load(args.model)
+    inputs = _expand_inputs(args.inputs, adapter.modality_, args.text_column, args.encoding)
+    proba = adapter.predict_proba(inputs)
+    best = proba.argmax(1)
+    rows = [{"input": x if isinstance(x, str) else "<array>", "label": str(adapter.classes_[b]),
+             "probability": round(float(p[b]), 4),
+             "probabilities": {str(c): round(float(q), 4) for c, q in zip(adapter.classes_, p)}}
+            for x, b, p in zip(inputs, best, proba)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        shown = r["input"] if len(r["input"]) <= 60 else r["input"][:57] + "..."
+        print(f"{r['label']}\t{r['probability']:.3f}\t{shown}")
+
+
+def add_common_training_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", default=None,
+                   help="a registered backbone (`headstart backbones`); default minilm-l6 / mobilenetv2")
+    p.add_argument("--epochs", type=int, help="maximum epochs (strategy default if omitted)")
+    p.add_argument("--lr", type=float, help="learning rate of the body (strategy default if omitted)")
+    p.add_argument("--batch-size", type=int, help="examples per step (default 16)")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--augment", action="store_true", help="label-preserving augmentation (bypasses the cache)")
+    p.add_argument("--image-size", type=int, help="input resolution of a vision backbone (default: native)")
+    p.add_argument("--max-length", type=int, help="maximum tokens per text (default 128)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any TrainConfig or strategy option, e.g. --set rank=4 --set patience=3")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def add_train_commands(sub: Any, data_options: Any) -> None:
+    p = sub.add_parser("fit", help="adapt a backbone to a dataset with one strategy and save the model")
+    p.add_argument("data", help="a named example, a CSV/TSV/JSONL/.npz file, or an image folder")
+    add_common_training_flags(p)
+    p.add_argument("--strategy", default="probe", help="scratch, probe, partial:K, full, lldr, lora, lp-ft")
+    p.add_argument("--budget", default="all", help="labelled examples per class to train on, or 'all'")
+    p.add_argument("--seed", type=int, help="seed of the budget draw and the training (default 0)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split (default 0)")
+    p.add_argument("--out", required=True, help="folder to save the adapted model in")
+    data_options(p)
+    p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("predict", help="predict with a saved model")
+    p.add_argument("model", help="a folder written by `headstart fit`")
+    p.add_argument("inputs", nargs="+", help="texts, a CSV/TSV/JSONL file, image files or a folder")
+    p.add_argument("--text-column", help="column with the texts in a CSV/JSONL input (default: guessed)")
+    p.add_argument("--encoding", default="utf-8", help="encoding of a CSV/TSV/JSONL input")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_predict)

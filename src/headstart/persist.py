@@ -1,0 +1,113 @@
+"""Save and load adapted models: only what changed, in safetensors (no pickle), plus a JSON config.
+
+A saved folder holds ``adapter.safetensors`` (the head, the trained blocks, or only the LoRA
+matrices) and ``adapter.json`` (strategy, training config, classes, the run's record, and the
+backbone's identity with a checksum of its starting weights). Loading rebuilds the backbone, checks
+that it is the same one, applies the strategy's structural changes and then the saved tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .backbones import create_backbone
+from .errors import HeadstartError
+from .strategies import create_strategy, prepare_model
+from .train import AdaptedModel, TrainConfig
+from .train.model import trainable_blocks
+
+if TYPE_CHECKING:
+    from .adapter import Adapter
+
+__all__ = ["load_adapter", "save_adapter"]
+
+FORMAT = 1
+WEIGHTS, CONFIG = "adapter.safetensors", "adapter.json"
+
+
+def _saved_tensors(adapter: Adapter) -> dict[str, torch.Tensor]:
+    model, strategy = adapter.model_, adapter.strategy_
+    keep_blocks = {f"backbone.blocks.{i}." for i in trainable_blocks(model)} if strategy.pretrained else {
+        "backbone."}  # a random init is not reproducible across versions: keep every weight
+    out = {}
+    for key, tensor in model.state_dict().items():
+        if key.startswith("head.") or (any(key.startswith(p) for p in keep_blocks) and strategy.save_filter(key)):
+            out[key] = tensor.detach().cpu().contiguous()
+    return out
+
+
+def save_adapter(adapter: Adapter, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = _saved_tensors(adapter)
+    backbone = adapter.backbone if isinstance(adapter.backbone, str) else None
+    config = {
+        "format": FORMAT, "headstart": __version__,
+        "backbone": {**adapter.backbone_identity_, "registered_name": backbone,
+                     "options": adapter.backbone_options},
+        "strategy": {"spec": adapter.strategy_.spec, "options": adapter.strategy_.options()},
+        "train_config": adapter.config_.to_dict(),
+        "classes": adapter.classes_.tolist(), "modality": adapter.modality_,
+        "saved_tensors": len(tensors), "saved_parameters": int(sum(t.numel() for t in tensors.values())),
+        "result": adapter.result_.to_dict(),
+    }
+    tmp = folder / f".{WEIGHTS}.tmp"
+    save_file(tensors, str(tmp), metadata={"format": str(FORMAT)})
+    os.replace(tmp, folder / WEIGHTS)
+    (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return folder
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    path = folder / CONFIG
+    if not path.is_file() or not (folder / WEIGHTS).is_file():
+        raise HeadstartError(f"{folder} is not a saved headstart model (needs {CONFIG} and {WEIGHTS}).")
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if config.get("format") != FORMAT:
+        raise HeadstartError(f"{folder} was saved in format {config.get('format')}; this headstart reads {FORMAT}.")
+    return config
+
+
+def load_adapter(cls: type[Adapter], folder: Path, backbone_arg: Any = None) -> Adapter:
+    config = _read_config(folder)
+    saved = config["backbone"]
+    options = saved.get("options") or {}
+    strategy = create_strategy(config["strategy"]["spec"], **config["strategy"]["options"])
+    if backbone_arg is None and saved.get("registered_name") is None:
+        raise HeadstartError(f"{folder} was trained on a custom backbone ({saved['name']}); pass it again: "
+                             "Adapter.load(folder, backbone=...).")
+    name = backbone_arg if backbone_arg is not None else saved["registered_name"]
+    adapter = cls(name, strategy, backbone_options=options, **config["train_config"])
+    backbone = adapter._make_backbone(strategy.pretrained) if not isinstance(name, str) else create_backbone(
+        name, pretrained=strategy.pretrained, **options)
+    identity = backbone.identity()
+    checks = ["name", "preprocess"] + (["weights"] if strategy.pretrained else [])
+    wrong = [k for k in checks if identity[k] != saved[k]]
+    if wrong:
+        raise HeadstartError(
+            f"{folder} was saved for backbone {saved['name']} ({', '.join(f'{k}={saved[k]}' for k in wrong)}) "
+            f"but this backbone has {', '.join(f'{k}={identity[k]}' for k in wrong)}: load it onto the backbone "
+            "it was trained on."
+        )
+    model = AdaptedModel(backbone, len(config["classes"]))
+    prepare_model(model, strategy)
+    tensors = load_file(str(folder / WEIGHTS))
+    expected = model.state_dict()
+    stray = [k for k in tensors if k not in expected or expected[k].shape != tensors[k].shape]
+    if stray:
+        raise HeadstartError(f"{folder}: {len(stray)} saved tensors do not fit this model (e.g. {stray[0]}).")
+    model.load_state_dict(tensors, strict=False)
+    adapter.model_, adapter.strategy_ = model.eval(), strategy
+    adapter.config_ = TrainConfig(**config["train_config"])
+    adapter.classes_ = np.asarray(config["classes"])
+    adapter.modality_ = config["modality"]
+    adapter.backbone_identity_ = identity
+    adapter.saved_config_ = config
+    return adapter

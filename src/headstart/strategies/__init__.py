@@ -1,0 +1,7 @@
+"""Adaptation strategies: one small class each over ``Strategy``, found by name in one registry."""
+
+from .base import STRATEGIES, Strategy, create_strategy, list_strategies, register_strategy
+from .runner import fit_model, prepare_model
+
+__all__ = ["STRATEGIES", "Strategy", "create_strategy", "fit_model", "list_strategies", "prepare_model",
+           "register_strategy"]

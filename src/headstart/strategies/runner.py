@@ -1,0 +1,91 @@
+"""Run a strategy on a model: its stages in order, each through the loop (or its closed-form solver)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import torch
+
+from ..data import Task
+from ..train.augment import augmenter_for
+from ..train.callbacks import Callback, FitResult, StopReason
+from ..train.config import TrainConfig
+from ..train.delta import snapshot, weight_distance
+from ..train.features import FeatureCache
+from ..train.loop import BatchSource, evaluate, run_training
+from ..train.model import AdaptedModel, build_param_groups, count_trainable
+from .base import Strategy
+
+__all__ = ["fit_model", "prepare_model"]
+
+log = logging.getLogger(__name__)
+
+
+def prepare_model(model: AdaptedModel, strategy: Strategy) -> None:
+    """Structural changes of every stage (LoRA's adapters), before training or before loading weights."""
+    for stage in strategy.stages():
+        stage.configure(model)
+
+
+def _stack(states):
+    return {k: torch.stack([s[k] for s in states]) for k in states[0]}
+
+
+def _sources(model: AdaptedModel, boundary: int, train: Task, val: Task, cfg: TrainConfig,
+             cache: FeatureCache, device: torch.device) -> tuple[int, BatchSource, BatchSource]:
+    """Cached states from ``boundary`` when allowed, else raw inputs from block 0 (with augmentation)."""
+    backbone = model.backbone
+    if cfg.cache_features and not cfg.augment and boundary > 0:
+        merge = _stack if boundary == model.features_start else backbone.merge_states
+        sources = [BatchSource(cache.states(model, boundary, t, range(len(t)), batch_size=cfg.eval_batch_size,
+                                            device=device), t.labels, merge) for t in (train, val)]
+        return boundary, sources[0], sources[1]
+    if cfg.augment and boundary > 0:
+        log.info("augmentation is on: the frozen bottom runs every step (the feature cache is bypassed)")
+    augment = augmenter_for(train.modality) if cfg.augment else None
+    return (0, BatchSource(train.inputs, train.labels, backbone.preprocess, augment),
+            BatchSource(val.inputs, val.labels, backbone.preprocess))
+
+
+def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, cfg: TrainConfig, *,
+              cache: FeatureCache | None = None, callbacks: Sequence[Callback] = ()) -> FitResult:
+    """Train ``model`` (already ``prepare_model``-ed) with ``strategy``; returns the run's full record."""
+    device = cfg.resolve_device()
+    model.to(device)
+    cache = cache if cache is not None else FeatureCache()
+    start_weights = snapshot(model.backbone)
+    result = FitResult(strategy=strategy.spec)
+    tic = time.perf_counter()
+    for stage in strategy.stages():
+        lr = cfg.lr or stage.default_lr
+        head_lr = cfg.head_lr or stage.default_head_lr or lr
+        groups, boundary = build_param_groups(model, stage.plan(model.n_blocks), lr, head_lr, cfg.weight_decay)
+        if stage.closed_form:
+            _solve(model, stage, train, val, cfg, cache, device, result)
+            continue
+        start, train_src, val_src = _sources(model, boundary, train, val, cfg, cache, device)
+        if start > 0:
+            result.notes.append(f"{stage.spec}: frozen blocks 0..{min(start, model.n_blocks) - 1} ran once "
+                                "(cached); each epoch ran only the trainable top")
+        run_training(model, groups, start, train_src, val_src, cfg, cfg.epochs or stage.default_epochs,
+                     stage=stage.spec, callbacks=callbacks, result=result)
+    result.seconds = time.perf_counter() - tic
+    result.delta = weight_distance(model.backbone, start_weights)
+    return result
+
+
+def _solve(model: AdaptedModel, stage, train: Task, val: Task, cfg: TrainConfig, cache: FeatureCache,
+           device: torch.device, result: FitResult) -> None:
+    at = model.features_start
+    feats = [_stack(cache.states(model, at, t, range(len(t)), batch_size=cfg.eval_batch_size, device=device))
+             ["features"].cpu() for t in (train, val)]
+    chosen = stage.solve(model, feats[0], train.labels, feats[1], val.labels, monitor=cfg.monitor, seed=cfg.seed)
+    # Score the solved head through the same path predictions take, so the record is exact.
+    loss, acc, _ = evaluate(model, BatchSource([{"features": f} for f in feats[1]], val.labels, _stack), at,
+                            device, cfg.eval_batch_size)
+    result.trainable_params = max(result.trainable_params, count_trainable(model))
+    result.best_val_loss, result.best_val_acc = loss, acc
+    result.stop_reason = StopReason.SOLVED
+    result.notes.append(f"{stage.spec}: L-BFGS logistic regression, C={chosen['C']:g} chosen on validation")

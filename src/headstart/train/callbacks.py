@@ -1,0 +1,118 @@
+"""What a run reports, and the callbacks that receive it (progress bar, JSON-lines log, dashboard)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Callback", "EpochRecord", "FitResult", "JsonlLogger", "ProgressBar", "StopReason"]
+
+
+class StopReason(str, Enum):
+    MAX_EPOCHS = "max_epochs"  # ran every planned epoch
+    EARLY_STOPPED = "early_stopped"  # patience ran out on the monitored metric
+    NON_FINITE_LOSS = "non_finite_loss"  # the loss became NaN or infinite; best weights kept
+    SOLVED = "solved"  # a closed-form solver (the L-BFGS probe) fitted the head
+    INTERRUPTED = "interrupted"  # a callback asked to stop
+
+
+@dataclass
+class EpochRecord:
+    stage: str
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_acc: float
+    seconds: float
+    lr: float
+    trainable_params: int
+
+
+@dataclass
+class FitResult:
+    """Everything a run learned about itself: curves, the best epoch, why it stopped, how far it moved."""
+
+    strategy: str
+    records: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    best_val_acc: float | None = None
+    stop_reason: StopReason = StopReason.MAX_EPOCHS
+    seconds: float = 0.0
+    trainable_params: int = 0
+    delta: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stop_reason"] = self.stop_reason.value
+        return d
+
+
+class Callback:
+    """Typed no-op hooks; override what you need.
+
+    The loop sets ``model`` (the model being trained) before ``on_fit_start``; setting
+    ``stop_requested`` stops the loop after the current epoch (the reason is recorded).
+    """
+
+    stop_requested: bool = False
+    model: Any = None
+
+    def on_fit_start(self, info: dict[str, Any]) -> None:  # noqa: B027 (intentionally empty hook)
+        """``info``: strategy, stage, planned epochs, steps per epoch, trainable parameters."""
+
+    def on_epoch_end(self, record: EpochRecord) -> None:  # noqa: B027
+        """Called after each validated epoch."""
+
+    def on_fit_end(self, result: FitResult) -> None:  # noqa: B027
+        """Called once per stage with the (partial) result."""
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over epochs, with the latest losses and accuracy."""
+
+    def __init__(self, desc: str = "") -> None:
+        self.desc = desc
+        self._bar: Any = None
+
+    def on_fit_start(self, info: dict[str, Any]) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=info["epochs"], desc=self.desc or f"{info['strategy']}", unit="epoch", leave=False)
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix(train_loss=f"{record.train_loss:.3f}", val_loss=f"{record.val_loss:.3f}",
+                                  val_acc=f"{record.val_acc:.3f}")
+            self._bar.update(1)
+
+    def on_fit_end(self, result: FitResult) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class JsonlLogger(Callback):
+    """Appends one JSON object per event to a file: ``fit_start``, ``epoch``, ``fit_end``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _write(self, event: str, payload: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"event": event, "time": time.time(), **payload}) + "\n")
+
+    def on_fit_start(self, info: dict[str, Any]) -> None:
+        self._write("fit_start", info)
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        self._write("epoch", asdict(record))
+
+    def on_fit_end(self, result: FitResult) -> None:
+        self._write("fit_end", {k: v for k, v in result.to_dict().items() if k != "records"})

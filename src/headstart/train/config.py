@@ -1,0 +1,82 @@
+"""``TrainConfig``: the loop's knobs, validated on construction and saved with every run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ..errors import HeadstartError
+
+__all__ = ["TrainConfig"]
+
+
+def _opt(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """How to train. ``None`` means "the strategy's default" (each strategy states its own)."""
+
+    epochs: int | None = _opt(None, "maximum epochs (early stopping usually ends sooner)")
+    batch_size: int = _opt(16, "examples per optimisation step")
+    lr: float | None = _opt(None, "learning rate of the body's trainable part (strategy default if None)")
+    head_lr: float | None = _opt(None, "learning rate of the new head (strategy default if None)")
+    weight_decay: float = _opt(0.01, "AdamW weight decay (not applied to biases and norm weights)")
+    warmup: float = _opt(0.1, "fraction of the planned steps spent warming the LR up linearly")
+    patience: int = _opt(5, "epochs without improvement on the monitored metric before stopping")
+    monitor: str = _opt("val_loss", "early-stopping metric: 'val_loss' (lower is better) or 'val_acc'")
+    grad_clip: float | None = _opt(1.0, "clip the gradient norm to this (None: no clipping)")
+    seed: int = _opt(0, "seeds the head init, batch order, dropout and augmentation")
+    augment: bool = _opt(False, "label-preserving augmentation (bypasses the feature cache)")
+    cache_features: bool = _opt(True, "cache the frozen bottom's output (only without augmentation)")
+    eval_batch_size: int = _opt(64, "examples per forward pass when evaluating or predicting")
+    device: str = _opt("auto", "'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...")
+
+    def __post_init__(self) -> None:
+        def bad(name: str, must: str) -> HeadstartError:
+            return HeadstartError(
+                f"The {name!r} parameter of TrainConfig must be {must}. Got {getattr(self, name)!r} instead.")
+
+        if self.epochs is not None and self.epochs < 1:
+            raise bad("epochs", "a positive integer or None")
+        for name in ("batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise bad(name, "a positive integer")
+        for name in ("lr", "head_lr"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise bad(name, "a positive float or None")
+        if self.weight_decay < 0:
+            raise bad("weight_decay", "a non-negative float")
+        if not 0.0 <= self.warmup < 1.0:
+            raise bad("warmup", "a fraction in [0, 1)")
+        if self.patience < 1:
+            raise bad("patience", "a positive integer")
+        if self.monitor not in ("val_loss", "val_acc"):
+            raise bad("monitor", "'val_loss' or 'val_acc'")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise bad("grad_clip", "a positive float or None")
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
+        """Split keyword options into this config's fields and the rest (the strategy's)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in options.items() if k in names}), {
+            k: v for k, v in options.items() if k not in names}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def resolve_device(self):
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError:
+            raise HeadstartError(f"Unknown device {self.device!r}; use 'auto', 'cpu' or 'cuda[:N]'.") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise HeadstartError("device='cuda' was asked for but no CUDA GPU is available; use 'cpu' or 'auto'.")
+        return device

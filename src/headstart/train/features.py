@@ -1,0 +1,102 @@
+"""A cache of what a frozen bottom computes, per example, reused across epochs, budgets, seeds and runs.
+
+The key of a cached item is (weights of the frozen blocks, preprocessing, boundary) -> a namespace,
+and the example's content hash within it. Changing the data, the weights or the boundary therefore
+misses; a smaller label budget or another seed hits. Items live in memory and, when a folder is
+given, in safetensors shards on disk (one shard per batch of new items, written atomically).
+
+Augmentation changes the input every epoch, so an augmented run never uses this cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..backbones import State
+from ..data import Task
+from .model import AdaptedModel
+
+__all__ = ["FeatureCache"]
+
+log = logging.getLogger(__name__)
+
+
+class FeatureCache:
+    def __init__(self, folder: str | Path | None = None) -> None:
+        self.folder = Path(folder) if folder is not None else None
+        self._memory: dict[str, dict[str, State]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def namespace(self, model: AdaptedModel, boundary: int) -> str:
+        b = model.backbone
+        stop = min(boundary, model.n_blocks)
+        raw = f"{b.name}|{b.weights_id(stop=stop)}|{b.preprocess_id}|{boundary}|{boundary == model.features_start}"
+        return hashlib.sha1(raw.encode()).hexdigest()[:20]
+
+    def _load_namespace(self, ns: str) -> dict[str, State]:
+        if ns in self._memory:
+            return self._memory[ns]
+        items: dict[str, State] = {}
+        if self.folder is not None and (self.folder / ns).is_dir():
+            for shard in sorted((self.folder / ns).glob("*.safetensors")):
+                for key, tensor in load_file(str(shard)).items():
+                    ex, field = key.split("|", 1)
+                    items.setdefault(ex, {})[field] = tensor
+        self._memory[ns] = items
+        return items
+
+    def _save_shard(self, ns: str, new: dict[str, State]) -> None:
+        if self.folder is None or not new:
+            return
+        folder = self.folder / ns
+        folder.mkdir(parents=True, exist_ok=True)
+        flat = {f"{ex}|{field}": t.contiguous() for ex, state in new.items() for field, t in state.items()}
+        name = hashlib.sha1("".join(sorted(new)).encode()).hexdigest()[:16]
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        save_file(flat, str(tmp))
+        os.replace(tmp, folder / f"{name}.safetensors")
+
+    @torch.no_grad()
+    def states(self, model: AdaptedModel, boundary: int, task: Task, index: Sequence[int], *,
+               batch_size: int = 64, device: torch.device | None = None) -> list[State]:
+        """Per-example states at ``boundary`` (pooled features when it is ``features_start``)."""
+        ns = self.namespace(model, boundary)
+        items = self._load_namespace(ns)
+        keys = [task.example_key(int(i)) for i in index]
+        todo = [(k, int(i)) for k, i in dict(zip(keys, index)).items() if k not in items]
+        self.hits += len(keys) - len(todo)
+        self.misses += len(todo)
+        if todo:
+            log.info("computing %d frozen-bottom states (boundary %d); %d cached", len(todo), boundary,
+                     len(keys) - len(todo))
+            self._compute(model, boundary, task, todo, items, ns, batch_size, device)
+        return [items[k] for k in keys]
+
+    def _compute(self, model, boundary, task, todo, items, ns, batch_size, device) -> None:
+        backbone = model.backbone
+        was_training = backbone.training
+        backbone.eval()
+        device = device or next(model.parameters()).device
+        new: dict[str, State] = {}
+        for s in range(0, len(todo), batch_size):
+            chunk = todo[s : s + batch_size]
+            raw = [task.inputs[i] for _, i in chunk]
+            state = {k: v.to(device) for k, v in backbone.preprocess(raw).items()}
+            if boundary == model.features_start:
+                per_example = [{"features": f} for f in backbone.forward_features(state).cpu()]
+            else:
+                out = backbone.run_blocks(state, 0, boundary)
+                per_example = backbone.split_state({k: v.cpu() for k, v in out.items()})
+            for (key, _), st in zip(chunk, per_example):
+                new[key] = {k: v.clone() for k, v in st.items()}
+        items.update(new)
+        self._save_shard(ns, new)
+        backbone.train(was_training)

@@ -1,0 +1,167 @@
+"""The training loop: AdamW, warm-up then cosine, clipping, early stopping that restores the best weights.
+
+It knows nothing about strategies: it gets a model, the parameter groups, where the forward pass
+starts (0 for raw inputs, later for cached states) and two batch sources.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..backbones import State
+from .callbacks import Callback, EpochRecord, FitResult, StopReason
+from .config import TrainConfig
+from .model import AdaptedModel, copy_trainable_state, count_trainable, set_train_mode
+
+__all__ = ["BatchSource", "EarlyStopping", "evaluate", "run_training", "warmup_cosine"]
+
+
+@dataclass
+class BatchSource:
+    """Items (raw inputs or cached per-example states) plus labels, and how to make a model-ready batch."""
+
+    items: Sequence[Any]
+    labels: np.ndarray
+    to_state: Callable[[list[Any]], State]  # preprocess (raw) or merge_states (cached)
+    augment: Callable[[Any, np.random.Generator], Any] | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batch(self, index: Sequence[int], rng: np.random.Generator | None = None) -> tuple[State, Tensor]:
+        items = [self.items[i] for i in index]
+        if self.augment is not None and rng is not None:
+            items = [self.augment(x, rng) for x in items]
+        return self.to_state(items), torch.as_tensor(self.labels[np.asarray(index)], dtype=torch.long)
+
+
+class EarlyStopping:
+    """Tracks the monitored metric; says when an epoch is the best so far and when patience ran out."""
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0) -> None:
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.mode = "min" if monitor == "val_loss" else "max"
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+        self.wait = 0
+
+    def update(self, record: EpochRecord) -> bool:
+        """Record an epoch; True when it improved on the best so far."""
+        value = getattr(record, self.monitor)
+        better = self.best is None or (value < self.best - self.min_delta if self.mode == "min"
+                                       else value > self.best + self.min_delta)
+        if better:
+            self.best, self.best_epoch, self.wait = value, record.epoch, 0
+        else:
+            self.wait += 1
+        return better
+
+    @property
+    def should_stop(self) -> bool:
+        return self.wait >= self.patience
+
+
+def warmup_cosine(total_steps: int, warmup: float) -> Callable[[int], float]:
+    warm = max(1, int(round(total_steps * warmup))) if warmup > 0 else 0
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, total_steps - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def _to(state: State, device: torch.device) -> State:
+    return {k: v.to(device, non_blocking=True) for k, v in state.items()}
+
+
+@torch.no_grad()
+def evaluate(model: AdaptedModel, source: BatchSource, start: int, device: torch.device,
+             batch_size: int) -> tuple[float, float, Tensor]:
+    """Mean cross-entropy, accuracy and the logits, in eval mode."""
+    was_training = model.training
+    model.eval()
+    logits = []
+    for s in range(0, len(source), batch_size):
+        state, _ = source.batch(range(s, min(s + batch_size, len(source))))
+        logits.append(model(_to(state, device), start).float().cpu())
+    model.train(was_training)
+    out = torch.cat(logits)
+    labels = torch.as_tensor(source.labels, dtype=torch.long)
+    loss = nn.functional.cross_entropy(out, labels).item()
+    return loss, (out.argmax(1) == labels).float().mean().item(), out
+
+
+def run_training(model: AdaptedModel, groups: list[dict], start: int, train: BatchSource, val: BatchSource,
+                 cfg: TrainConfig, epochs: int, *, stage: str, callbacks: Sequence[Callback] = (),
+                 result: FitResult | None = None) -> FitResult:
+    """Train the trainable parameters; restore the best epoch's weights at the end."""
+    device = next(model.parameters()).device
+    result = result or FitResult(strategy=stage)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    optimizer = torch.optim.AdamW(groups, lr=groups[0]["lr"], weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps_per_epoch * epochs, cfg.warmup))
+    params = [p for g in groups for p in g["params"]]
+    trainable = count_trainable(model)
+    result.trainable_params = max(result.trainable_params, trainable)
+    stopper = EarlyStopping(cfg.monitor, cfg.patience)
+    best_state = copy_trainable_state(model)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    for cb in callbacks:
+        cb.stop_requested, cb.model = False, model
+        cb.on_fit_start({"strategy": result.strategy, "stage": stage, "epochs": epochs,
+                         "steps_per_epoch": steps_per_epoch, "trainable_params": trainable, "start_block": start})
+    reason = StopReason.MAX_EPOCHS
+    for epoch in range(1, epochs + 1):
+        tic = time.perf_counter()
+        set_train_mode(model)
+        total, seen, finite = 0.0, 0, True
+        for index in torch.randperm(len(train), generator=generator).split(cfg.batch_size):
+            state, labels = train.batch(index.tolist(), rng)
+            loss = nn.functional.cross_entropy(model(_to(state, device), start), labels.to(device))
+            if not torch.isfinite(loss):
+                finite = False
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(labels)
+            seen += len(labels)
+        if not finite:
+            reason = StopReason.NON_FINITE_LOSS
+            result.notes.append(f"{stage}: the loss became non-finite in epoch {epoch}; kept the best weights "
+                                "so far. Try a lower learning rate.")
+            break
+        val_loss, val_acc, _ = evaluate(model, val, start, device, cfg.eval_batch_size)
+        record = EpochRecord(stage, epoch, total / max(1, seen), val_loss, val_acc, time.perf_counter() - tic,
+                             optimizer.param_groups[0]["lr"], trainable)
+        result.records.append(record)
+        if stopper.update(record):
+            best_state = copy_trainable_state(model)
+            result.best_epoch, result.best_val_loss, result.best_val_acc = epoch, val_loss, val_acc
+        for cb in callbacks:
+            cb.on_epoch_end(record)
+        if stopper.should_stop:
+            reason = StopReason.EARLY_STOPPED
+            break
+        if any(cb.stop_requested for cb in callbacks):
+            reason = StopReason.INTERRUPTED
+            break
+    model.load_state_dict(best_state, strict=False)
+    result.stop_reason = reason
+    for cb in callbacks:
+        cb.on_fit_end(result)
+    return result

@@ -1,0 +1,106 @@
+"""The adapted model (backbone + linear head) and the one place parameter groups are built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..backbones import Backbone, State
+
+__all__ = ["AdaptedModel", "ParamPlan", "build_param_groups", "copy_trainable_state", "count_trainable",
+           "set_train_mode", "trainable_blocks"]
+
+
+class AdaptedModel(nn.Module):
+    """``head(pool(blocks[start:](state)))``; ``start == features_start`` means the state holds pooled features."""
+
+    def __init__(self, backbone: Backbone, n_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.feature_dim, n_classes)
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.backbone.blocks)
+
+    @property
+    def features_start(self) -> int:
+        """The pseudo-boundary after pooling: cached items are ``{"features": Tensor}``."""
+        return self.n_blocks + 1
+
+    def features(self, state: State, start: int = 0) -> Tensor:
+        if start == self.features_start:
+            return state["features"]
+        return self.backbone.pool(self.backbone.run_blocks(state, start))
+
+    def forward(self, state: State, start: int = 0) -> Tensor:
+        return self.head(self.features(state, start))
+
+
+@dataclass(frozen=True)
+class ParamPlan:
+    """What a strategy declares: learning-rate scale per trainable block, and which of its tensors train."""
+
+    block_scales: dict[int, float]
+    only: str | None = None  # train only parameters whose name contains this (e.g. "lora_")
+    train_head: bool = True
+
+
+def _no_decay(name: str, p: nn.Parameter) -> bool:
+    return p.ndim <= 1 or name.endswith(".bias")  # biases, norm weights, scalars
+
+
+def build_param_groups(model: AdaptedModel, plan: ParamPlan, lr: float, head_lr: float,
+                       weight_decay: float) -> tuple[list[dict], int]:
+    """Set ``requires_grad`` from the plan and build AdamW groups. Returns (groups, first trainable block).
+
+    The first trainable block is where a cache of the frozen bottom can stop; ``features_start`` when
+    only the head trains.
+    """
+    for p in model.parameters():
+        p.requires_grad_(False)
+    buckets: dict[tuple[str, float, bool], list[nn.Parameter]] = {}
+    first = model.features_start
+    for i, scale in sorted(plan.block_scales.items()):
+        for name, p in model.backbone.blocks[i].named_parameters():
+            if plan.only is not None and plan.only not in name:
+                continue
+            p.requires_grad_(True)
+            first = min(first, i)
+            buckets.setdefault((f"block{i}", lr * scale, _no_decay(name, p)), []).append(p)
+    if plan.train_head:
+        for name, p in model.head.named_parameters():
+            p.requires_grad_(True)
+            buckets.setdefault(("head", head_lr, _no_decay(name, p)), []).append(p)
+    groups = [{"params": ps, "lr": group_lr, "weight_decay": 0.0 if no_decay else weight_decay, "name": name}
+              for (name, group_lr, no_decay), ps in buckets.items()]
+    return groups, first
+
+
+def trainable_blocks(model: AdaptedModel) -> list[int]:
+    return [i for i, b in enumerate(model.backbone.blocks) if any(p.requires_grad for p in b.parameters())]
+
+
+def set_train_mode(model: AdaptedModel) -> None:
+    """Train mode, except frozen parts: blocks with nothing to train and frozen BatchNorm stay in eval."""
+    model.train()
+    for block in model.backbone.blocks:
+        if not any(p.requires_grad for p in block.parameters()):
+            block.eval()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(
+                p.requires_grad for p in m.parameters(recurse=False)):
+            m.eval()
+
+
+def count_trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@torch.no_grad()
+def copy_trainable_state(model: AdaptedModel) -> dict[str, Tensor]:
+    """Head and every block that trains, parameters and buffers (BatchNorm statistics move too)."""
+    keep = {f"backbone.blocks.{i}." for i in trainable_blocks(model)} | {"head."}
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if any(k.startswith(p) for p in keep)}

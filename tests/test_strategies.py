@@ -1,0 +1,99 @@
+"""Every registered strategy on tiny backbones: what trains, that it learns, Δθ, and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from headstart.errors import HeadstartError
+from headstart.strategies import create_strategy, list_strategies, prepare_model
+from headstart.train import AdaptedModel, build_param_groups, set_train_mode
+
+from .conftest import sample_inputs, tiny_backbone
+
+STRATEGIES = list_strategies()
+BACKBONES = ["minilm-l6", "mobilenetv2"]
+
+
+def _expected_trainable(spec: str, model: AdaptedModel) -> set[str]:
+    """Names that must train, derived independently of the strategy code."""
+    n = model.n_blocks
+    body = {name for name, _ in model.named_parameters() if name.startswith("backbone.")}
+    head = {"head.weight", "head.bias"}
+    if spec == "probe":
+        return head
+    if spec.startswith("partial"):
+        k = int(spec.split(":")[1])
+        return head | {b for b in body if int(b.split(".")[2]) >= n - k}
+    if spec == "lora":
+        return head | {b for b in body if "lora_" in b}
+    return head | body  # scratch, full, lldr, lp-ft
+
+
+def _model(backbone: str, spec: str):
+    strategy = create_strategy(spec)
+    torch.manual_seed(0)
+    model = AdaptedModel(tiny_backbone(backbone, strategy.pretrained), 3)
+    prepare_model(model, strategy)
+    return model, strategy
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize("spec", [s if s != "partial" else "partial:1" for s in STRATEGIES])
+def test_exactly_the_intended_tensors_train_and_get_gradients(backbone, spec):
+    model, strategy = _model(backbone, spec)
+    stage = strategy.stages()[-1]
+    build_param_groups(model, stage.plan(model.n_blocks), 1e-3, 1e-3, 0.01)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == _expected_trainable(spec, model)
+    set_train_mode(model)
+    b = model.backbone
+    logits = model(b.preprocess(sample_inputs(b, 4)))
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 0])).backward()
+    for name, p in model.named_parameters():
+        if name in trainable:
+            assert p.grad is not None, name
+        else:
+            assert p.grad is None, name
+    assert any(p.grad.abs().sum() > 0 for n, p in model.named_parameters() if n in trainable and "lora_B" not in n)
+
+
+def test_frozen_batchnorm_stays_in_eval_mode():
+    model, strategy = _model("mobilenetv2", "partial:1")
+    build_param_groups(model, strategy.plan(model.n_blocks), 1e-3, 1e-3, 0.0)
+    set_train_mode(model)
+    bns = [(i, m) for i, blk in enumerate(model.backbone.blocks) for m in blk.modules()
+           if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(m.training == (i == model.n_blocks - 1) for i, m in bns)
+    lora, strategy = _model("mobilenetv2", "lora")
+    build_param_groups(lora, strategy.plan(lora.n_blocks), 1e-3, 1e-3, 0.0)
+    set_train_mode(lora)
+    assert not any(m.training for m in lora.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_lldr_scales_decay_from_the_top():
+    model, strategy = _model("minilm-l6", "lldr")
+    groups, _ = build_param_groups(model, create_strategy("lldr", decay=0.5).plan(model.n_blocks), 1.0, 1.0, 0.0)
+    lrs = {g["name"]: g["lr"] for g in groups}
+    assert lrs["head"] == 1.0 and lrs["block2"] == 0.5 and lrs["block1"] == 0.25 and lrs["block0"] == 0.125
+
+
+@pytest.mark.parametrize("spec,options,message", [
+    ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, probe, partial:K, full, lldr, lora, lp-ft."),
+    ("lora", {"rnk": 4}, "Strategy 'lora' has no option 'rnk'. Its options: rank, alpha, dropout"),
+    ("partial:x", {}, "In 'partial:x', 'x' is not a valid k."),
+    ("full:3", {}, "Strategy 'full' takes no ':' argument; write just 'full'."),
+    ("partial:0", {}, "The 'k' parameter of partial must be a positive integer. Got 0 instead."),
+    ("lldr", {"decay": 1.5}, "The 'decay' parameter of lldr must be in (0, 1]. Got 1.5 instead."),
+    ("probe", {"solver": "adam"}, "The 'solver' parameter of probe must be 'lbfgs' or 'sgd'. Got 'adam' instead."),
+])
+def test_bad_strategy_specs_say_what_is_valid(spec, options, message):
+    with pytest.raises(HeadstartError) as err:
+        create_strategy(spec, **options)
+    assert str(err.value).startswith(message)
+
+
+def test_partial_with_more_blocks_than_the_backbone_has():
+    model, strategy = _model("minilm-l6", "partial:9")
+    with pytest.raises(HeadstartError, match=r"partial:9 asks for more blocks than the backbone has \(3\)"):
+        strategy.plan(model.n_blocks)

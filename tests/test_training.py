@@ -1,0 +1,179 @@
+"""The loop and the adapter on tiny backbones: learning, early stopping, Δθ, caching, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from headstart import Adapter
+from headstart.data import Task
+from headstart.errors import HeadstartError, NotFittedError
+from headstart.train import Callback, FeatureCache, StopReason, TrainConfig
+
+from .conftest import tiny_backbone
+
+TEXT = lambda pretrained: tiny_backbone("minilm-l6", pretrained)  # noqa: E731
+VISION = lambda pretrained: tiny_backbone("mobilenetv2", pretrained)  # noqa: E731
+FIT_SPECS = ["scratch", "probe", "partial:1", "full", "lldr", "lora", "lp-ft"]
+
+
+def _image_task(n_per_class=12):
+    """Bright vs dark images: learnable by any backbone."""
+    rng = np.random.default_rng(0)
+    imgs = [np.clip(rng.normal(60 if i % 2 else 190, 30, (24, 24, 3)), 0, 255).astype(np.uint8)
+            for i in range(2 * n_per_class)]
+    return Task(imgs, np.array([i % 2 for i in range(2 * n_per_class)]), ("bright", "dark"), "image")
+
+
+class Recorder(Callback):
+    """Keeps a copy of the head after every epoch."""
+
+    def __init__(self, model_getter):
+        self.get, self.heads, self.records = model_getter, {}, []
+
+    def on_epoch_end(self, record):
+        self.records.append(record)
+        self.heads[record.epoch] = self.get().head.weight.detach().clone()
+
+
+@pytest.mark.parametrize("spec", FIT_SPECS)
+def test_every_strategy_learns_the_toy_text_task(text_task, spec):
+    clf = Adapter(TEXT, spec, feature_cache=None, epochs=25, lr=3e-3, head_lr=3e-2, patience=25)
+    clf.fit(text_task, val=text_task)
+    r = clf.result_
+    if r.records:
+        assert r.records[-1].train_loss < r.records[0].train_loss
+    assert r.best_val_acc >= 0.75 and clf.score(text_task) >= 0.75
+
+
+def test_early_stopping_restores_the_best_epochs_weights(text_task):
+    # Validation labels are the training labels flipped: the better it fits, the worse validation gets.
+    flipped = Task(text_task.inputs, 1 - text_task.labels, text_task.classes, "text")
+    rec = Recorder(lambda: rec.model)
+    clf = Adapter(TEXT, "full", feature_cache=None, epochs=30, lr=3e-3, head_lr=3e-2, patience=3, callbacks=[rec])
+    clf.fit(text_task, val=flipped)
+    r = clf.result_
+    assert r.stop_reason is StopReason.EARLY_STOPPED and len(r.records) == r.best_epoch + 3
+    best, last = rec.heads[r.best_epoch], rec.heads[len(r.records)]
+    assert torch.equal(clf.model_.head.weight, best) and not torch.equal(clf.model_.head.weight, last)
+
+
+def test_non_finite_loss_stops_and_says_why(text_task):
+    clf = Adapter(TEXT, "full", feature_cache=None, epochs=10, lr=1e20, head_lr=1e20, grad_clip=None,
+                  warmup=0.0).fit(text_task, val=text_task)
+    assert clf.result_.stop_reason is StopReason.NON_FINITE_LOSS
+    assert any("non-finite" in n for n in clf.result_.notes)
+
+
+@pytest.mark.parametrize("spec,moved", [("probe", set()), ("partial:1", {"layer2"}), ("full", None),
+                                        ("lora", {"layer1", "layer2"})])
+def test_delta_theta_is_where_training_happened(text_task, spec, moved):
+    clf = Adapter(TEXT, spec, feature_cache=None, epochs=3, lr=1e-3).fit(text_task, val=text_task)
+    per_block = clf.result_.delta["per_block"]
+    nonzero = {b for b, v in per_block.items() if v > 0}
+    assert nonzero == (set(per_block) if moved is None else moved)
+    if spec == "lora":  # the base weights did not move: only the low-rank update counts
+        base = clf.model_.backbone.blocks[1].layer.attention.self.query.base_layer.weight
+        assert torch.equal(base, TEXT(True).blocks[1].layer.attention.self.query.weight)
+
+
+@pytest.mark.parametrize("backbone,spec", [(TEXT, s) for s in FIT_SPECS] + [(VISION, "partial:2"), (VISION, "lora")])
+def test_save_load_gives_identical_predictions(tmp_path, text_task, backbone, spec):
+    task = text_task if backbone is TEXT else _image_task()
+    clf = Adapter(backbone, spec, feature_cache=None, epochs=2).fit(task, val=task)
+    clf.save(tmp_path / "m")
+    again = Adapter.load(tmp_path / "m", backbone=backbone)
+    np.testing.assert_array_equal(again.predict_proba(task), clf.predict_proba(task))
+    assert list(again.classes_) == list(task.classes)
+
+
+def test_saved_models_hold_only_what_changed(tmp_path, text_task):
+    from safetensors.torch import load_file
+
+    sizes = {}
+    for spec in ("probe", "lora", "partial:1", "full"):
+        Adapter(TEXT, spec, feature_cache=None, epochs=1).fit(text_task, val=text_task).save(tmp_path / spec)
+        keys = load_file(str(tmp_path / spec / "adapter.safetensors")).keys()
+        sizes[spec] = keys
+    assert set(sizes["probe"]) == {"head.weight", "head.bias"}
+    assert all(k.startswith("head.") or "lora_" in k for k in sizes["lora"])
+    assert {k.split(".")[2] for k in sizes["partial:1"] if k.startswith("backbone.")} == {"2"}
+    assert len(sizes["full"]) > len(sizes["partial:1"]) > len(sizes["lora"]) > len(sizes["probe"])
+
+
+def test_loading_onto_another_backbone_is_refused(tmp_path, text_task):
+    Adapter(TEXT, "probe", feature_cache=None).fit(text_task, val=text_task).save(tmp_path / "m")
+
+    def other(pretrained):
+        b = TEXT(pretrained)
+        with torch.no_grad():
+            b.blocks[0].embeddings.word_embeddings.weight.mul_(2)
+        return b
+
+    with pytest.raises(HeadstartError, match="was saved for backbone minilm-l6 .*load it onto the backbone"):
+        Adapter.load(tmp_path / "m", backbone=other)
+
+
+def test_feature_cache_hits_on_second_run_and_misses_on_new_data_or_weights(tmp_path, text_task):
+    cache_dir = tmp_path / "features"
+    first = Adapter(TEXT, "probe", feature_cache=cache_dir).fit(text_task, val=text_task)
+    n_unique = len(set(text_task.inputs))
+    cache = FeatureCache(cache_dir)  # a new process would start like this: from disk
+    clf = Adapter(TEXT, "probe", feature_cache=cache_dir)
+    clf._cache = lambda: cache
+    clf.fit(text_task, val=text_task)
+    assert cache.misses == 0 and cache.hits == 2 * len(text_task)
+    np.testing.assert_allclose(clf.predict_proba(text_task), first.predict_proba(text_task))
+
+    changed = Task([t + " !" for t in text_task.inputs], text_task.labels, text_task.classes, "text")
+    clf.fit(changed, val=changed)
+    assert cache.misses == n_unique
+
+    def other_weights(pretrained):
+        b = TEXT(pretrained)
+        with torch.no_grad():
+            b.blocks[1].layer.output.dense.bias.add_(0.5)
+        return b
+
+    clf.backbone = other_weights
+    clf.fit(text_task, val=text_task)
+    assert cache.misses == 2 * n_unique
+
+
+def test_partial_cache_gives_the_same_training_as_running_the_bottom():
+    task = _image_task()
+    cached = Adapter(VISION, "partial:2", feature_cache=None, epochs=3).fit(task, val=task)
+    direct = Adapter(VISION, "partial:2", feature_cache=None, epochs=3, cache_features=False).fit(task, val=task)
+    assert any("ran once (cached)" in n for n in cached.result_.notes)
+    assert not any("cached" in n for n in direct.result_.notes)
+    np.testing.assert_allclose(cached.predict_proba(task), direct.predict_proba(task), rtol=1e-4, atol=1e-5)
+
+
+def test_augmentation_bypasses_the_cache_and_still_learns():
+    task = _image_task()
+    clf = Adapter(VISION, "partial:2", feature_cache=None, epochs=4, augment=True).fit(task, val=task)
+    assert not any("cached" in n for n in clf.result_.notes) and len(clf.result_.records) >= 1
+
+
+def test_same_seed_same_result_other_seed_other_result(text_task):
+    runs = [Adapter(TEXT, "full", feature_cache=None, epochs=2, seed=s).fit(text_task).predict_proba(text_task)
+            for s in (0, 0, 1)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert not np.array_equal(runs[0], runs[2])
+
+
+def test_user_errors(text_task):
+    with pytest.raises(NotFittedError, match="not fitted yet; call fit"):
+        Adapter(TEXT).predict(["good"])
+    clf = Adapter(TEXT, "probe", feature_cache=None).fit(text_task, val=text_task)
+    with pytest.raises(HeadstartError, match="is a text model but got ndarray input"):
+        clf.predict([np.zeros((8, 8, 3), np.uint8)])
+    with pytest.raises(HeadstartError, match="is a image model but the data are texts|image model but the data"):
+        Adapter(VISION, "probe").fit(text_task)
+    with pytest.raises(HeadstartError, match=r"Labels \['meh'\] do not occur in the training data"):
+        clf.score(["good movie"], ["meh"])
+    with pytest.raises(HeadstartError, match="needs labels"):
+        Adapter(TEXT).fit(["a", "b"])
+    with pytest.raises(HeadstartError, match="The 'monitor' parameter of TrainConfig must be"):
+        TrainConfig(monitor="accuracy")
