@@ -120,8 +120,7 @@ def test_feature_cache_hits_on_second_run_and_misses_on_new_data_or_weights(tmp_
     first = Adapter(TEXT, "probe", feature_cache=cache_dir).fit(text_task, val=text_task)
     n_unique = len(set(text_task.inputs))
     cache = FeatureCache(cache_dir)  # a new process would start like this: from disk
-    clf = Adapter(TEXT, "probe", feature_cache=cache_dir)
-    clf._cache = lambda: cache
+    clf = Adapter(TEXT, "probe", feature_cache=cache)
     clf.fit(text_task, val=text_task)
     assert cache.misses == 0 and cache.hits == 2 * len(text_task)
     np.testing.assert_allclose(clf.predict_proba(text_task), first.predict_proba(text_task))

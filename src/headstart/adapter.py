@@ -21,6 +21,7 @@ from .data import Task, from_arrays, holdout
 from .errors import HeadstartError, NotFittedError
 from .fetch import cache_dir
 from .strategies import Strategy, create_strategy, fit_model, prepare_model
+from .strategies.runner import stack_states
 from .train import AdaptedModel, Callback, FeatureCache, FitResult, ProgressBar, TrainConfig
 from .train.loop import BatchSource, evaluate
 
@@ -44,7 +45,8 @@ class Adapter:
     backbone_options:
         Passed to ``create_backbone`` (``image_size=128``, ``max_length=64``).
     feature_cache:
-        A folder for the frozen-bottom cache (default: the user cache), or ``None`` for memory only.
+        A folder for the frozen-bottom cache (default: the user cache), a shared ``FeatureCache``, or
+        ``None`` for memory only.
     progress:
         Show a progress bar over epochs.
     **options:
@@ -53,7 +55,8 @@ class Adapter:
     """
 
     def __init__(self, backbone: BackboneArg = "minilm-l6", strategy: str | Strategy = "probe", *,
-                 backbone_options: dict[str, Any] | None = None, feature_cache: str | Path | None | bool = True,
+                 backbone_options: dict[str, Any] | None = None,
+                 feature_cache: str | Path | FeatureCache | None | bool = True,
                  callbacks: Sequence[Callback] = (), progress: bool = False, **options: Any) -> None:
         self.backbone = backbone
         self.strategy = strategy
@@ -96,15 +99,28 @@ class Adapter:
 
     # -- predicting ----------------------------------------------------------------------------
     def predict_proba(self, X: Task | Sequence[Any]) -> np.ndarray:
+        """Class probabilities, columns in ``classes_`` order.
+
+        For a ``Task`` (e.g. a test set scored again and again in a race), the output of blocks that
+        never trained is taken from the feature cache, exactly as the uncached path would compute it.
+        """
         self._check_fitted()
         inputs = X.inputs if isinstance(X, Task) else X
         if isinstance(inputs, str):
             raise HeadstartError("predict takes a list of inputs; wrap a single text as [text].")
         if len(inputs) == 0:
             return np.zeros((0, len(self.classes_)))
-        source = BatchSource(inputs, np.zeros(len(inputs), dtype=np.int64), self.model_.backbone.preprocess)
-        device = next(self.model_.parameters()).device
-        _, _, logits = evaluate(self.model_, source, 0, device, self.config_.eval_batch_size)
+        model, device = self.model_, next(self.model_.parameters()).device
+        start = getattr(self, "result_", None) and self.result_.frozen_until
+        if isinstance(X, Task) and start and self.feature_cache is not False:
+            states = self._cache().states(model, start, X, range(len(X)), batch_size=self.config_.eval_batch_size,
+                                          device=device)
+            merge = stack_states if start == model.features_start else model.backbone.merge_states
+            source = BatchSource(states, X.labels, merge)
+        else:
+            start = 0
+            source = BatchSource(inputs, np.zeros(len(inputs), dtype=np.int64), model.backbone.preprocess)
+        _, _, logits = evaluate(model, source, start, device, self.config_.eval_batch_size)
         return torch.softmax(logits.double(), dim=1).numpy()
 
     def predict(self, X: Task | Sequence[Any]) -> np.ndarray:
@@ -136,6 +152,8 @@ class Adapter:
             raise NotFittedError("This Adapter is not fitted yet; call fit(...) or Adapter.load(folder) first.")
 
     def _cache(self) -> FeatureCache:
+        if isinstance(self.feature_cache, FeatureCache):
+            return self.feature_cache
         if self.feature_cache is True:
             return FeatureCache(cache_dir() / "features")
         return FeatureCache(None if self.feature_cache in (None, False) else self.feature_cache)

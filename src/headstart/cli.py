@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from .cli_race import add_race_commands
 from .cli_train import add_train_commands
 from .errors import HeadstartError
 
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_describe)
 
     add_train_commands(sub, _data_options)
+    add_race_commands(sub, _data_options)
     return parser
 
 

@@ -18,7 +18,7 @@ from ..train.loop import BatchSource, evaluate, run_training
 from ..train.model import AdaptedModel, build_param_groups, count_trainable
 from .base import Strategy
 
-__all__ = ["fit_model", "prepare_model"]
+__all__ = ["fit_model", "prepare_model", "stack_states"]
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,8 @@ def prepare_model(model: AdaptedModel, strategy: Strategy) -> None:
         stage.configure(model)
 
 
-def _stack(states):
+def stack_states(states):
+    """Per-example fixed-size states (pooled features) into a batch."""
     return {k: torch.stack([s[k] for s in states]) for k in states[0]}
 
 
@@ -38,7 +39,7 @@ def _sources(model: AdaptedModel, boundary: int, train: Task, val: Task, cfg: Tr
     """Cached states from ``boundary`` when allowed, else raw inputs from block 0 (with augmentation)."""
     backbone = model.backbone
     if cfg.cache_features and not cfg.augment and boundary > 0:
-        merge = _stack if boundary == model.features_start else backbone.merge_states
+        merge = stack_states if boundary == model.features_start else backbone.merge_states
         sources = [BatchSource(cache.states(model, boundary, t, range(len(t)), batch_size=cfg.eval_batch_size,
                                             device=device), t.labels, merge) for t in (train, val)]
         return boundary, sources[0], sources[1]
@@ -58,10 +59,11 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, c
     start_weights = snapshot(model.backbone)
     result = FitResult(strategy=strategy.spec)
     tic = time.perf_counter()
-    for stage in strategy.stages():
+    for n, stage in enumerate(strategy.stages()):
         lr = cfg.lr or stage.default_lr
         head_lr = cfg.head_lr or stage.default_head_lr or lr
         groups, boundary = build_param_groups(model, stage.plan(model.n_blocks), lr, head_lr, cfg.weight_decay)
+        result.frozen_until = boundary if n == 0 else min(result.frozen_until, boundary)
         if stage.closed_form:
             _solve(model, stage, train, val, cfg, cache, device, result)
             continue
@@ -79,11 +81,11 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, c
 def _solve(model: AdaptedModel, stage, train: Task, val: Task, cfg: TrainConfig, cache: FeatureCache,
            device: torch.device, result: FitResult) -> None:
     at = model.features_start
-    feats = [_stack(cache.states(model, at, t, range(len(t)), batch_size=cfg.eval_batch_size, device=device))
+    feats = [stack_states(cache.states(model, at, t, range(len(t)), batch_size=cfg.eval_batch_size, device=device))
              ["features"].cpu() for t in (train, val)]
     chosen = stage.solve(model, feats[0], train.labels, feats[1], val.labels, monitor=cfg.monitor, seed=cfg.seed)
     # Score the solved head through the same path predictions take, so the record is exact.
-    loss, acc, _ = evaluate(model, BatchSource([{"features": f} for f in feats[1]], val.labels, _stack), at,
+    loss, acc, _ = evaluate(model, BatchSource([{"features": f} for f in feats[1]], val.labels, stack_states), at,
                             device, cfg.eval_batch_size)
     result.trainable_params = max(result.trainable_params, count_trainable(model))
     result.best_val_loss, result.best_val_acc = loss, acc

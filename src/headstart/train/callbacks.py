@@ -46,6 +46,8 @@ class FitResult:
     trainable_params: int = 0
     delta: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: blocks ``[0, frozen_until)`` never trained (``n_blocks + 1``: only the head did), so their output can be cached
+    frozen_until: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -1,0 +1,40 @@
+"""Write one benchmark's section into BENCHMARKS.md (replacing that section only), with machine and date."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FILE = ROOT / "BENCHMARKS.md"
+HEADER = """# Benchmarks
+
+Measured side by side in one run on the machine named in each section (shared and noisy: read the
+ratios, not the absolute seconds). Regenerate with `make bench` (or one script in `benchmarks/`).
+"""
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} CPU cores ({cpu}), no GPU; Python {platform.python_version()}, torch {torch.__version__}; "
+            f"{_dt.date.today().isoformat()}")
+
+
+def write_section(key: str, title: str, body: str) -> None:
+    text = FILE.read_text(encoding="utf-8") if FILE.exists() else HEADER
+    block = f"<!-- {key}:start -->\n## {title}\n\n_{machine()}_\n\n{body.strip()}\n<!-- {key}:end -->\n"
+    pattern = re.compile(rf"<!-- {re.escape(key)}:start -->.*?<!-- {re.escape(key)}:end -->\n", re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
+    FILE.write_text(text, encoding="utf-8")

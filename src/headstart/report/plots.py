@@ -1,0 +1,76 @@
+"""Learning curves and training curves as PNG (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: draw to files only
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ..race.analysis import Row  # noqa: E402
+
+__all__ = ["learning_curve", "training_curves"]
+
+
+def learning_curve(rows: list[Row], path: Path, title: str) -> Path:
+    """Test accuracy vs labelled examples per class (log x), one line per strategy, a band for ±1 std."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+    by: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        by[r.strategy].append(r)
+    for strategy, rs in by.items():
+        rs = sorted(rs, key=lambda r: r.per_class)
+        x = np.array([r.per_class for r in rs])
+        y = np.array([r.acc_mean for r in rs])
+        s = np.array([r.acc_std for r in rs])
+        (line,) = ax.plot(x, y, marker="o", linestyle="--" if strategy == "scratch" else "-", label=strategy)
+        ax.fill_between(x, y - s, y + s, color=line.get_color(), alpha=0.15)
+    ax.set_xscale("log")
+    xs = sorted({round(r.per_class) for r in rows})
+    ax.set_xticks(xs)
+    ax.set_xticklabels([str(v) for v in xs])
+    ax.set_xlabel("labelled examples per class (log scale)")
+    ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def training_curves(records: list[dict[str, Any]], strategy: str, path: Path) -> Path | None:
+    """Validation loss and accuracy per epoch for every run of one strategy; a star at the restored epoch."""
+    runs = [r for r in records if r["strategy"] == strategy and r["curve"]]
+    if not runs:
+        return None
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=100)
+    cmap = plt.get_cmap("viridis")
+    budgets = sorted({r["per_class"] for r in runs})
+    for r in sorted(runs, key=lambda r: (r["per_class"], r["seed"])):
+        color = cmap(budgets.index(r["per_class"]) / max(1, len(budgets) - 1))
+        epochs = np.arange(1, len(r["curve"]) + 1)
+        label = f"{r['budget'] if r['budget'] is not None else 'all'}/class" if r["seed"] == 0 else None
+        ax_loss.plot(epochs, [c["train_loss"] for c in r["curve"]], color=color, alpha=0.35, linestyle=":")
+        ax_loss.plot(epochs, [c["val_loss"] for c in r["curve"]], color=color, alpha=0.8, label=label)
+        ax_acc.plot(epochs, [c["val_acc"] for c in r["curve"]], color=color, alpha=0.8, label=label)
+        if r["best_epoch"]:
+            i = [k for k, c in enumerate(r["curve"]) if c["epoch"] == r["best_epoch"]][-1]
+            ax_loss.plot(epochs[i], r["curve"][i]["val_loss"], marker="*", color=color, markersize=11)
+            ax_acc.plot(epochs[i], r["curve"][i]["val_acc"], marker="*", color=color, markersize=11)
+    ax_loss.set_title(f"{strategy}: loss (dotted: train, solid: validation)")
+    ax_acc.set_title(f"{strategy}: validation accuracy (★ restored epoch)")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("epoch (across stages)")
+        ax.grid(True, alpha=0.3)
+    ax_acc.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
