@@ -28,8 +28,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{os.cpu_count()} CPU cores ({cpu}), no GPU; Python {platform.python_version()}, torch {torch.__version__}; "
-            f"{_dt.date.today().isoformat()}")
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{os.cpu_count()} CPU cores ({cpu}), {gpu}; Python {platform.python_version()}, "
+            f"torch {torch.__version__}; {_dt.date.today().isoformat()}")
 
 
 def write_section(key: str, title: str, body: str) -> None:

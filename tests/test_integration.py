@@ -43,3 +43,82 @@ def test_cli_lists_packaged_backbones_as_available_offline():
     for name in ("minilm-l6", "mobilenetv2", "efficientnet-lite0"):
         line = next(line for line in out.splitlines() if line.startswith(name))
         assert "yes (" in line
+
+
+def _cli(*args, check=True):
+    return subprocess.run([sys.executable, "-m", "headstart.cli", *args], capture_output=True, text=True, check=check)
+
+
+@pytest.fixture(scope="module")
+def reviews_csv(tmp_path_factory):
+    """A small real CSV: 60 rotten-tomatoes reviews per class."""
+    import csv
+
+    import numpy as np
+
+    task = load_task("rotten-tomatoes")
+    rng = np.random.default_rng(0)
+    index = np.concatenate([rng.choice(np.flatnonzero(task.labels == c), 60, replace=False) for c in (0, 1)])
+    path = tmp_path_factory.mktemp("csv") / "reviews.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "verdict"])
+        w.writerows((task.inputs[i], task.classes[task.labels[i]]) for i in index)
+    return path
+
+
+def test_cli_fit_then_predict_text(tmp_path, reviews_csv):
+    import json
+
+    out = tmp_path / "model"
+    _cli("fit", str(reviews_csv), "--label-column", "verdict", "--strategy", "lora", "--epochs", "2",
+         "--out", str(out), "--quiet")
+    saved = json.loads((out / "adapter.json").read_text())
+    assert saved["saved_parameters"] < 200_000  # the LoRA matrices and the head, not 22.7 M
+    rows = json.loads(_cli("predict", str(out), "A triumph.", str(reviews_csv), "--json").stdout)
+    assert len(rows) == 121 and {r["label"] for r in rows} <= {"fresh", "rotten"}
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in rows)
+
+
+def test_cli_bad_inputs_end_in_one_sentence(tmp_path, reviews_csv):
+    out = tmp_path / "model"
+    _cli("fit", str(reviews_csv), "--label-column", "verdict", "--strategy", "probe", "--out", str(out), "--quiet")
+    no_text = tmp_path / "x.csv"
+    no_text.write_text("id,stars\n1,5\n")
+    image = tmp_path / "a.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(image)
+    for args, message in [((str(out), str(image)), "is an image, but this model reads text"),
+                          ((str(out), str(no_text)), "cannot tell which column holds the text"),
+                          ((str(tmp_path),), "is not a saved headstart model")]:
+        done = _cli("predict", *args, "x" if len(args) == 1 else args[-1], check=False)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert message in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_compare_on_rotten_tomatoes_finds_that_pretraining_helps(tmp_path):
+    import json
+
+    out = _cli("compare", "rotten-tomatoes", "--backbone", "minilm-l6", "--strategies", "scratch,probe",
+               "--budgets", "64", "--seeds", "2", "--test-limit", "1000", "--epochs", "4", "--max-length", "64",
+               "--no-advice", "--quiet", "--json", "--out", str(tmp_path)).stdout
+    result = json.loads(out)
+    assert result["pretraining_helps"] is True and (tmp_path / "report.html").exists()
+    assert {r["strategy"] for r in result["table"]} == {"scratch", "probe"}
+
+
+def test_advise_gives_a_recipe_from_frozen_features():
+    from headstart.race import advise
+
+    a = advise(load_task("rotten-tomatoes"), "minilm-l6", subset=300)
+    assert a.strategy in {"probe", "partial:2", "full"} and a.size == "large"
+    assert a.probe_acc_pretrained > a.probe_acc_random and a.logme_pretrained > a.logme_random
+
+
+def test_vision_fit_on_mnist(tmp_path):
+    import json
+
+    out = _cli("fit", "mnist-5k", "--backbone", "mobilenetv2", "--strategy", "partial:2", "--budget", "16",
+               "--image-size", "64", "--epochs", "3", "--out", str(tmp_path), "--quiet", "--json").stdout
+    assert json.loads(out)["test_accuracy"] > 0.5

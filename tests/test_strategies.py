@@ -97,3 +97,11 @@ def test_partial_with_more_blocks_than_the_backbone_has():
     model, strategy = _model("minilm-l6", "partial:9")
     with pytest.raises(HeadstartError, match=r"partial:9 asks for more blocks than the backbone has \(3\)"):
         strategy.plan(model.n_blocks)
+
+
+@pytest.mark.parametrize("backbone,expected", [("minilm-l6", 1e-4), ("mobilenetv2", 1e-3)])
+def test_scratch_trains_at_the_architectures_own_rate(backbone, expected):
+    from headstart.strategies.runner import fit_model  # noqa: F401  (the runner asks strategies via lr_for)
+
+    assert create_strategy("scratch").lr_for(tiny_backbone(backbone, False)) == expected
+    assert create_strategy("full").lr_for(tiny_backbone(backbone)) == 5e-5

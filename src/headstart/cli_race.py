@@ -14,8 +14,8 @@ __all__ = ["DEMO", "add_race_commands"]
 #: The built-in example: a small race that shows every kind of strategy in about five minutes on 2 CPU cores.
 DEMO: dict[str, Any] = {
     "data": "rotten-tomatoes", "backbone": "minilm-l6", "strategies": ["scratch", "probe", "partial:2", "full", "lora"],
-    "budgets": [8, 32, 128], "seeds": 2, "test_limit": 1000,
-    "train_options": {"epochs": 8, "patience": 3}, "backbone_options": {"max_length": 64},
+    "budgets": [8, 32, 64], "seeds": 2, "test_limit": 600,
+    "train_options": {"epochs": 6, "patience": 3}, "backbone_options": {"max_length": 64},
 }
 
 
@@ -98,7 +98,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     if not args.quiet:
         print("headstart demo: a race of scratch, probe, partial:2, full and lora on rotten-tomatoes with minilm-l6, "
-              "at 8, 32 and 128 labels per class, 2 seeds (about five minutes on 2 CPU cores)")
+              "at 8, 32 and 64 labels per class, 2 seeds (about five minutes on 2 CPU cores)")
     race(dict(DEMO), Path(args.out), advice=True, quiet=args.quiet, as_json=args.json)
 
 

@@ -40,6 +40,9 @@ class Backbone(nn.Module, ABC):
 
     #: registry name, e.g. ``"minilm-l6"``; set by the factory
     name: str = ""
+    #: the learning rate that trains this architecture from a random init (the ``scratch`` baseline):
+    #: conv nets take 1e-3 with AdamW; transformers collapse to one class there and need about 1e-4
+    scratch_lr: float = 1e-3
     modality: Modality
     feature_dim: int
     blocks: nn.ModuleList

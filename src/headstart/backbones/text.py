@@ -70,6 +70,7 @@ class HFTextBackbone(Backbone):
     """A BERT-family encoder split into [embeddings, layer 1, ..., layer N]; mean pooling over tokens."""
 
     modality = "text"
+    scratch_lr = 1e-4
 
     def __init__(self, model: nn.Module, tokenizer: Any, *, name: str, pretrained: bool, source: str,
                  normalize: bool = False, max_length: int = 128) -> None:

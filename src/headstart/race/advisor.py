@@ -28,7 +28,10 @@ from ..train import AdaptedModel, FeatureCache
 __all__ = ["Advice", "advise", "logme"]
 
 SMALL_PER_CLASS = 100  # below this many labels per class (median), the data count as small
-CLOSE_ERROR_REDUCTION = 0.25  # pretrained probe removes >= 25% of the random-feature probe's errors
+# A pretrained probe that removes >= 20% of the errors of a probe on the random-init twin's features counts as
+# "close". Random transformer features are already a bag-of-words random projection (0.58 on movie reviews),
+# so the bar is lower than it sounds. A heuristic: the race afterwards says whether the advice held.
+CLOSE_ERROR_REDUCTION = 0.20
 
 
 def logme(features: np.ndarray, labels: np.ndarray) -> float:

@@ -83,7 +83,8 @@ def render_html(*, title: str, meta: dict[str, Any], rows: list[Row], verdict: T
     parts.append("<h2>Training curves</h2><p class='sub'>every run of each strategy; ★ marks the epoch whose "
                  "weights early stopping restored.</p>")
     for strategy, path in curves.items():
-        parts.append(_img(path, f"training curves of {strategy}"))
+        parts.append(_img(path, f"training curves of {strategy}") if path is not None else
+                     f"<p><code>{html.escape(strategy)}</code>: fitted without epochs (closed form), no curve.</p>")
     spec = json.dumps(meta["spec"], indent=2)
     parts.append(f"<h2>How this was run</h2><pre>{html.escape(spec)}</pre></body></html>")
     return "\n".join(parts)

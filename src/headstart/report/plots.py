@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: draw to files only
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter  # noqa: E402
 
 from ..race.analysis import Row  # noqa: E402
 
@@ -32,8 +33,9 @@ def learning_curve(rows: list[Row], path: Path, title: str) -> Path:
         ax.fill_between(x, y - s, y + s, color=line.get_color(), alpha=0.15)
     ax.set_xscale("log")
     xs = sorted({round(r.per_class) for r in rows})
-    ax.set_xticks(xs)
-    ax.set_xticklabels([str(v) for v in xs])
+    ax.xaxis.set_major_locator(FixedLocator(xs))
+    ax.xaxis.set_major_formatter(FixedFormatter([str(v) for v in xs]))
+    ax.xaxis.set_minor_formatter(NullFormatter())  # log axes label minor ticks too (2×10¹...): noise here
     ax.set_xlabel("labelled examples per class (log scale)")
     ax.set_ylabel("test accuracy (mean ± std over seeds)")
     ax.set_title(title)

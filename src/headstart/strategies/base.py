@@ -63,6 +63,10 @@ class Strategy(ABC):
     def stages(self) -> list[Strategy]:
         return [self]
 
+    def lr_for(self, backbone: Any) -> float:
+        """The default learning rate on this backbone (``default_lr`` unless a strategy knows better)."""
+        return self.default_lr
+
     def save_filter(self, key: str) -> bool:
         """Whether a tensor of a trained block is part of a saved model (default: all of them)."""
         return True

@@ -60,7 +60,7 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, c
     result = FitResult(strategy=strategy.spec)
     tic = time.perf_counter()
     for n, stage in enumerate(strategy.stages()):
-        lr = cfg.lr or stage.default_lr
+        lr = cfg.lr or stage.lr_for(model.backbone)
         head_lr = cfg.head_lr or stage.default_head_lr or lr
         groups, boundary = build_param_groups(model, stage.plan(model.n_blocks), lr, head_lr, cfg.weight_decay)
         result.frozen_until = boundary if n == 0 else min(result.frozen_until, boundary)

@@ -1,0 +1,145 @@
+"""The race on a tiny backbone: resume after SIGKILL, reproducibility, grid growth, report, verdicts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from headstart.errors import HeadstartError
+from headstart.race import RaceSpec, default_budgets, logme, negative_transfer, recommend, summarize
+from headstart.report import write_report
+
+from .race_child import run, toy_spec, toy_task
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rows(db: Path) -> dict[str, float]:
+    try:
+        with sqlite3.connect(db) as con:
+            return dict(con.execute("SELECT key, finished FROM runs"))
+    except sqlite3.OperationalError:  # the child has created the file but not yet the table
+        return {}
+
+
+def test_a_killed_race_keeps_finished_runs_and_completes_the_rest(tmp_path):
+    out = tmp_path / "race"
+    child = subprocess.Popen([sys.executable, "-m", "tests.race_child", str(out), "0.4"], cwd=ROOT)
+    db = out / "results.sqlite"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not db.exists() or len(_rows(db)) < 3):
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    before = _rows(db)
+    assert 3 <= len(before) < len(toy_spec().runs())  # killed mid-grid
+    records = run(str(out))
+    after = _rows(db)
+    assert len(records) == len(toy_spec().runs()) == len(after)
+    assert all(after[k] == t for k, t in before.items())  # finished runs were not redone
+
+
+def test_identical_seeds_give_identical_tables(tmp_path):
+    tables = []
+    for name in ("a", "b"):
+        rows = summarize(run(str(tmp_path / name)), toy_spec().strategies)
+        tables.append([(r.strategy, r.budget, r.acc_mean, r.acc_std, r.f1_mean, r.delta_l2) for r in rows])
+    assert tables[0] == tables[1]
+
+
+def test_a_larger_grid_only_adds_the_missing_runs(tmp_path):
+    first = _rows_after(tmp_path, budgets=(4,))
+    second = _rows_after(tmp_path, budgets=(4, 8))
+    assert len(second) == 2 * len(first) and all(second[k] == t for k, t in first.items())
+
+
+def _rows_after(tmp_path, **spec):
+    run(str(tmp_path / "grow"), **spec)
+    return _rows(tmp_path / "grow" / "results.sqlite")
+
+
+def test_report_is_self_contained_with_its_plots(tmp_path):
+    run(str(tmp_path / "r"))
+    page = write_report(tmp_path / "r").read_text()
+    assert page.count('src="data:image/png;base64,') == 1 + 2  # learning curve + scratch's and lora's curves
+    assert "<code>probe</code>: fitted without epochs (closed form)" in page
+    assert "http://" not in page and "https://" not in page
+    for text in ("Recommendation", "Negative-transfer check", "Learning curves", "lora", "probe"):
+        assert text in page
+    assert (tmp_path / "r" / "plots" / "learning_curve.png").stat().st_size > 10_000
+
+
+def _record(strategy, budget, seed, acc, n_test=1000):
+    return {"strategy": strategy, "budget": budget, "seed": seed, "test_acc": acc, "test_macro_f1": acc,
+            "n_test": n_test, "per_class": budget, "trainable_params": 10 if strategy == "probe" else 1000,
+            "seconds": 1.0, "seconds_per_epoch": None, "epochs": 1, "delta_l2": 0.0, "delta_relative": 0.0}
+
+
+@pytest.mark.parametrize("accs,helps,first_line", [
+    ({"scratch": [0.80, 0.81], "probe": [0.79, 0.80]}, False, "Pretraining is NOT helping on this data"),
+    ({"scratch": [0.60, 0.61], "probe": [0.61, 0.62]}, False, "Pretraining is NOT helping on this data"),
+    ({"scratch": [0.60, 0.61], "probe": [0.75, 0.76]}, True, "Pretraining helps at every budget."),
+])
+def test_negative_transfer_verdict(accs, helps, first_line):
+    records = [_record(s, 8, seed, a) for s, values in accs.items() for seed, a in enumerate(values)]
+    verdict = negative_transfer(records)
+    assert verdict.pretraining_helps is helps and verdict.message.startswith(first_line)
+
+
+def test_verdict_fires_when_the_labels_are_invisible_to_the_features(tmp_path):
+    import numpy as np
+
+    from headstart.data import Task
+    from headstart.race import run_race
+
+    from .conftest import tiny_backbone
+
+    rng = np.random.default_rng(1)  # labels drawn independently of the texts: nothing can be transferred
+    texts = [" ".join(rng.choice(["good", "bad", "movie", "plot", "fun"], 4)) + f" {i}" for i in range(300)]
+    task = Task(texts, rng.integers(0, 2, 300), ("a", "b"), "text", "noise")
+    spec = RaceSpec("noise", "minilm-l6", strategies=["scratch", "probe", "full"], budgets=[16, 64], seeds=2,
+                    train_options={"epochs": 3})
+    records = run_race(spec, tmp_path, task=task, backbone=lambda p: tiny_backbone("minilm-l6", p), progress=False)
+    verdict = negative_transfer(records)
+    assert verdict.pretraining_helps is False and "NOT helping" in verdict.message
+
+
+def test_recommendation_prefers_the_cheaper_of_two_tied_strategies():
+    records = [_record(s, 64, seed, a) for s, a in (("probe", 0.80), ("full", 0.805), ("scratch", 0.6))
+               for seed in (0, 1)]
+    rec = recommend(summarize(records), negative_transfer(records))
+    assert rec.strategy == "probe" and "within noise" in rec.reasons[1]
+
+
+def test_logme_ranks_informative_features_above_noise():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 400)
+    informative = np.eye(3)[y] * 2 + rng.normal(0, 0.5, (400, 3))
+    noise = rng.normal(0, 1, (400, 3))
+    assert logme(np.hstack([informative, noise]), y) > logme(rng.normal(0, 1, (400, 6)), y)
+
+
+def test_default_budgets_fit_the_data():
+    task = toy_task(400)  # 200 per class: 140 in the training pool
+    assert default_budgets(task) == [8, 32, 128, None]
+    assert default_budgets(toy_task(40)) == [8, None]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"strategies": ["probe", "warp"]}, "Unknown strategy 'warp'. Valid strategies:"),
+    ({"seeds": 0}, "The 'seeds' parameter of a race must be at least 1. Got 0 instead."),
+    ({"strategies": ["probe", "probe"]}, "Each strategy once"),
+])
+def test_bad_race_specs(kwargs, message):
+    with pytest.raises(HeadstartError) as err:
+        RaceSpec("toy", "minilm-l6", **kwargs)
+    assert str(err.value).startswith(message)
