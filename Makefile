@@ -22,4 +22,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/training.py
+	$(PY) benchmarks/demo.py
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[bench]"
+	$(PY) benchmarks/peers.py

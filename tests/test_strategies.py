@@ -86,6 +86,7 @@ def test_lldr_scales_decay_from_the_top():
     ("partial:0", {}, "The 'k' parameter of partial must be a positive integer. Got 0 instead."),
     ("lldr", {"decay": 1.5}, "The 'decay' parameter of lldr must be in (0, 1]. Got 1.5 instead."),
     ("probe", {"solver": "adam"}, "The 'solver' parameter of probe must be 'lbfgs' or 'sgd'. Got 'adam' instead."),
+    ("probe", {"selection": "loo"}, "The 'selection' parameter of probe must be 'cv' or 'val'. Got 'loo' instead."),
 ])
 def test_bad_strategy_specs_say_what_is_valid(spec, options, message):
     with pytest.raises(HeadstartError) as err:

@@ -176,3 +176,12 @@ def test_user_errors(text_task):
         Adapter(TEXT).fit(["a", "b"])
     with pytest.raises(HeadstartError, match="The 'monitor' parameter of TrainConfig must be"):
         TrainConfig(monitor="accuracy")
+
+
+@pytest.mark.parametrize("selection,how", [("cv", "cross-validation on training + validation, then refit"),
+                                           ("val", "chosen by on the validation split")])
+def test_probe_selects_c_as_asked(text_task, selection, how):
+    clf = Adapter(TEXT, "probe", feature_cache=None, selection=selection).fit(text_task)
+    assert any(how.replace("chosen by ", "") in n for n in clf.result_.notes)
+    assert clf.result_.stop_reason is StopReason.SOLVED and 0.0 <= clf.result_.best_val_acc <= 1.0
+    assert clf.score(text_task) >= 0.75

@@ -1,0 +1,219 @@
+"""headstart against the tools a user would otherwise pick, side by side, on identical splits.
+
+    pip install -e ".[bench]"
+    python benchmarks/peers.py                      # rotten-tomatoes and vader-tweets, 8/32/128 per class, 3 seeds
+    python benchmarks/peers.py --data vader-tweets --budgets 8,32 --seeds 2
+
+Peers (measurement tools only, in the ``bench`` extra):
+- SetFit (same MiniLM body, logistic-regression head), its documented defaults; where the default
+  "oversampling" would draw more sentence pairs than ``num_iterations=20`` (SetFit's pre-1.0 default
+  and the paper's setting), ``num_iterations=20`` caps them: all pairs of 384 texts is ~74k pairs,
+  about 50 minutes per run on 2 CPU cores;
+- a Hugging Face ``Trainer`` full fine-tune of ``AutoModelForSequenceClassification`` from the same
+  checkpoint, its default ``TrainingArguments`` (3 epochs, lr 5e-5, batch 8);
+- scikit-learn ``LogisticRegression()`` (defaults) on the same frozen sentence embeddings.
+
+Every peer trains on the same labelled examples headstart saw (its training draw plus its
+validation draw, since the peers have no use for a validation split) and is scored on the same
+held-out test examples. headstart runs its race (probe, partial:2, full, lora, lp-ft) on the same
+draws. Results are stored per run (resumable); the table and plot go to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import ROOT, write_section  # noqa: E402
+
+from headstart.backbones.text import _minilm_dir  # noqa: E402
+from headstart.data import draw, load_task  # noqa: E402
+from headstart.race import RaceSpec, ResultStore, prepare_race, run_race, summarize  # noqa: E402
+from headstart.race.analysis import budget_label  # noqa: E402
+
+STRATEGIES = ["probe", "partial:2", "full", "lora", "lp-ft"]
+PEERS = ["setfit", "hf-trainer", "sklearn-logreg"]
+TEST_LIMIT = 1000
+MAX_LENGTH = 64
+
+
+def _setfit(path: str, texts: list[str], labels: np.ndarray, test: list[str], seed: int) -> np.ndarray:
+    from datasets import Dataset
+    from setfit import SetFitModel, Trainer, TrainingArguments
+
+    counts = np.bincount(labels)
+    pairs = 2 * max(int(sum(c * (c - 1) for c in counts)), int(counts.prod()))  # oversampling's pair count
+    capped = pairs > 2 * 20 * len(texts)
+    model = SetFitModel.from_pretrained(path)
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(output_dir=out, seed=seed, max_length=MAX_LENGTH, show_progress_bar=False,
+                                 **({"num_iterations": 20} if capped else {}))
+        trainer = Trainer(model=model, args=args,
+                          train_dataset=Dataset.from_dict({"text": texts, "label": labels.tolist()}))
+        trainer.train()
+    return np.asarray(model.predict(test))
+
+
+def _hf_trainer(path: str, texts: list[str], labels: np.ndarray, test: list[str], seed: int) -> np.ndarray:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=int(labels.max()) + 1)
+    data = Dataset.from_dict({"text": texts, "label": labels.tolist()}).map(
+        lambda b: tok(b["text"], truncation=True, max_length=MAX_LENGTH), batched=True)
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(output_dir=out, seed=seed, report_to=[], save_strategy="no", use_cpu=True,
+                                 disable_tqdm=True)
+        Trainer(model=model, args=args, train_dataset=data, processing_class=tok).train()
+    model.eval()
+    preds = []
+    with torch.no_grad():
+        for i in range(0, len(test), 64):
+            enc = tok(test[i : i + 64], truncation=True, max_length=MAX_LENGTH, padding=True, return_tensors="pt")
+            preds.append(model(**enc).logits.argmax(-1).numpy())
+    return np.concatenate(preds)
+
+
+def _sklearn(path: str, texts: list[str], labels: np.ndarray, test: list[str], seed: int) -> np.ndarray:
+    from sentence_transformers import SentenceTransformer
+    from sklearn.linear_model import LogisticRegression
+
+    st = SentenceTransformer(path)
+    st.max_seq_length = MAX_LENGTH
+    clf = LogisticRegression(random_state=seed).fit(st.encode(texts), labels)
+    return clf.predict(st.encode(test))
+
+
+RUNNERS = {"setfit": _setfit, "hf-trainer": _hf_trainer, "sklearn-logreg": _sklearn}
+
+
+def run_peers(data: str, budgets: list[int], seeds: int, out: Path) -> tuple[list[dict], list[dict]]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    path = str(_minilm_dir())
+    task = load_task(data)
+    spec = RaceSpec(data, "minilm-l6", strategies=STRATEGIES, budgets=list(budgets), seeds=seeds,
+                    test_limit=TEST_LIMIT, backbone_options={"max_length": MAX_LENGTH})
+    race_records = run_race(spec, out / "headstart", task=task, progress=False)
+    prepared = prepare_race(spec, task)
+    test_texts, test_labels = list(prepared.test.inputs), prepared.test.labels
+    store = ResultStore(out / "peers.sqlite")
+    done = store.done_keys()
+    for budget in budgets:
+        for seed in range(seeds):
+            tr, va = draw(task, prepared.splits, budget, seed=seed)
+            index = np.concatenate([tr, va])
+            texts, labels = [task.inputs[i] for i in index], task.labels[index]
+            for peer in PEERS:
+                key = hashlib.sha1(f"{prepared.fingerprint}|{peer}|{budget}|{seed}|{TEST_LIMIT}".encode()).hexdigest()
+                if key in done:
+                    continue
+                tic = time.perf_counter()
+                pred = RUNNERS[peer](path, texts, labels, test_texts, seed)
+                seconds = time.perf_counter() - tic
+                acc = float((pred == test_labels).mean())
+                print(f"{data} {peer} {budget}/class seed {seed}: {acc:.3f} in {seconds:.0f}s", flush=True)
+                store.add(key, peer, budget, seed, {"peer": peer, "budget": budget, "seed": seed, "test_acc": acc,
+                                                     "seconds": seconds, "n_train": len(index)})
+    peers = store.records()
+    store.close()
+    return race_records, peers
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def table(data: str, race_records: list[dict], peers: list[dict], budgets: list[int]) -> tuple[str, dict]:
+    rows = summarize(race_records, STRATEGIES)
+    lines = ["| labels/class | headstart best | SetFit | HF Trainer | sklearn LogReg |", "|---|---|---|---|---|"]
+    curves: dict[str, dict[int, tuple[float, float]]] = {}
+    for b in budgets:
+        at = [r for r in rows if r.budget == b]
+        best = max(at, key=lambda r: r.acc_mean)
+        curves.setdefault("headstart (best)", {})[b] = (best.acc_mean, best.acc_std)
+        cells = [f"**{best.acc_mean:.3f} ± {best.acc_std:.3f}** `{best.strategy}`, {best.seconds:.0f}s"]
+        for peer in PEERS:
+            rs = [p for p in peers if p["peer"] == peer and p["budget"] == b]
+            if not rs:
+                cells.append("–")
+                continue
+            mean, std = _stats([p["test_acc"] for p in rs])
+            curves.setdefault(peer, {})[b] = (mean, std)
+            cells.append(f"{mean:.3f} ± {std:.3f}, {np.mean([p['seconds'] for p in rs]):.0f}s")
+        lines.append(f"| {budget_label(b)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines), curves
+
+
+def plot(all_curves: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(all_curves), figsize=(6 * len(all_curves), 4.2), dpi=100, squeeze=False)
+    for ax, (data, curves) in zip(axes[0], all_curves.items()):
+        for name, points in curves.items():
+            xs = sorted(points)
+            ys = np.array([points[x][0] for x in xs])
+            ss = np.array([points[x][1] for x in xs])
+            (line,) = ax.plot(xs, ys, marker="o", label=name, linewidth=2.5 if name.startswith("headstart") else 1.5)
+            ax.fill_between(xs, ys - ss, ys + ss, color=line.get_color(), alpha=0.12)
+        ax.set_xscale("log")
+        ax.set_xticks(sorted({x for p in curves.values() for x in p}))
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_title(data)
+        ax.set_xlabel("labelled examples per class")
+        ax.set_ylabel("test accuracy")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default="rotten-tomatoes,vader-tweets")
+    parser.add_argument("--budgets", default="8,32,128")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", default=str(ROOT / "runs" / "peers"))
+    args = parser.parse_args()
+    budgets = [int(b) for b in args.budgets.split(",")]
+    sections, curves = [], {}
+    for data in args.data.split(","):
+        race_records, peers = run_peers(data, budgets, args.seeds, Path(args.out) / data)
+        text, curves[data] = table(data, race_records, peers, budgets)
+        sections.append(f"### {data}\n\n{text}")
+    image = ROOT / "benchmarks" / "peers.png"
+    plot(curves, image)
+    import setfit
+    import sklearn
+    import transformers
+
+    versions = (f"setfit {setfit.__version__}, transformers {transformers.__version__}, "
+                f"scikit-learn {sklearn.__version__}")
+    body = (f"`minilm-l6` (all-MiniLM-L6-v2) everywhere, max 64 tokens; {args.seeds} seeds; the same "
+            f"{TEST_LIMIT} held-out test examples (stratified) for every run. Each cell: test accuracy mean ± std "
+            "over seeds, then mean wall-clock of one training run (fit; SetFit and sklearn include encoding). "
+            "headstart best = its best strategy at that budget out of "
+            f"{', '.join(STRATEGIES)}. Peers train on headstart's training + validation draws. {versions}.\n\n"
+            + "\n\n".join(sections) + "\n\n![accuracy vs labels per class](benchmarks/peers.png)\n\n"
+            + "Raw per-run results: `runs/peers/<data>/` (SQLite). Notes: see the end of this section.\n\n"
+            + json.dumps({"budgets": budgets, "seeds": args.seeds}))
+    write_section("peers", "headstart vs SetFit, HF Trainer and scikit-learn", body)
+
+
+if __name__ == "__main__":
+    main()
