@@ -119,7 +119,8 @@ class Backbone(nn.Module, ABC):
         for i, block in enumerate(self.blocks[:stop]):
             for key, tensor in sorted(block.state_dict().items()):
                 h.update(f"{i}.{key}".encode())
-                h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+                # hashed through numpy's buffer: no copy of the weights
+                h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
         return h.hexdigest()[:16]
 
     def identity(self) -> dict[str, Any]:

@@ -50,13 +50,24 @@ def _sources(model: AdaptedModel, boundary: int, train: Task, val: Task, cfg: Tr
             BatchSource(val.inputs, val.labels, backbone.preprocess))
 
 
+def _may_train(model: AdaptedModel, strategy: Strategy) -> set[str]:
+    """Names (relative to the backbone) of every parameter some stage's plan lets train."""
+    names = set()
+    for stage in strategy.stages():
+        plan = stage.plan(model.n_blocks)
+        for i in plan.block_scales:
+            names |= {f"blocks.{i}.{n}" for n, _ in model.backbone.blocks[i].named_parameters()
+                      if plan.only is None or plan.only in n}
+    return names
+
+
 def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, cfg: TrainConfig, *,
               cache: FeatureCache | None = None, callbacks: Sequence[Callback] = ()) -> FitResult:
     """Train ``model`` (already ``prepare_model``-ed) with ``strategy``; returns the run's full record."""
     device = cfg.resolve_device()
     model.to(device)
     cache = cache if cache is not None else FeatureCache()
-    start_weights = snapshot(model.backbone)
+    start_weights = snapshot(model.backbone, _may_train(model, strategy))
     result = FitResult(strategy=strategy.spec)
     tic = time.perf_counter()
     for n, stage in enumerate(strategy.stages()):
