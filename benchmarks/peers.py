@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import sys
 import tempfile
@@ -210,8 +209,7 @@ def main() -> None:
             "headstart best = its best strategy at that budget out of "
             f"{', '.join(STRATEGIES)}. Peers train on headstart's training + validation draws. {versions}.\n\n"
             + "\n\n".join(sections) + "\n\n![accuracy vs labels per class](benchmarks/peers.png)\n\n"
-            + "Raw per-run results: `runs/peers/<data>/` (SQLite). Notes: see the end of this section.\n\n"
-            + json.dumps({"budgets": budgets, "seeds": args.seeds}))
+            + "Raw per-run results: `runs/peers/<data>/` (SQLite); what they mean: the next section.")
     write_section("peers", "headstart vs SetFit, HF Trainer and scikit-learn", body)
 
 
