@@ -39,7 +39,7 @@ from headstart.data import draw, load_task  # noqa: E402
 from headstart.race import RaceSpec, ResultStore, prepare_race, run_race, summarize  # noqa: E402
 from headstart.race.analysis import budget_label  # noqa: E402
 
-STRATEGIES = ["probe", "partial:2", "full", "lora", "lp-ft"]
+STRATEGIES = ["probe", "partial:2", "full", "lora", "lp-ft", "contrastive"]
 PEERS = ["setfit", "hf-trainer", "sklearn-logreg"]
 TEST_LIMIT = 1000
 MAX_LENGTH = 64

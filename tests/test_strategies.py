@@ -20,7 +20,7 @@ def _expected_trainable(spec: str, model: AdaptedModel) -> set[str]:
     n = model.n_blocks
     body = {name for name, _ in model.named_parameters() if name.startswith("backbone.")}
     head = {"head.weight", "head.bias"}
-    if spec == "probe":
+    if spec in ("probe", "contrastive"):  # contrastive's last stage is the probe
         return head
     if spec.startswith("partial"):
         k = int(spec.split(":")[1])
@@ -79,7 +79,9 @@ def test_lldr_scales_decay_from_the_top():
 
 
 @pytest.mark.parametrize("spec,options,message", [
-    ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, probe, partial:K, full, lldr, lora, lp-ft."),
+    ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, probe, partial:K, full, lldr, lora, lp-ft, "
+                  "contrastive."),
+    ("contrastive", {"iterations": 0}, "The 'iterations' parameter of contrastive must be a positive integer."),
     ("lora", {"rnk": 4}, "Strategy 'lora' has no option 'rnk'. Its options: rank, alpha, dropout"),
     ("partial:x", {}, "In 'partial:x', 'x' is not a valid k."),
     ("full:3", {}, "Strategy 'full' takes no ':' argument; write just 'full'."),

@@ -15,7 +15,7 @@ from .conftest import tiny_backbone
 
 TEXT = lambda pretrained: tiny_backbone("minilm-l6", pretrained)  # noqa: E731
 VISION = lambda pretrained: tiny_backbone("mobilenetv2", pretrained)  # noqa: E731
-FIT_SPECS = ["scratch", "probe", "partial:1", "full", "lldr", "lora", "lp-ft"]
+FIT_SPECS = ["scratch", "probe", "partial:1", "full", "lldr", "lora", "lp-ft", "contrastive"]
 
 
 def _image_task(n_per_class=12):
@@ -185,3 +185,22 @@ def test_probe_selects_c_as_asked(text_task, selection, how):
     assert any(how.replace("chosen by ", "") in n for n in clf.result_.notes)
     assert clf.result_.stop_reason is StopReason.SOLVED and 0.0 <= clf.result_.best_val_acc <= 1.0
     assert clf.score(text_task) >= 0.75
+
+
+def test_contrastive_pairs_are_balanced_and_never_self():
+    from headstart.strategies.contrastive import draw_pairs
+
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    pairs = draw_pairs(labels, iterations=3, seed=0)
+    assert all(a != b for a, b, _ in pairs)
+    assert all((labels[a] == labels[b]) == (t == 1.0) for a, b, t in pairs)
+    assert sum(t for *_, t in pairs) == 3 * 5 and len(pairs) == 3 * (5 + 6)  # class 2 has no partner
+    assert pairs == draw_pairs(labels, iterations=3, seed=0) != draw_pairs(labels, iterations=3, seed=1)
+
+
+def test_contrastive_moves_the_body_and_saves_it(tmp_path, text_task):
+    clf = Adapter(TEXT, "contrastive", feature_cache=None, iterations=2).fit(text_task, val=text_task)
+    assert clf.result_.delta["l2"] > 0 and any("pairs from" in n for n in clf.result_.notes)
+    clf.save(tmp_path / "m")
+    again = Adapter.load(tmp_path / "m", backbone=TEXT)
+    np.testing.assert_array_equal(again.predict_proba(text_task), clf.predict_proba(text_task))

@@ -22,7 +22,6 @@ from .backbones import create_backbone
 from .errors import HeadstartError
 from .strategies import create_strategy, prepare_model
 from .train import AdaptedModel, TrainConfig
-from .train.model import trainable_blocks
 
 if TYPE_CHECKING:
     from .adapter import Adapter
@@ -35,7 +34,8 @@ WEIGHTS, CONFIG = "adapter.safetensors", "adapter.json"
 
 def _saved_tensors(adapter: Adapter) -> dict[str, torch.Tensor]:
     model, strategy = adapter.model_, adapter.strategy_
-    keep_blocks = {f"backbone.blocks.{i}." for i in trainable_blocks(model)} if strategy.pretrained else {
+    trained = {i for stage in strategy.stages() for i in stage.plan(model.n_blocks).block_scales}
+    keep_blocks = {f"backbone.blocks.{i}." for i in trained} if strategy.pretrained else {
         "backbone."}  # a random init is not reproducible across versions: keep every weight
     out = {}
     for key, tensor in model.state_dict().items():

@@ -114,5 +114,5 @@ def create_strategy(spec: str | Strategy, **options: Any) -> Strategy:
 def _ensure_builtin() -> None:
     import importlib
 
-    for module in ("scratch", "probe", "finetune", "lora", "lpft"):
+    for module in ("scratch", "probe", "finetune", "lora", "lpft", "contrastive"):
         importlib.import_module(f"{__package__}.{module}")

@@ -76,7 +76,11 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, c
         groups, boundary = build_param_groups(model, stage.plan(model.n_blocks), lr, head_lr, cfg.weight_decay)
         result.frozen_until = boundary if n == 0 else min(result.frozen_until, boundary)
         if stage.closed_form:
-            _solve(model, stage, train, val, cfg, cache, device, result)
+            # features of a body tuned in this run are never reused: keep them in memory, not on disk
+            _solve(model, stage, train, val, cfg, cache if n == 0 else FeatureCache(), device, result)
+            continue
+        if hasattr(stage, "train_body"):  # a stage with its own objective (contrastive pairs)
+            result.notes.append(stage.train_body(model, train, cfg))
             continue
         start, train_src, val_src = _sources(model, boundary, train, val, cfg, cache, device)
         if start > 0:
