@@ -21,7 +21,7 @@ from torch import nn
 from ..data import Task
 from ..errors import HeadstartError
 from ..train.config import TrainConfig
-from ..train.loop import warmup_cosine
+from ..train.loop import optimizer_step, warmup_cosine
 from ..train.model import AdaptedModel, ParamPlan, build_param_groups, set_train_mode
 from .base import Strategy, register_strategy
 from .probe import Probe
@@ -78,12 +78,7 @@ class _PairStage(Strategy):
             loss = nn.functional.mse_loss(nn.functional.cosine_similarity(left, right), target)
             if not torch.isfinite(loss):
                 raise HeadstartError("contrastive: the pair loss became non-finite; lower the learning rate (lr=...).")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            schedule.step()
+            optimizer_step(loss, optimizer, schedule, params, cfg.grad_clip)
             total += loss.item() * len(chunk)
         model.eval()
         return (f"{self.spec}: {len(pairs):,} pairs from {len(train)} examples ({self.iterations} rounds), "

@@ -21,7 +21,7 @@ from .callbacks import Callback, EpochRecord, FitResult, StopReason
 from .config import TrainConfig
 from .model import AdaptedModel, copy_trainable_state, count_trainable, set_train_mode
 
-__all__ = ["BatchSource", "EarlyStopping", "evaluate", "run_training", "warmup_cosine"]
+__all__ = ["BatchSource", "EarlyStopping", "evaluate", "optimizer_step", "run_training", "warmup_cosine"]
 
 
 @dataclass
@@ -80,6 +80,17 @@ def warmup_cosine(total_steps: int, warmup: float) -> Callable[[int], float]:
     return factor
 
 
+def optimizer_step(loss: Tensor, optimizer: torch.optim.Optimizer, scheduler: Any, params: list[Tensor],
+                   grad_clip: float | None) -> None:
+    """Backward, clip, step, schedule: the one update every training path uses."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    scheduler.step()
+
+
 def _to(state: State, device: torch.device) -> State:
     return {k: v.to(device, non_blocking=True) for k, v in state.items()}
 
@@ -132,12 +143,7 @@ def run_training(model: AdaptedModel, groups: list[dict], start: int, train: Bat
             if not torch.isfinite(loss):
                 finite = False
                 break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
+            optimizer_step(loss, optimizer, scheduler, params, cfg.grad_clip)
             total += loss.item() * len(labels)
             seen += len(labels)
         if not finite:
