@@ -21,7 +21,7 @@ from .data import Task, from_arrays, holdout
 from .errors import HeadstartError, NotFittedError
 from .fetch import cache_dir
 from .strategies import Strategy, create_strategy, fit_model, prepare_model
-from .strategies.runner import stack_states
+from .strategies.runner import cached_source
 from .train import AdaptedModel, Callback, FeatureCache, FitResult, ProgressBar, TrainConfig
 from .train.loop import BatchSource, evaluate
 
@@ -113,10 +113,8 @@ class Adapter:
         model, device = self.model_, next(self.model_.parameters()).device
         start = getattr(self, "result_", None) and self.result_.frozen_until
         if isinstance(X, Task) and start and self.feature_cache is not False:
-            states = self._cache().states(model, start, X, range(len(X)), batch_size=self.config_.eval_batch_size,
-                                          device=device)
-            merge = stack_states if start == model.features_start else model.backbone.merge_states
-            source = BatchSource(states, X.labels, merge)
+            source = cached_source(model, self._cache(), start, X, batch_size=self.config_.eval_batch_size,
+                                   device=device)
         else:
             start = 0
             source = BatchSource(inputs, np.zeros(len(inputs), dtype=np.int64), model.backbone.preprocess)

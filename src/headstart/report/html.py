@@ -52,11 +52,8 @@ def _table(rows: list[Row], best: dict[Any, str]) -> str:
 def render_html(*, title: str, meta: dict[str, Any], rows: list[Row], verdict: TransferVerdict,
                 recommendation: Recommendation | None, advice: dict[str, Any] | None, advice_check: str | None,
                 learning_curve: Path | None, curves: dict[str, Path | None]) -> str:
-    best: dict[Any, str] = {}
-    for r in rows:
-        if r.budget not in best or r.acc_mean > next(x.acc_mean for x in rows
-                                                     if x.budget == r.budget and x.strategy == best[r.budget]):
-            best[r.budget] = r.strategy
+    best = {b: max((r for r in rows if r.budget == b), key=lambda r: r.acc_mean).strategy
+            for b in {r.budget for r in rows}}
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{CSS}</style></head><body>",
              f"<h1>{html.escape(title)}</h1><p class='sub'>generated {dt.datetime.now():%Y-%m-%d %H:%M} by "

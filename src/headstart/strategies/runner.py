@@ -18,7 +18,7 @@ from ..train.loop import BatchSource, run_training
 from ..train.model import AdaptedModel, build_param_groups, count_trainable
 from .base import Strategy
 
-__all__ = ["fit_model", "prepare_model", "stack_states"]
+__all__ = ["cached_source", "fit_model", "prepare_model", "stack_states"]
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +34,22 @@ def stack_states(states):
     return {k: torch.stack([s[k] for s in states]) for k in states[0]}
 
 
+def cached_source(model: AdaptedModel, cache: FeatureCache, boundary: int, task: Task, *, batch_size: int,
+                  device: torch.device) -> BatchSource:
+    """``task`` as cached states at ``boundary`` (pooled features at ``features_start``), ready to batch."""
+    states = cache.states(model, boundary, task, range(len(task)), batch_size=batch_size, device=device)
+    merge = stack_states if boundary == model.features_start else model.backbone.merge_states
+    return BatchSource(states, task.labels, merge)
+
+
 def _sources(model: AdaptedModel, boundary: int, train: Task, val: Task, cfg: TrainConfig,
              cache: FeatureCache, device: torch.device) -> tuple[int, BatchSource, BatchSource]:
     """Cached states from ``boundary`` when allowed, else raw inputs from block 0 (with augmentation)."""
     backbone = model.backbone
     if cfg.cache_features and not cfg.augment and boundary > 0:
-        merge = stack_states if boundary == model.features_start else backbone.merge_states
-        sources = [BatchSource(cache.states(model, boundary, t, range(len(t)), batch_size=cfg.eval_batch_size,
-                                            device=device), t.labels, merge) for t in (train, val)]
-        return boundary, sources[0], sources[1]
+        train_src, val_src = (cached_source(model, cache, boundary, t, batch_size=cfg.eval_batch_size, device=device)
+                              for t in (train, val))
+        return boundary, train_src, val_src
     if cfg.augment and boundary > 0:
         log.info("augmentation is on: the frozen bottom runs every step (the feature cache is bypassed)")
     augment = augmenter_for(train.modality) if cfg.augment else None
