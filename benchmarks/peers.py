@@ -97,13 +97,16 @@ def _sklearn(path: str, texts: list[str], labels: np.ndarray, test: list[str], s
 RUNNERS = {"setfit": _setfit, "hf-trainer": _hf_trainer, "sklearn-logreg": _sklearn}
 
 
-def run_peers(data: str, budgets: list[int], seeds: int, out: Path) -> tuple[list[dict], list[dict]]:
+def run_peers(data: str, budgets: list[int], seeds: int, out: Path, strategies: list[str],
+              peers: list[str]) -> tuple[list[dict], list[dict]]:
+    """Adds the missing runs; returns every stored headstart and peer record at ``budgets``."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     path = str(_minilm_dir())
     task = load_task(data)
-    spec = RaceSpec(data, "minilm-l6", strategies=STRATEGIES, budgets=list(budgets), seeds=seeds,
+    spec = RaceSpec(data, "minilm-l6", strategies=strategies or STRATEGIES, budgets=list(budgets), seeds=seeds,
                     test_limit=TEST_LIMIT, backbone_options={"max_length": MAX_LENGTH})
-    race_records = run_race(spec, out / "headstart", task=task, progress=False)
+    if strategies:
+        run_race(spec, out / "headstart", task=task, progress=False)
     prepared = prepare_race(spec, task)
     test_texts, test_labels = list(prepared.test.inputs), prepared.test.labels
     store = ResultStore(out / "peers.sqlite")
@@ -113,7 +116,7 @@ def run_peers(data: str, budgets: list[int], seeds: int, out: Path) -> tuple[lis
             tr, va = draw(task, prepared.splits, budget, seed=seed)
             index = np.concatenate([tr, va])
             texts, labels = [task.inputs[i] for i in index], task.labels[index]
-            for peer in PEERS:
+            for peer in peers:
                 key = hashlib.sha1(f"{prepared.fingerprint}|{peer}|{budget}|{seed}|{TEST_LIMIT}".encode()).hexdigest()
                 if key in done:
                     continue
@@ -124,9 +127,11 @@ def run_peers(data: str, budgets: list[int], seeds: int, out: Path) -> tuple[lis
                 print(f"{data} {peer} {budget}/class seed {seed}: {acc:.3f} in {seconds:.0f}s", flush=True)
                 store.add(key, peer, budget, seed, {"peer": peer, "budget": budget, "seed": seed, "test_acc": acc,
                                                      "seconds": seconds, "n_train": len(index)})
-    peers = store.records()
+    peer_records = [r for r in store.records() if r["budget"] in budgets]
     store.close()
-    return race_records, peers
+    with ResultStore(out / "headstart" / "results.sqlite") as race_store:
+        race_records = [r for r in race_store.records() if r["budget"] in budgets and r["seed"] < seeds]
+    return race_records, peer_records
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -134,7 +139,7 @@ def _stats(values: list[float]) -> tuple[float, float]:
 
 
 def table(data: str, race_records: list[dict], peers: list[dict], budgets: list[int]) -> tuple[str, dict]:
-    rows = summarize(race_records, STRATEGIES)
+    rows = summarize(race_records, [s for s in STRATEGIES if any(r["strategy"] == s for r in race_records)])
     lines = ["| labels/class | headstart best | SetFit | HF Trainer | sklearn LogReg |", "|---|---|---|---|---|"]
     curves: dict[str, dict[int, tuple[float, float]]] = {}
     for b in budgets:
@@ -182,17 +187,25 @@ def plot(all_curves: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _names(arg: str) -> list[str]:
+    return [] if arg == "none" else arg.split(",")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default="rotten-tomatoes,vader-tweets")
     parser.add_argument("--budgets", default="8,32,128")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "runs" / "peers"))
+    parser.add_argument("--strategies", default=",".join(STRATEGIES),
+                        help="headstart strategies to run ('none': only report what is stored)")
+    parser.add_argument("--peers", default=",".join(PEERS), help="peers to run ('none': only report what is stored)")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
     sections, curves = [], {}
     for data in args.data.split(","):
-        race_records, peers = run_peers(data, budgets, args.seeds, Path(args.out) / data)
+        race_records, peers = run_peers(data, budgets, args.seeds, Path(args.out) / data,
+                                        _names(args.strategies), _names(args.peers))
         text, curves[data] = table(data, race_records, peers, budgets)
         sections.append(f"### {data}\n\n{text}")
     image = ROOT / "benchmarks" / "peers.png"

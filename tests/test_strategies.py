@@ -80,8 +80,9 @@ def test_lldr_scales_decay_from_the_top():
 
 @pytest.mark.parametrize("spec,options,message", [
     ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, probe, partial:K, full, lldr, lora, lp-ft, "
-                  "contrastive."),
+                  "contrastive:SAMPLING."),
     ("contrastive", {"iterations": 0}, "The 'iterations' parameter of contrastive must be a positive integer."),
+    ("contrastive:triplets", {}, "contrastive's sampling must be one of in-batch, pairs. Got 'triplets'."),
     ("lora", {"rnk": 4}, "Strategy 'lora' has no option 'rnk'. Its options: rank, alpha, dropout"),
     ("partial:x", {}, "In 'partial:x', 'x' is not a valid k."),
     ("full:3", {}, "Strategy 'full' takes no ':' argument; write just 'full'."),

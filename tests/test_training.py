@@ -187,20 +187,47 @@ def test_probe_selects_c_as_asked(text_task, selection, how):
     assert clf.score(text_task) >= 0.75
 
 
-def test_contrastive_pairs_are_balanced_and_never_self():
+def test_contrastive_pairs_are_distinct_balanced_and_never_self():
     from headstart.strategies.contrastive import draw_pairs
 
-    labels = np.array([0, 0, 0, 1, 1, 2])
+    labels = np.array([0, 0, 0, 1, 1, 2])  # 4 same-class pairs, 11 different-class pairs
     pairs = draw_pairs(labels, iterations=3, seed=0)
-    assert all(a != b for a, b, _ in pairs)
+    assert all(a < b for a, b, _ in pairs)
     assert all((labels[a] == labels[b]) == (t == 1.0) for a, b, t in pairs)
-    assert sum(t for *_, t in pairs) == 3 * 5 and len(pairs) == 3 * (5 + 6)  # class 2 has no partner
+    same = [p for p in pairs if p[2] == 1.0]
+    different = [p for p in pairs if p[2] == 0.0]
+    assert len(same) == len(different) == 11  # the smaller side is cycled up to the larger one
+    assert len(set(different)) == 11 and len(set(same)) == 4  # every distinct pair, none missing
     assert pairs == draw_pairs(labels, iterations=3, seed=0) != draw_pairs(labels, iterations=3, seed=1)
 
 
-def test_contrastive_moves_the_body_and_saves_it(tmp_path, text_task):
-    clf = Adapter(TEXT, "contrastive", feature_cache=None, iterations=2).fit(text_task, val=text_task)
-    assert clf.result_.delta["l2"] > 0 and any("pairs from" in n for n in clf.result_.notes)
+def test_contrastive_pairs_are_capped_per_text():
+    from headstart.strategies.contrastive import draw_pairs
+
+    labels = np.repeat([0, 1], 30)  # 870 same-class and 900 different-class pairs
+    pairs = draw_pairs(labels, iterations=2, seed=0)
+    assert len(pairs) == 2 * 2 * 60 and len(set(pairs)) == len(pairs)
+    one_class = draw_pairs(np.zeros(5, dtype=int), iterations=2, seed=0)  # no different-class side at all
+    assert len(one_class) == 10 and {t for *_, t in one_class} == {1.0}
+
+
+def test_pair_loss_is_zero_for_ideal_features_and_weighs_both_halves_equally():
+    from headstart.strategies.contrastive import pair_loss
+
+    labels = torch.tensor([0, 0, 0, 1])  # 3 same-class pairs, 3 different-class pairs
+    ideal = torch.tensor([[2.0, 0.0], [1.0, 0.0], [3.0, 0.0], [0.0, 5.0]])  # scale must not matter
+    assert pair_loss(ideal, labels).item() == pytest.approx(0.0, abs=1e-6)
+    collapsed = torch.ones(4, 2)  # every cosine 1: the same-class half is perfect, the other half costs 1
+    assert pair_loss(collapsed, labels).item() == pytest.approx(0.5)
+    assert pair_loss(collapsed, torch.zeros(4, dtype=torch.long)).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("options,how", [({"epochs": 2}, "every pair within 32 texts per step, 2 epochs"),
+                                         ({"sampling": "pairs", "iterations": 2}, "sampled pairs, 16 per step")])
+def test_contrastive_moves_the_body_and_saves_it(tmp_path, text_task, options, how):
+    clf = Adapter(TEXT, "contrastive", feature_cache=None, **options).fit(text_task, val=text_task)
+    note = clf.result_.notes[0]
+    assert clf.result_.delta["l2"] > 0 and how in note and "over 96 training + validation examples" in note
     clf.save(tmp_path / "m")
     again = Adapter.load(tmp_path / "m", backbone=TEXT)
     np.testing.assert_array_equal(again.predict_proba(text_task), clf.predict_proba(text_task))

@@ -41,7 +41,8 @@ class Adapter:
         A registered name (``"minilm-l6"``, ``"mobilenetv2"``, ``"hf:<repo or dir>"``), a ``Backbone``, or a
         callable ``pretrained -> Backbone`` (needed for ``scratch`` with a custom backbone).
     strategy:
-        ``scratch``, ``probe``, ``partial:K``, ``full``, ``lldr``, ``lora``, ``lp-ft`` or any registered one.
+        ``scratch``, ``probe``, ``partial:K``, ``full``, ``lldr``, ``lora``, ``lp-ft``, ``contrastive``
+        or any registered one.
     backbone_options:
         Passed to ``create_backbone`` (``image_size=128``, ``max_length=64``).
     feature_cache:

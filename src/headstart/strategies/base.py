@@ -92,7 +92,7 @@ def create_strategy(spec: str | Strategy, **options: Any) -> Strategy:
     name, _, arg = spec.partition(":")
     cls = STRATEGIES.get(name)
     if cls is None:
-        valid = ", ".join(n + (":K" if c.shorthand else "") for n, c in STRATEGIES.items())
+        valid = ", ".join(n + (f":{c.shorthand.upper()}" if c.shorthand else "") for n, c in STRATEGIES.items())
         raise HeadstartError(f"Unknown strategy {spec!r}. Valid strategies: {valid}.")
     allowed = {f.name: f for f in fields(cls)}
     unknown = sorted(set(options) - set(allowed))

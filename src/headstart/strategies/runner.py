@@ -87,7 +87,7 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, c
             _solve(model, stage, train, val, cfg, cache if n == 0 else FeatureCache(), device, result)
             continue
         if hasattr(stage, "train_body"):  # a stage with its own objective (contrastive pairs)
-            result.notes.append(stage.train_body(model, train, cfg))
+            result.notes.append(stage.train_body(model, train, val, cfg))
             continue
         start, train_src, val_src = _sources(model, boundary, train, val, cfg, cache, device)
         if start > 0:
