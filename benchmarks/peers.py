@@ -138,15 +138,24 @@ def _stats(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def table(data: str, race_records: list[dict], peers: list[dict], budgets: list[int]) -> tuple[str, dict]:
+def _seeds(n: int, seeds: int) -> str:
+    return "" if n == seeds else f" ({n} of {seeds} seeds)"
+
+
+def table(data: str, race_records: list[dict], peers: list[dict], budgets: list[int],
+          seeds: int) -> tuple[str, dict]:
     rows = summarize(race_records, [s for s in STRATEGIES if any(r["strategy"] == s for r in race_records)])
     lines = ["| labels/class | headstart best | SetFit | HF Trainer | sklearn LogReg |", "|---|---|---|---|---|"]
     curves: dict[str, dict[int, tuple[float, float]]] = {}
     for b in budgets:
         at = [r for r in rows if r.budget == b]
-        best = max(at, key=lambda r: r.acc_mean)
+        if not at:
+            continue
+        best = max([r for r in at if r.seeds == seeds] or at, key=lambda r: r.acc_mean)  # complete rows first
         curves.setdefault("headstart (best)", {})[b] = (best.acc_mean, best.acc_std)
-        cells = [f"**{best.acc_mean:.3f} ± {best.acc_std:.3f}** `{best.strategy}`, {best.seconds:.0f}s"]
+        raced = "" if len(at) == len(STRATEGIES) else f" (of {', '.join(r.strategy for r in at)})"
+        cells = [f"**{best.acc_mean:.3f} ± {best.acc_std:.3f}** `{best.strategy}`{raced}, {best.seconds:.0f}s"
+                 + _seeds(best.seeds, seeds)]
         for peer in PEERS:
             rs = [p for p in peers if p["peer"] == peer and p["budget"] == b]
             if not rs:
@@ -154,7 +163,7 @@ def table(data: str, race_records: list[dict], peers: list[dict], budgets: list[
                 continue
             mean, std = _stats([p["test_acc"] for p in rs])
             curves.setdefault(peer, {})[b] = (mean, std)
-            cells.append(f"{mean:.3f} ± {std:.3f}, {np.mean([p['seconds'] for p in rs]):.0f}s")
+            cells.append(f"{mean:.3f} ± {std:.3f}, {np.mean([p['seconds'] for p in rs]):.0f}s" + _seeds(len(rs), seeds))
         lines.append(f"| {budget_label(b)} | " + " | ".join(cells) + " |")
     return "\n".join(lines), curves
 
@@ -206,7 +215,7 @@ def main() -> None:
     for data in args.data.split(","):
         race_records, peers = run_peers(data, budgets, args.seeds, Path(args.out) / data,
                                         _names(args.strategies), _names(args.peers))
-        text, curves[data] = table(data, race_records, peers, budgets)
+        text, curves[data] = table(data, race_records, peers, budgets, args.seeds)
         sections.append(f"### {data}\n\n{text}")
     image = ROOT / "benchmarks" / "peers.png"
     plot(curves, image)
