@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
 	touch $@
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test lint bench peers
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -21,8 +21,11 @@ test: $(VENV)/.installed
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m pytest
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed peers
 	$(PY) benchmarks/training.py
 	$(PY) benchmarks/demo.py
+
+# headstart vs SetFit, HF Trainer and scikit-learn (hours on 2 CPU cores; resumable: re-run to continue)
+peers: $(VENV)/.installed
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[bench]"
-	$(PY) benchmarks/peers.py
+	$(PY) benchmarks/peers.py $(PEERS_ARGS)

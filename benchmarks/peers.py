@@ -1,8 +1,12 @@
 """headstart against the tools a user would otherwise pick, side by side, on identical splits.
 
-    pip install -e ".[bench]"
+    make peers                                      # = pip install -e ".[bench]" && python benchmarks/peers.py
     python benchmarks/peers.py                      # rotten-tomatoes and vader-tweets, 8/32/128 per class, 3 seeds
-    python benchmarks/peers.py --data vader-tweets --budgets 8,32 --seeds 2
+    python benchmarks/peers.py --data vader-tweets --budgets 128 --strategies probe,contrastive,lora
+    python benchmarks/peers.py --strategies none --peers none   # only rewrite the table from what is stored
+
+The whole default grid takes hours on 2 CPU cores (SetFit alone about 11 minutes per run at
+128/class); every finished run is stored, so an interrupted run continues where it stopped.
 
 Peers (measurement tools only, in the ``bench`` extra):
 - SetFit (same MiniLM body, logistic-regression head), its documented defaults; where the default
@@ -15,8 +19,8 @@ Peers (measurement tools only, in the ``bench`` extra):
 
 Every peer trains on the same labelled examples headstart saw (its training draw plus its
 validation draw, since the peers have no use for a validation split) and is scored on the same
-held-out test examples. headstart runs its race (probe, partial:2, full, lora, lp-ft) on the same
-draws. Results are stored per run (resumable); the table and plot go to BENCHMARKS.md.
+held-out test examples. headstart runs its race (probe, partial:2, full, lora, lp-ft, contrastive)
+on the same draws. Results are stored per run (resumable); the table and plot go to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -50,7 +54,8 @@ def _setfit(path: str, texts: list[str], labels: np.ndarray, test: list[str], se
     from setfit import SetFitModel, Trainer, TrainingArguments
 
     counts = np.bincount(labels)
-    pairs = 2 * max(int(sum(c * (c - 1) for c in counts)), int(counts.prod()))  # oversampling's pair count
+    # oversampling's pair count: same-class combinations with replacement vs different-class pairs, the larger twice
+    pairs = 2 * max(int(sum(c * (c + 1) // 2 for c in counts)), int(sum(counts) ** 2 - sum(counts ** 2)) // 2)
     capped = pairs > 2 * 20 * len(texts)
     model = SetFitModel.from_pretrained(path)
     with tempfile.TemporaryDirectory() as out:
