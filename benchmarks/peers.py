@@ -149,7 +149,8 @@ def _seeds(n: int, seeds: int) -> str:
 
 def table(data: str, race_records: list[dict], peers: list[dict], budgets: list[int],
           seeds: int) -> tuple[str, dict]:
-    rows = summarize(race_records, [s for s in STRATEGIES if any(r["strategy"] == s for r in race_records)])
+    raced = [s for s in STRATEGIES if any(r["strategy"] == s for r in race_records)]  # variants stay in the store
+    rows = summarize([r for r in race_records if r["strategy"] in raced], raced)
     lines = ["| labels/class | headstart best | SetFit | HF Trainer | sklearn LogReg |", "|---|---|---|---|---|"]
     curves: dict[str, dict[int, tuple[float, float]]] = {}
     for b in budgets:
