@@ -21,7 +21,6 @@ Two ways to make the pairs, same loss:
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 
@@ -39,7 +38,6 @@ from .probe import Probe
 
 __all__ = ["Contrastive", "draw_pairs", "pair_loss"]
 
-log = logging.getLogger(__name__)
 
 
 def draw_pairs(labels: np.ndarray, iterations: int, seed: int) -> list[tuple[int, int, float]]:
