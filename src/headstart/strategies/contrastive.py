@@ -39,7 +39,6 @@ from .probe import Probe
 __all__ = ["Contrastive", "draw_pairs", "pair_loss"]
 
 
-
 def draw_pairs(labels: np.ndarray, iterations: int, seed: int) -> list[tuple[int, int, float]]:
     """Distinct pairs ``(i, j, target)``, half same-class (1.0), half different-class (0.0), shuffled.
 
