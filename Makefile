@@ -24,6 +24,7 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed peers
 	$(PY) benchmarks/training.py
 	$(PY) benchmarks/demo.py
+	$(PY) benchmarks/precision.py
 
 # headstart vs SetFit, HF Trainer and scikit-learn (hours on 2 CPU cores; resumable: re-run to continue)
 peers: $(VENV)/.installed

@@ -58,7 +58,7 @@ def loop_overhead(steps: int = 24, repeats: int = 3) -> str:
     train, _ = _data(budget=steps * 8)  # two classes: steps * 16 texts
     texts, labels = list(train.inputs[: steps * 16]), train.labels[: steps * 16]
     assert len(texts) == steps * 16
-    cfg = TrainConfig(batch_size=16, patience=10**6, seed=0)
+    cfg = TrainConfig(batch_size=16, patience=10**6, seed=0, precision="fp32")  # the bare loop is fp32 too
 
     def fresh():
         torch.manual_seed(0)

@@ -35,7 +35,7 @@ def _options(pairs: list[str]) -> dict[str, Any]:
 
 def train_options(args: argparse.Namespace) -> dict[str, Any]:
     """TrainConfig/strategy options from the common flags plus ``--set KEY=VALUE``."""
-    names = ("epochs", "lr", "batch_size", "seed", "device")
+    names = ("epochs", "lr", "batch_size", "seed", "device", "precision")
     opts = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.augment:
         opts["augment"] = True
@@ -132,6 +132,8 @@ def add_common_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, help="learning rate of the body (strategy default if omitted)")
     p.add_argument("--batch-size", type=int, help="examples per step (default 16)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"),
+                   help="training forward pass: auto (default: bf16 where the hardware has it natively), bf16, fp32")
     p.add_argument("--augment", action="store_true", help="label-preserving augmentation (bypasses the cache)")
     p.add_argument("--image-size", type=int, help="input resolution of a vision backbone (default: native)")
     p.add_argument("--max-length", type=int, help="maximum tokens per text (default 128)")

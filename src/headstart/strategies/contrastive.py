@@ -11,9 +11,9 @@ Two ways to make the pairs, same loss:
 
 - ``sampling="in-batch"`` (default): each step encodes ``2 * batch_size`` texts and scores *every*
   pair among them (same-class and different-class pairs weighted equally), for ``epochs`` passes
-  (the training option; 40 unless set).
-  On rotten-tomatoes and vader-tweets (32 labels per class) it matched SetFit-style sampling at half
-  the wall-clock: each encoding serves 31 pairs instead of one (BENCHMARKS.md, peers notes).
+  (the training option; 80 unless set: each text is encoded as often as in SetFit's default run).
+  Each encoding serves 31 pairs instead of one; with bf16 autocast (``precision``) a run costs
+  about 70% of SetFit's at 128 labels per class (BENCHMARKS.md, peers notes).
 - ``sampling="pairs"``: SetFit's own ("oversampling"): distinct pairs, as many same-class as
   different-class ones, at most ``iterations`` of each per text, ``batch_size`` pairs per step,
   SetFit's learning rate 2e-5 (in-batch: 5e-5, for its fewer steps).
@@ -33,6 +33,7 @@ from ..errors import HeadstartError
 from ..train.config import TrainConfig
 from ..train.loop import optimizer_step, warmup_cosine
 from ..train.model import AdaptedModel, ParamPlan, build_param_groups, set_train_mode
+from ..train.precision import autocast
 from .base import Strategy, register_strategy
 from .probe import Probe
 
@@ -80,7 +81,7 @@ def pair_loss(feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class _PairStage(Strategy):
     name = "contrastive/pairs"
     default_lr = 5e-5
-    default_epochs = 40
+    default_epochs = 80
     sampling: str = "in-batch"
     iterations: int = 20
 
@@ -112,11 +113,14 @@ class _PairStage(Strategy):
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(len(steps), cfg.warmup))
         params = [p for g in groups for p in g["params"]]
         backbone, y = model.backbone, torch.as_tensor(labels, device=device)
+        dtype = cfg.resolve_precision(device)
         set_train_mode(model)
         tic, total = time.perf_counter(), 0.0
         for left, right in steps:
             state = {k: v.to(device) for k, v in backbone.preprocess([inputs[i] for i in (*left, *right)]).items()}
-            feats = backbone.forward_features(state)
+            with autocast(dtype, device):
+                feats = backbone.forward_features(state)
+            feats = feats.float()
             if len(right):  # sampled pairs: row k of the left half pairs with row k of the right half
                 target = (y[left] == y[right]).to(feats.dtype)
                 cos = nn.functional.cosine_similarity(feats[: len(left)], feats[len(left):])

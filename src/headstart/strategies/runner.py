@@ -95,6 +95,9 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, c
                                 "(cached); each epoch ran only the trainable top")
         run_training(model, groups, start, train_src, val_src, cfg, cfg.epochs or stage.default_epochs,
                      stage=stage.spec, callbacks=callbacks, result=result)
+    if cfg.resolve_precision(device) is not None and not all(s.closed_form for s in strategy.stages()):
+        result.notes.append(f"trained under bf16 autocast on {device.type} (precision={cfg.precision!r}); "
+                            "weights, evaluation and predictions in fp32")
     result.seconds = time.perf_counter() - tic
     result.delta = weight_distance(model.backbone, start_weights)
     return result

@@ -32,6 +32,8 @@ class TrainConfig:
     cache_features: bool = _opt(True, "cache the frozen bottom's output (only without augmentation)")
     eval_batch_size: int = _opt(64, "examples per forward pass when evaluating or predicting")
     device: str = _opt("auto", "'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...")
+    precision: str = _opt("auto", "training forward pass: 'auto' (bf16 autocast where the CPU or GPU has native "
+                          "bf16, else fp32), 'bf16', 'fp32'")
 
     def __post_init__(self) -> None:
         def bad(name: str, must: str) -> HeadstartError:
@@ -57,6 +59,8 @@ class TrainConfig:
             raise bad("monitor", "'val_loss' or 'val_acc'")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise bad("grad_clip", "a positive float or None")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise bad("precision", "'auto', 'bf16' or 'fp32'")
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
@@ -67,6 +71,12 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def resolve_precision(self, device):
+        """The autocast dtype for training on ``device`` (None: fp32)."""
+        from .precision import resolve_precision
+
+        return resolve_precision(self.precision, device)
 
     def resolve_device(self):
         import torch

@@ -20,6 +20,7 @@ from ..backbones import State
 from .callbacks import Callback, EpochRecord, FitResult, StopReason
 from .config import TrainConfig
 from .model import AdaptedModel, copy_trainable_state, count_trainable, set_train_mode
+from .precision import autocast
 
 __all__ = ["BatchSource", "EarlyStopping", "evaluate", "optimizer_step", "run_training", "warmup_cosine"]
 
@@ -128,6 +129,7 @@ def run_training(model: AdaptedModel, groups: list[dict], start: int, train: Bat
     best_state = copy_trainable_state(model)
     generator = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    dtype = cfg.resolve_precision(device)
     for cb in callbacks:
         cb.stop_requested, cb.model = False, model
         cb.on_fit_start({"strategy": result.strategy, "stage": stage, "epochs": epochs,
@@ -139,7 +141,9 @@ def run_training(model: AdaptedModel, groups: list[dict], start: int, train: Bat
         total, seen, finite = 0.0, 0, True
         for index in torch.randperm(len(train), generator=generator).split(cfg.batch_size):
             state, labels = train.batch(index.tolist(), rng)
-            loss = nn.functional.cross_entropy(model(_to(state, device), start), labels.to(device))
+            with autocast(dtype, device):
+                logits = model(_to(state, device), start)
+            loss = nn.functional.cross_entropy(logits.float(), labels.to(device))
             if not torch.isfinite(loss):
                 finite = False
                 break
