@@ -11,9 +11,9 @@ Two ways to make the pairs, same loss:
 
 - ``sampling="in-batch"`` (default): each step encodes ``2 * batch_size`` texts and scores *every*
   pair among them (same-class and different-class pairs weighted equally), for ``epochs`` passes
-  (the training option; 80 unless set: each text is encoded as often as in SetFit's default run).
-  Each encoding serves 31 pairs instead of one; with bf16 autocast (``precision``) a run costs
-  about 70% of SetFit's at 128 labels per class (BENCHMARKS.md, peers notes).
+  (the training option; 40 unless set: each text is encoded half as often as in SetFit's run, but
+  each encoding serves 31 pairs instead of one). It matched SetFit-style sampling at half the
+  wall-clock, and 80 epochs were no better (BENCHMARKS.md, peers notes).
 - ``sampling="pairs"``: SetFit's own ("oversampling"): distinct pairs, as many same-class as
   different-class ones, at most ``iterations`` of each per text, ``batch_size`` pairs per step,
   SetFit's learning rate 2e-5 (in-batch: 5e-5, for its fewer steps).
@@ -81,7 +81,7 @@ def pair_loss(feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class _PairStage(Strategy):
     name = "contrastive/pairs"
     default_lr = 5e-5
-    default_epochs = 80
+    default_epochs = 40
     sampling: str = "in-batch"
     iterations: int = 20
 
