@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import HeadstartError
+from .train.config import PRECISIONS
 
 __all__ = ["DEFAULT_BACKBONE", "add_train_commands"]
 
@@ -132,7 +133,7 @@ def add_common_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, help="learning rate of the body (strategy default if omitted)")
     p.add_argument("--batch-size", type=int, help="examples per step (default 16)")
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"),
+    p.add_argument("--precision", choices=PRECISIONS,
                    help="training forward pass: auto (default: bf16 where the hardware has it natively), bf16, fp32")
     p.add_argument("--augment", action="store_true", help="label-preserving augmentation (bypasses the cache)")
     p.add_argument("--image-size", type=int, help="input resolution of a vision backbone (default: native)")

@@ -7,7 +7,9 @@ from typing import Any
 
 from ..errors import HeadstartError
 
-__all__ = ["TrainConfig"]
+__all__ = ["PRECISIONS", "TrainConfig"]
+
+PRECISIONS = ("auto", "bf16", "fp32")  # of the training forward pass; see train/precision.py
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -59,7 +61,7 @@ class TrainConfig:
             raise bad("monitor", "'val_loss' or 'val_acc'")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise bad("grad_clip", "a positive float or None")
-        if self.precision not in ("auto", "bf16", "fp32"):
+        if self.precision not in PRECISIONS:
             raise bad("precision", "'auto', 'bf16' or 'fp32'")
 
     @classmethod

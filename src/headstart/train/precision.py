@@ -14,10 +14,9 @@ import contextlib
 import torch
 
 from ..errors import HeadstartError
+from .config import PRECISIONS
 
-__all__ = ["PRECISIONS", "autocast", "native_bf16", "resolve_precision"]
-
-PRECISIONS = ("auto", "bf16", "fp32")
+__all__ = ["autocast", "native_bf16", "resolve_precision"]
 
 
 def native_bf16(device: torch.device) -> bool:
