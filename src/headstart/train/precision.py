@@ -3,7 +3,7 @@
 Weights, optimizer state, evaluation and prediction stay fp32; only the training forward pass runs
 under ``torch.autocast`` (PyTorch's own mixed precision; the same switch as Accelerate's and
 Lightning's ``bf16-mixed``). bf16 keeps fp32's exponent range, so no loss scaling is needed.
-On CPUs with AVX512-BF16 or AMX it cuts a MiniLM training step by about 40% (BENCHMARKS.md);
+On CPUs with AVX512-BF16 or AMX it trains MiniLM about 1.5x faster at equal accuracy (BENCHMARKS.md);
 on CPUs without them autocast emulates bf16 and is *slower*, so ``"auto"`` leaves those at fp32.
 """
 
