@@ -20,9 +20,9 @@ def toy_task(n: int = 160) -> Task:
     return Task(texts, np.array([i % 2 for i in range(n)]), ("pos", "neg"), "text", "toy")
 
 
-def toy_spec(budgets=(4, 8), seeds=2, strategies=("scratch", "probe", "lora")) -> RaceSpec:
+def toy_spec(budgets=(4, 8), seeds=2, strategies=("scratch", "scratch-small", "probe", "lora")) -> RaceSpec:
     return RaceSpec("toy", "minilm-l6", strategies=list(strategies), budgets=list(budgets), seeds=seeds,
-                    train_options={"epochs": 2})
+                    train_options={"epochs": 2, "precision": "fp32"})
 
 
 def run(out: str, pause: float = 0.0, **spec) -> list[dict]:

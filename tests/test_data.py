@@ -8,7 +8,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from headstart.data import Task, budget_indices, describe, from_arrays, load_task, make_splits, parse_budget
+from headstart.data import (
+    Task,
+    budget_indices,
+    describe,
+    draw,
+    from_arrays,
+    holdout,
+    load_task,
+    make_splits,
+    parse_budget,
+    stratified_subset,
+)
 from headstart.errors import HeadstartError
 
 
@@ -106,26 +117,42 @@ def _balanced(n_per_class=20, classes=3):
 def test_splits_are_stratified_disjoint_and_reproducible():
     task = _balanced()
     s = make_splits(task, seed=3)
-    parts = [set(s.train), set(s.val), set(s.test)]
+    parts = [set(s.pool), set(s.selection), set(s.test)]
     assert sum(map(len, parts)) == len(task) and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
-    for idx in (s.train, s.val, s.test):  # each class in the same proportion
+    for idx in (s.pool, s.selection, s.test):  # each class in the same proportion
         assert len(set(np.bincount(task.labels[idx]).tolist())) == 1
+    assert (len(s.selection), len(s.test)) == (12, 12)  # a fifth each
     again = make_splits(task, seed=3)
     assert np.array_equal(s.test, again.test) and not np.array_equal(s.test, make_splits(task, seed=4).test)
+    assert np.array_equal(s.selection, again.selection)
+
+
+def test_small_heldout_parts_are_warned_about():
+    s = make_splits(_balanced(), seed=0)
+    assert [w.split(" part")[0] for w in s.warnings] == ["the selection", "the test"]
+    assert "fewer than 100" in s.warnings[0]
+    assert make_splits(_balanced(300), seed=0).warnings == ()
 
 
 def test_duplicates_stay_in_one_split():
     texts = [f"t{i}" for i in range(30)] + ["dup"] * 6
     task = Task(texts, np.array([0, 1] * 15 + [0] * 6), ("a", "b"), "text")
     s = make_splits(task)
-    where = {name for name in ("train", "val", "test") for i in getattr(s, name) if texts[i] == "dup"}
+    where = {name for name in ("pool", "selection", "test") for i in getattr(s, name) if texts[i] == "dup"}
     assert len(where) == 1
     assert describe(task)["splits"]["duplicates_across"] == {}
 
 
+def test_excluded_examples_are_in_no_part_and_test_fraction_zero_makes_no_test_part():
+    task = _balanced(10)
+    s = make_splits(task, test_fraction=0.0, exclude=np.array([0, 1, 2]))
+    assert len(s.test) == 0 and not {0, 1, 2} & (set(s.pool) | set(s.selection))
+    assert len(s.pool) + len(s.selection) == len(task) - 3
+
+
 def test_budgets_are_nested_and_balanced():
     task = _balanced(40)
-    pool = make_splits(task).train
+    pool = make_splits(task).pool
     small, big = budget_indices(task, pool, 4, seed=1), budget_indices(task, pool, 16, seed=1)
     assert set(small) <= set(big) and set(big) <= set(pool)
     assert np.bincount(task.labels[small]).tolist() == [4, 4, 4]
@@ -133,13 +160,48 @@ def test_budgets_are_nested_and_balanced():
     assert np.array_equal(budget_indices(task, pool, None), np.sort(pool))
 
 
+@pytest.mark.parametrize("budget,train,val", [(2, 1, 1), (8, 6, 2), (16, 12, 4), (9, 6, 3)])
+def test_a_budget_counts_validation_labels(budget, train, val):
+    """n per class is every label a run sees: training and validation both come out of it."""
+    task = _balanced(40)
+    s = make_splits(task)
+    tr, va = draw(task, s, budget, seed=1)
+    assert np.bincount(task.labels[tr]).tolist() == [train] * 3
+    assert np.bincount(task.labels[va]).tolist() == [val] * 3
+    assert set(np.concatenate([tr, va])) == set(budget_indices(task, s.pool, budget, seed=1))
+    tr_big, va_big = draw(task, s, 24, seed=1)
+    assert set(tr) <= set(tr_big) and set(np.concatenate([tr, va])) <= set(np.concatenate([tr_big, va_big]))
+    tr_all, va_all = draw(task, s, None, seed=1)
+    assert len(tr_all) + len(va_all) == len(s.pool) and len(va_all) == 3 * 6  # ceil(24 / 4) per class
+
+
+def test_duplicates_never_straddle_training_and_validation():
+    texts = [f"t{i}" for i in range(20)] + ["same"] * 8
+    task = Task(texts, np.array([0, 1] * 10 + [0] * 8), ("a", "b"), "text")
+    for seed in range(5):
+        tr, va = holdout(task, seed=seed)
+        sides = {("train" if i in set(tr) else "val") for i in range(20, 28)}
+        assert len(sides) == 1
+
+
+def test_stratified_subset_keeps_natural_proportions_and_size():
+    labels = np.array([0] * 800 + [1] * 150 + [2] * 40 + [3] * 10)
+    task = Task([f"x{i}" for i in range(1000)], labels, tuple("abcd"), "text")
+    sub = stratified_subset(task, np.arange(1000), 200, seed=0)
+    assert len(sub) == 200
+    assert np.bincount(task.labels[sub]).tolist() == [160, 30, 8, 2]
+    assert np.array_equal(sub, stratified_subset(task, np.arange(1000), 200, seed=0))
+    tiny = stratified_subset(task, np.arange(1000), 10, seed=0)
+    assert len(tiny) == 10 and np.all(np.bincount(task.labels[tiny], minlength=4) >= 1)
+
+
 def test_too_few_examples_for_split_or_budget():
     task = Task(["a", "b", "c", "d", "e"], np.array([0, 0, 0, 1, 1]), ("x", "y"), "text")
-    with pytest.raises(HeadstartError, match="class 'y' has 2 examples; a train/validation/test split needs at least"):
+    with pytest.raises(HeadstartError, match="class 'y' has 2 distinct examples; a pool/selection/test split needs"):
         make_splits(task)
     big = _balanced(10)
-    with pytest.raises(HeadstartError, match=r"class 'a' has only \d+ examples in this pool, fewer than the budget of"):
-        budget_indices(big, make_splits(big).train, 50)
+    with pytest.raises(HeadstartError, match=r"class 'a' has only \d+ examples to learn from, fewer than the budget"):
+        budget_indices(big, make_splits(big).pool, 50)
 
 
 @pytest.mark.parametrize("value,expected", [("all", None), (None, None), ("8", 8), (32, 32)])
@@ -147,7 +209,7 @@ def test_parse_budget(value, expected):
     assert parse_budget(value) == expected
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "many"])
+@pytest.mark.parametrize("value", ["0", "1", "-3", "many"])
 def test_parse_budget_rejects_nonsense(value):
     with pytest.raises(HeadstartError, match="budget"):
         parse_budget(value)

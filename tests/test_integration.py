@@ -108,6 +108,29 @@ def test_compare_on_rotten_tomatoes_finds_that_pretraining_helps(tmp_path):
     assert {r["strategy"] for r in result["table"]} == {"scratch", "probe"}
 
 
+def test_compare_with_the_users_own_test_file(tmp_path, reviews_csv):
+    import csv
+    import json
+
+    task = load_task("rotten-tomatoes")
+    held = tmp_path / "reviews_test.csv"
+    with open(reviews_csv, encoding="utf-8") as f:
+        first_training_row = list(csv.reader(f))[1]
+    with open(held, "w", newline="", encoding="utf-8") as f:  # 40 other reviews, plus one copy of a training one
+        w = csv.writer(f)
+        w.writerow(["review", "verdict"])
+        w.writerows((task.inputs[i], task.classes[task.labels[i]]) for i in range(len(task) - 40, len(task)))
+        w.writerow(first_training_row)
+    out = _cli("compare", str(reviews_csv), "--test", str(held), "--strategies", "scratch-small,probe", "--budgets",
+               "16", "--seeds", "1", "--max-length", "32", "--no-advice", "--quiet", "--json", "--out",
+               str(tmp_path / "race")).stdout
+    result = json.loads(out)
+    assert "other held-out examples (from " in result["chosen_on"] and "reviews_test.csv" in result["chosen_on"]
+    assert {r["n_test"] for r in result["table"]} == {41}
+    page = (tmp_path / "race" / "report.html").read_text()
+    assert "the test file" in page and "reviews_test.csv" in page and "exact copies of test examples" in page
+
+
 def test_advise_gives_a_recipe_from_frozen_features():
     from headstart.race import advise
 

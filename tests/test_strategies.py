@@ -79,8 +79,8 @@ def test_lldr_scales_decay_from_the_top():
 
 
 @pytest.mark.parametrize("spec,options,message", [
-    ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, probe, partial:K, full, lldr, lora, lp-ft, "
-                  "contrastive:SAMPLING."),
+    ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, scratch-small, probe, partial:K, full, lldr, "
+                  "lora, lp-ft, contrastive:SAMPLING."),
     ("contrastive", {"iterations": 0}, "The 'iterations' parameter of contrastive must be a positive integer."),
     ("contrastive:triplets", {}, "contrastive's sampling must be one of in-batch, pairs. Got 'triplets'."),
     ("lora", {"rnk": 4}, "Strategy 'lora' has no option 'rnk'. Its options: rank, alpha, dropout"),
@@ -89,7 +89,8 @@ def test_lldr_scales_decay_from_the_top():
     ("partial:0", {}, "The 'k' parameter of partial must be a positive integer. Got 0 instead."),
     ("lldr", {"decay": 1.5}, "The 'decay' parameter of lldr must be in (0, 1]. Got 1.5 instead."),
     ("probe", {"solver": "adam"}, "The 'solver' parameter of probe must be 'lbfgs' or 'sgd'. Got 'adam' instead."),
-    ("probe", {"selection": "loo"}, "The 'selection' parameter of probe must be 'cv' or 'val'. Got 'loo' instead."),
+    ("probe", {"selection": "loo"},
+     "The 'selection' parameter of probe must be 'cv', 'val' or 'train'. Got 'loo' instead."),
 ])
 def test_bad_strategy_specs_say_what_is_valid(spec, options, message):
     with pytest.raises(HeadstartError) as err:

@@ -15,7 +15,7 @@ from .conftest import tiny_backbone
 
 TEXT = lambda pretrained: tiny_backbone("minilm-l6", pretrained)  # noqa: E731
 VISION = lambda pretrained: tiny_backbone("mobilenetv2", pretrained)  # noqa: E731
-FIT_SPECS = ["scratch", "probe", "partial:1", "full", "lldr", "lora", "lp-ft", "contrastive"]
+FIT_SPECS = ["scratch", "scratch-small", "probe", "partial:1", "full", "lldr", "lora", "lp-ft", "contrastive"]
 
 
 def _image_task(n_per_class=12):
@@ -42,8 +42,9 @@ def test_every_strategy_learns_the_toy_text_task(text_task, spec):
     clf = Adapter(TEXT, spec, feature_cache=None, epochs=25, lr=3e-3, head_lr=3e-2, patience=25)
     clf.fit(text_task, val=text_task)
     r = clf.result_
-    if r.records:
-        assert r.records[-1].train_loss < r.records[0].train_loss
+    trained = [e for e in r.records if e.train_loss is not None]  # lp-ft's epoch 0 is the probe, scored only
+    if trained:
+        assert trained[-1].train_loss < trained[0].train_loss
     assert r.best_val_acc >= 0.75 and clf.score(text_task) >= 0.75
 
 
@@ -78,7 +79,8 @@ def test_delta_theta_is_where_training_happened(text_task, spec, moved):
         assert torch.equal(base, TEXT(True).blocks[1].layer.attention.self.query.weight)
 
 
-@pytest.mark.parametrize("backbone,spec", [(TEXT, s) for s in FIT_SPECS] + [(VISION, "partial:2"), (VISION, "lora")])
+@pytest.mark.parametrize("backbone,spec", [(TEXT, s) for s in FIT_SPECS] + [(VISION, "partial:2"), (VISION, "lora"),
+                                                       (VISION, "scratch-small")])
 def test_save_load_gives_identical_predictions(tmp_path, text_task, backbone, spec):
     task = text_task if backbone is TEXT else _image_task()
     clf = Adapter(backbone, spec, feature_cache=None, epochs=2).fit(task, val=task)
@@ -142,8 +144,10 @@ def test_feature_cache_hits_on_second_run_and_misses_on_new_data_or_weights(tmp_
 
 def test_partial_cache_gives_the_same_training_as_running_the_bottom():
     task = _image_task()
-    cached = Adapter(VISION, "partial:2", feature_cache=None, epochs=3).fit(task, val=task)
-    direct = Adapter(VISION, "partial:2", feature_cache=None, epochs=3, cache_features=False).fit(task, val=task)
+    # fp32: under bf16 autocast the uncached path rounds the frozen bottom's output, the cached one does not
+    cached = Adapter(VISION, "partial:2", feature_cache=None, epochs=3, precision="fp32").fit(task, val=task)
+    direct = Adapter(VISION, "partial:2", feature_cache=None, epochs=3, cache_features=False,
+                     precision="fp32").fit(task, val=task)
     assert any("ran once (cached)" in n for n in cached.result_.notes)
     assert not any("cached" in n for n in direct.result_.notes)
     np.testing.assert_allclose(cached.predict_proba(task), direct.predict_proba(task), rtol=1e-4, atol=1e-5)

@@ -70,11 +70,11 @@ class Adapter:
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, X: Task | Sequence[Any], y: Sequence[Any] | None = None, *,
             val: Task | tuple[Sequence[Any], Sequence[Any]] | None = None) -> Adapter:
-        """Train on ``X`` (a ``Task``, or inputs with labels ``y``); validate on ``val`` or a held-out 15%."""
+        """Train on ``X`` (a ``Task``, or inputs with labels ``y``); validate on ``val``, or on a quarter of
+        each class held out of ``X`` (exact duplicates kept on one side)."""
         train = self._as_task(X, y, "X")
         if val is None:
-            cfg_seed = int(self.options.get("seed", 0))
-            tr, va = holdout(train, seed=cfg_seed)
+            tr, va = holdout(train, seed=int(self.options.get("seed", 0)))
             train, val_task = train.subset(tr), train.subset(va)
         else:
             val_task = self._as_task(*val, "val", min_classes=1) if isinstance(val, tuple) else val
@@ -82,17 +82,21 @@ class Adapter:
         train.require_classes()
         cfg, strategy_options = TrainConfig.from_options(self.options)
         strategy = create_strategy(self.strategy, **strategy_options)
-        backbone = self._make_backbone(strategy.pretrained)
-        if backbone.modality != train.modality:
-            raise HeadstartError(f"{backbone.name} is a {backbone.modality} model but the data are "
-                                 f"{train.modality}s; pick a {train.modality} backbone (`headstart backbones`).")
-        self.backbone_identity_ = backbone.identity()
-        torch.manual_seed(cfg.seed)
-        model = AdaptedModel(backbone, len(train.classes))
-        prepare_model(model, strategy)
-        callbacks = self.callbacks + ([ProgressBar(strategy.spec)] if self.progress else [])
-        self.result_: FitResult = fit_model(model, strategy, train, val_task, cfg, cache=self._cache(),
-                                            callbacks=callbacks)
+        device = cfg.resolve_device()
+        # The seed fixes everything the fit draws (a random init included) without touching the caller's
+        # global random state: torch's generators are forked, seeded, and restored on the way out.
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            torch.manual_seed(cfg.seed)
+            backbone = self._make_backbone(strategy.pretrained)
+            if backbone.modality != train.modality:
+                raise HeadstartError(f"{backbone.name} is a {backbone.modality} model but the data are "
+                                     f"{train.modality}s; pick a {train.modality} backbone (`headstart backbones`).")
+            self.backbone_identity_ = backbone.identity()
+            model = AdaptedModel(backbone, len(train.classes))
+            prepare_model(model, strategy)
+            callbacks = self.callbacks + ([ProgressBar(strategy.spec)] if self.progress else [])
+            self.result_: FitResult = fit_model(model, strategy, train, val_task, cfg, cache=self._cache(),
+                                                callbacks=callbacks)
         self.model_, self.strategy_, self.config_ = model.eval(), strategy, cfg
         self.classes_ = np.asarray(train.classes)
         self.modality_ = train.modality

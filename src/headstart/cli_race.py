@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ __all__ = ["DEMO", "add_race_commands"]
 
 #: The built-in example: a small race that shows every kind of strategy in about five minutes on 2 CPU cores.
 DEMO: dict[str, Any] = {
-    "data": "rotten-tomatoes", "backbone": "minilm-l6", "strategies": ["scratch", "probe", "partial:2", "full", "lora"],
+    "data": "rotten-tomatoes", "backbone": "minilm-l6",
+    "strategies": ["scratch", "scratch-small", "probe", "partial:2", "full", "lora"],
     "budgets": [8, 32, 64], "seeds": 2, "test_limit": 600,
     "train_options": {"epochs": 6, "patience": 3}, "backbone_options": {"max_length": 64},
 }
@@ -27,47 +29,54 @@ def _budgets(text: str | None) -> list[int | None]:
     return [parse_budget(b) for b in text.split(",") if b.strip()]
 
 
-def _table(rows: list[Any]) -> str:
+def _table(rows: list[Any], best: dict[Any, str]) -> str:
     from .race.analysis import budget_label
 
-    lines = [f"{'strategy':<11} {'labels/class':>12} {'test acc':>15} {'macro-F1':>15} {'trainable':>12} "
-             f"{'s/run':>7} {'Δθ':>8}"]
+    lines = [f"{'strategy':<14} {'labels/class':>12} {'selection':>9} {'test acc':>15} {'test macro-F1':>15} "
+             f"{'trainable':>12} {'s/run':>7} {'Δθ':>8}"]
     for r in rows:
-        lines.append(f"{r.strategy:<11} {budget_label(r.budget):>12} {r.acc_mean:>8.3f} ± {r.acc_std:.3f} "
-                     f"{r.f1_mean:>8.3f} ± {r.f1_std:.3f} {r.trainable_params:>12,} {r.seconds:>7.1f} "
+        mark = "*" if best.get(r.budget) == r.strategy else " "
+        lines.append(f"{r.strategy:<13}{mark} {budget_label(r.budget):>12} {r.sel_acc_mean:>9.3f} {r.acc_mean:>8.3f} ± "
+                     f"{r.acc_std:.3f} {r.f1_mean:>8.3f} ± {r.f1_std:.3f} {r.trainable_params:>12,} {r.seconds:>7.1f} "
                      f"{r.delta_l2:>8.3f}")
     return "\n".join(lines)
 
 
 def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, as_json: bool,
-         load_options: dict[str, Any] | None = None) -> None:
+         load_options: dict[str, Any] | None = None, task: Any = None) -> None:
     """Advise (once), run what is missing of the grid, write the report, print the outcome."""
-    from .data import load_task
-    from .race import RaceSpec, ResultStore, advise, run_race, summarize
-    from .race.analysis import negative_transfer, recommend
+    from .race import RaceSpec, ResultStore, advise, prepare_race, run_race, summarize
+    from .race.analysis import best_per_budget, choice_line, negative_transfer, recommend
     from .report import advice_check, write_report
 
     spec = RaceSpec(**spec_kwargs)
-    task = load_task(spec.data, **(load_options or {}))
+    data = prepare_race(spec, task, load_options=load_options)
     if advice:
         with ResultStore(out / "results.sqlite") as store:
             saved = store.get_meta("advice")
-            if saved is None or saved.get("backbone") != spec.backbone:
+            wanted = {"backbone": spec.backbone, "split_seed": spec.split_seed, "data": data.fingerprint}
+            if saved is None or any(saved.get(k) != v for k, v in wanted.items()):
                 if not quiet:
-                    print(f"advising on {task.name} with {spec.backbone} (frozen features only)...")
-                store.set_meta("advice", advise(task, spec.backbone, backbone_options=spec.backbone_options).to_dict())
-    records = run_race(spec, out, task=task, progress=not quiet)
+                    print(f"advising on {data.task.name} with {spec.backbone} (frozen features of the pool only)...",
+                          file=sys.stderr)
+                found = advise(data.task, spec.backbone, backbone_options=spec.backbone_options,
+                               seed=spec.split_seed, pool=data.splits.pool).to_dict()
+                store.set_meta("advice", {**found, **wanted})
+    records = run_race(spec, out, task=data.task, test_task=data.test if data.test_fingerprint else None,
+                       progress=not quiet, load_options=load_options)
     report = write_report(out)
     rows = summarize(records, spec.strategies)
     verdict = negative_transfer(records)
     rec = recommend(rows, verdict)
+    chose = choice_line(len(data.selection), len(data.test), data.describe()["test_source"])
     if as_json:
-        print(json.dumps({"table": [r.to_dict() for r in rows], "pretraining_helps": verdict.pretraining_helps,
-                          "negative_transfer": verdict.message,
-                          "recommendation": rec.strategy if rec else None, "report": str(report)}, indent=2))
+        print(json.dumps({"chosen_on": chose, "table": [r.to_dict() for r in rows],
+                          "pretraining_helps": verdict.pretraining_helps, "negative_transfer": verdict.message,
+                          "recommendation": rec.to_dict() if rec else None, "report": str(report)}, indent=2))
         return
-    print(_table(rows))
-    print()
+    print(chose)
+    print(_table(rows, best_per_budget(rows)))
+    print("(* best at that budget on selection accuracy)\n")
     print(verdict.message)
     if rec is not None:
         print(f"\nrecommendation: {rec.strategy}")
@@ -86,19 +95,20 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 
     load_options = {"text_column": args.text_column, "label_column": args.label_column, "encoding": args.encoding,
                     "strict": args.strict}
-    backbone = args.backbone or DEFAULT_BACKBONE[load_task(args.data, **load_options).modality]
+    task = load_task(args.data, **load_options)
+    backbone = args.backbone or DEFAULT_BACKBONE[task.modality]
     strategies = [s.strip() for s in args.strategies.split(",")] if args.strategies else list(DEFAULT_STRATEGIES)
     spec = {"data": args.data, "backbone": backbone, "strategies": strategies, "budgets": _budgets(args.budgets),
-            "seeds": args.seeds, "split_seed": args.split_seed, "test_limit": args.test_limit,
+            "seeds": args.seeds, "split_seed": args.split_seed, "test_limit": args.test_limit, "test": args.test,
             "train_options": train_options(args), "backbone_options": backbone_options(args)}
     race(spec, Path(args.out), advice=not args.no_advice, quiet=args.quiet, as_json=args.json,
-         load_options=load_options)
+         load_options=load_options, task=task)
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
     if not args.quiet:
-        print("headstart demo: a race of scratch, probe, partial:2, full and lora on rotten-tomatoes with minilm-l6, "
-              "at 8, 32 and 64 labels per class, 2 seeds (about five minutes on 2 CPU cores)")
+        print("headstart demo: a race of scratch, scratch-small, probe, partial:2, full and lora on rotten-tomatoes "
+              "with minilm-l6, at 8, 32 and 64 labels per class, 2 seeds (about five minutes on 2 CPU cores)")
     race(dict(DEMO), Path(args.out), advice=True, quiet=args.quiet, as_json=args.json)
 
 
@@ -110,7 +120,7 @@ def _cmd_advise(args: argparse.Namespace) -> None:
                      encoding=args.encoding, strict=args.strict)
     backbone = args.backbone or DEFAULT_BACKBONE[task.modality]
     options = {"image_size": args.image_size} if args.image_size else {}
-    a = advise(task, backbone, subset=args.subset, backbone_options=options)
+    a = advise(task, backbone, subset=args.subset, backbone_options=options, seed=args.split_seed)
     if args.json:
         print(json.dumps(a.to_dict(), indent=2))
         return
@@ -124,10 +134,14 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("data", help="a named example, a CSV/TSV/JSONL/.npz file, or an image folder")
     add_common_training_flags(p)
     p.add_argument("--strategies", help="comma-separated (default: scratch,probe,partial:2,full,lora)")
-    p.add_argument("--budgets", help="labels per class, comma-separated, 'all' allowed (default: sized to the data)")
+    p.add_argument("--budgets", help="labelled examples per class, validation included; comma-separated, 'all' "
+                   "allowed (default: sized to the data)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per strategy and budget (default 3)")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split (default 0)")
-    p.add_argument("--test-limit", type=int, help="score on a fixed stratified subset of this many test examples")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the pool/selection/test split (default 0)")
+    p.add_argument("--test", help="your own test file (same format and columns as DATA): the test set, never "
+                   "sampled from DATA; selection comes from DATA")
+    p.add_argument("--test-limit", type=int, help="score on at most this many selection and test examples each "
+                   "(a fixed subset in the natural class proportions)")
     p.add_argument("--no-advice", action="store_true", help="skip the advisor's pre-race recommendation")
     p.add_argument("--out", required=True, help="results folder (re-running resumes; a changed grid adds runs)")
     data_options(p)
@@ -137,6 +151,8 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("data", help="a named example, a CSV/TSV/JSONL/.npz file, or an image folder")
     p.add_argument("--backbone", help="a registered backbone (default minilm-l6 / mobilenetv2)")
     p.add_argument("--subset", type=int, default=1000, help="examples to measure on (default 1000)")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="seed of the split; only its pool is looked at (default 0)")
     p.add_argument("--image-size", type=int, help="input resolution of a vision backbone")
     p.add_argument("--json", action="store_true", help="print JSON")
     data_options(p)

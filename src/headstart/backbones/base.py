@@ -16,7 +16,8 @@ knowing what the blocks are. Override points for a new backbone (see ``text.py``
 - ``blocks`` (an ``nn.ModuleList`` of modules taking and returning a state);
 - ``pool(state) -> Tensor[B, feature_dim]``;
 - ``lora_targets()`` (module names that LoRA adapts);
-- ``split_state``/``merge_states`` only if a state has a variable-length axis (text).
+- ``split_state``/``merge_states`` only if a state has a variable-length axis (text);
+- ``small_twin()``: a small model for the same inputs, the ``scratch-small`` baseline.
 """
 
 from __future__ import annotations
@@ -70,6 +71,12 @@ class Backbone(nn.Module, ABC):
     @abstractmethod
     def lora_targets(self) -> list[str]:
         """Names (relative to this module) of the layers LoRA adapts."""
+
+    def small_twin(self) -> Backbone:
+        """A small model for the same inputs, trained from scratch (see ``small.py``); random init."""
+        from ..errors import HeadstartError
+
+        raise HeadstartError(f"{self.name} has no small from-scratch model; use the 'scratch' strategy instead.")
 
     def block_names(self) -> list[str]:
         """Human-readable names of the blocks, input to output."""

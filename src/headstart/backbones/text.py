@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from ..errors import HeadstartError
 from ..fetch import PackagedFiles
 from .base import Backbone, State
 from .registry import BackboneSpec, register_backbone
+from .tokenized import TokenizedText
 
 __all__ = ["HFTextBackbone"]
 
@@ -66,7 +66,7 @@ class _Layer(nn.Module):
         return {"hidden": out[0] if isinstance(out, tuple) else out, "attention_mask": mask}
 
 
-class HFTextBackbone(Backbone):
+class HFTextBackbone(TokenizedText, Backbone):
     """A BERT-family encoder split into [embeddings, layer 1, ..., layer N]; mean pooling over tokens."""
 
     modality = "text"
@@ -88,20 +88,6 @@ class HFTextBackbone(Backbone):
         self.normalize = normalize
         self.max_length = max_length
 
-    def preprocess(self, inputs: Sequence[Any]) -> State:
-        if isinstance(inputs, str) or not all(isinstance(x, str) for x in inputs):
-            bad = inputs if isinstance(inputs, str) else next(x for x in inputs if not isinstance(x, str))
-            raise HeadstartError(
-                f"{self.name} is a text model but got {type(bad).__name__} input; pass a list of strings."
-            )
-        enc = self.tokenizer(list(inputs), padding=True, truncation=True, max_length=self.max_length,
-                             return_tensors="pt")
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-
-    @property
-    def preprocess_id(self) -> str:
-        return f"tok={getattr(self.tokenizer, 'name_or_path', '?')}|vocab={len(self.tokenizer)}|max={self.max_length}"
-
     def pool(self, state: State) -> Tensor:
         mask = state["attention_mask"].unsqueeze(-1).to(state["hidden"].dtype)
         pooled = (state["hidden"] * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -114,22 +100,11 @@ class HFTextBackbone(Backbone):
     def block_names(self) -> list[str]:
         return ["embeddings"] + [f"layer{i}" for i in range(1, len(self.blocks))]
 
-    def split_state(self, state: State) -> list[State]:
-        # Right-padded batches: trim each example to its own length so cached states stay small.
-        lengths = state["attention_mask"].sum(1).tolist()
-        return [{k: v[i, : int(n)] for k, v in state.items()} for i, n in enumerate(lengths)]
+    def small_twin(self) -> Backbone:
+        from .small import NgramBag
 
-    def merge_states(self, states: Sequence[State]) -> State:
-        longest = max(s["attention_mask"].shape[0] for s in states)
-        out = {}
-        for key in states[0]:
-            padded = []
-            for s in states:
-                t = s[key]
-                pad = [0, 0] * (t.dim() - 1) + [0, longest - t.shape[0]]
-                padded.append(nn.functional.pad(t, pad))
-            out[key] = torch.stack(padded)
-        return out
+        return NgramBag(self.tokenizer, max_length=self.max_length, name=self.name)
+
 
 
 def load_hf_text(path_or_id: str, *, pretrained: bool, name: str, source: str, normalize: bool = False,

@@ -61,6 +61,11 @@ class ConvBackbone(Backbone):
         return [n for n, m in self.named_modules() if isinstance(m, nn.Conv2d)
                 and m.kernel_size == (1, 1) and m.groups == 1]
 
+    def small_twin(self) -> Backbone:
+        from .small import conv4
+
+        return conv4(self.transform, name=self.name)
+
     @torch.no_grad()
     def source_logits(self, inputs: Sequence[Any]) -> Tensor:
         """Logits over the pretraining classes (ImageNet-1k) from the kept source classifier."""

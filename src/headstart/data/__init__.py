@@ -2,11 +2,23 @@
 
 from .describe import describe, format_description
 from .examples import list_examples, load_example
+from .external import align_test
 from .load import load_task
 from .readers import from_arrays, read_image_folder, read_table
-from .splits import Splits, budget_indices, draw, holdout, make_splits, parse_budget, val_budget
+from .splits import (
+                     VAL_FRACTION,
+                     Splits,
+                     budget_indices,
+                     draw,
+                     holdout,
+                     make_splits,
+                     parse_budget,
+                     split_budget,
+                     stratified_subset,
+)
 from .task import Task
 
-__all__ = ["Splits", "Task", "budget_indices", "describe", "draw", "format_description", "from_arrays", "holdout",
+__all__ = ["VAL_FRACTION", "Splits", "Task", "align_test", "budget_indices", "describe", "draw", "format_description",
+           "from_arrays", "holdout",
            "list_examples", "load_example", "load_task", "make_splits", "parse_budget", "read_image_folder",
-           "read_table", "val_budget"]
+           "read_table", "split_budget", "stratified_subset"]

@@ -56,7 +56,7 @@ def describe(task: Task, *, seed: int = 0, max_images: int = 2000) -> dict[str, 
         out["splits"] = {"error": str(exc)}
         return out
     part = np.empty(len(task), dtype=object)
-    for name in ("train", "val", "test"):
+    for name in ("pool", "selection", "test"):
         part[getattr(splits, name)] = name
     across: dict[str, int] = defaultdict(int)
     for g in dups:
@@ -88,7 +88,8 @@ def format_description(d: dict[str, Any]) -> str:
         lines.append(f"splits: not possible: {s['error']}")
     else:
         across = ", ".join(f"{k}: {v}" for k, v in s["duplicates_across"].items()) or "none"
-        lines.append(f"default split (seed {s['seed']}): train {s['train']:,}, val {s['val']:,}, test {s['test']:,}; "
+        lines.append(f"default split (seed {s['seed']}): pool {s['pool']:,} (label budgets draw training and "
+                     f"validation from it), selection {s['selection']:,}, test {s['test']:,}; "
                      f"duplicates across splits: {across}")
     lines.extend(f"note: {n}" for n in d["notes"])
     return "\n".join(lines)

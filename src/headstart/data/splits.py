@@ -1,31 +1,64 @@
 """Reproducible stratified splits and nested label budgets.
 
-Both are drawn per class with a generator seeded by ``(seed, class)``, so a class's draw never depends
-on the other classes, and a budget of ``n`` per class is always the first ``n`` of one fixed order:
-the 32-per-class draw contains the 8-per-class draw, and learning curves compare like with like.
+A race splits the labelled data once, by the split seed, into three parts:
+
+- the **pool**: the labelled examples a run may learn from; a label budget draws from it;
+- the **selection** part: held out from every run; every run is scored on it, and everything that
+  *chooses* (the recommendation, the best strategy per budget, the contestants of the
+  negative-transfer check) uses these scores only;
+- the **test** part: held out from every run and from every choice; its scores are only reported.
+  A user's own test file replaces it.
+
+A budget of ``n`` per class is every label a run sees: ``n`` examples per class of the pool, split
+inside the budget into training and validation (a quarter, at least one per class, for early stopping).
+Strategies without early stopping (the probe's cross-validation, the contrastive pair stage) use all
+``n``. Draws are per class with a generator seeded by ``(seed, class)``, so a class's draw never depends
+on the other classes, and a budget is always the first ``n`` of one fixed order: the 32-per-class draw
+contains the 8-per-class draw, and learning curves compare like with like.
+
+Exact duplicates (same text, same image bytes) are one unit: they always land in the same part, and
+never straddle training and validation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import HeadstartError
 from .task import Task
 
-__all__ = ["Splits", "budget_indices", "draw", "holdout", "make_splits", "parse_budget", "val_budget"]
+__all__ = ["MIN_HELDOUT", "VAL_FRACTION", "Splits", "budget_indices", "draw", "holdout", "make_splits",
+           "parse_budget", "split_budget", "stratified_subset"]
+
+log = logging.getLogger(__name__)
+
+#: the share of a budget held out for validation (early stopping), at least one example per class
+VAL_FRACTION = 0.25
+#: below this many examples, the selection or test part is too small to tell strategies a few points apart
+MIN_HELDOUT = 100
 
 
 @dataclass(frozen=True)
 class Splits:
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
+    pool: np.ndarray  # what label budgets draw from (training + validation)
+    selection: np.ndarray  # held out; chooses
+    test: np.ndarray  # held out; only reported (empty when the user gave a test file)
     seed: int
+    excluded: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # copies of test examples
+    warnings: tuple[str, ...] = ()
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+        return {"pool": len(self.pool), "selection": len(self.selection), "test": len(self.test)}
+
+
+def units(task: Task) -> np.ndarray:
+    """For each example, the index of its first exact copy (itself when unique)."""
+    first: dict[str, int] = {}
+    return np.array([first.setdefault(task.example_key(i), i) for i in range(len(task))], dtype=np.int64)
 
 
 def _class_order(labels: np.ndarray, pool: np.ndarray, c: int, seed: int, salt: int) -> np.ndarray:
@@ -33,56 +66,72 @@ def _class_order(labels: np.ndarray, pool: np.ndarray, c: int, seed: int, salt: 
     return np.random.default_rng([seed, salt, c]).permutation(members)
 
 
-def make_splits(task: Task, *, val_fraction: float = 0.15, test_fraction: float = 0.2, seed: int = 0) -> Splits:
-    """Stratified train/validation/test; every class gets at least one example in each part.
+def make_splits(task: Task, *, selection_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0,
+                exclude: np.ndarray | None = None) -> Splits:
+    """Stratified pool / selection / test; every class gets at least one example in each part.
 
-    Exact duplicates (same text or image bytes) always land in the same part, stratified by the
-    label of their first copy, so test numbers are never inflated by copies of training examples.
+    ``test_fraction=0`` makes no test part (the user's own test file is the test set). ``exclude``
+    keeps examples out of every part (copies of the user's test examples).
     """
-    for name, frac in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0.0 < frac < 1.0:
-            raise HeadstartError(f"The {name!r} parameter of make_splits must be in (0, 1). Got {frac!r} instead.")
-    if val_fraction + test_fraction >= 1.0:
-        raise HeadstartError("val_fraction + test_fraction must leave examples for training (sum < 1).")
+    if not 0.0 < selection_fraction < 1.0:
+        raise HeadstartError("The 'selection_fraction' parameter of make_splits must be in (0, 1). "
+                             f"Got {selection_fraction!r} instead.")
+    if not 0.0 <= test_fraction < 1.0:
+        raise HeadstartError(f"The 'test_fraction' parameter of make_splits must be in [0, 1). Got {test_fraction!r} "
+                             "instead.")
+    if selection_fraction + test_fraction >= 1.0:
+        raise HeadstartError("selection_fraction + test_fraction must leave examples to learn from (sum < 1).")
     task.require_classes()
-    # Exact duplicates form one unit that lands in one part, so no test example is also a training one.
-    first: dict[str, int] = {}
-    unit = np.array([first.setdefault(task.example_key(i), i) for i in range(len(task))])
-    heads = np.unique(unit)
+    unit = units(task)
+    excluded = np.zeros(len(task), dtype=bool)
+    if exclude is not None and len(exclude):
+        excluded[np.asarray(exclude, dtype=np.int64)] = True
+    heads = np.unique(unit[~excluded])
     members: dict[int, list[int]] = {}
     for i, u in enumerate(unit.tolist()):
-        members.setdefault(u, []).append(i)
-    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+        if not excluded[i]:
+            members.setdefault(u, []).append(i)
+    parts: dict[str, list[np.ndarray]] = {"pool": [], "selection": [], "test": []}
+    need = 3 if test_fraction > 0 else 2
     for c, cls in enumerate(task.classes):
         order = _class_order(task.labels, heads, c, seed, salt=0)
         n = len(order)
         if n == 0:
             continue
-        if n < 3:
+        if n < need:
+            parts_named = "pool/selection/test" if need == 3 else "pool/selection"
             raise HeadstartError(
-                f"{task.name}: class {cls!r} has {n} example{'s' if n != 1 else ''}; a train/validation/test "
-                "split needs at least 3 per class. Add examples of it or remove the class."
-            )
-        n_test = max(1, round(n * test_fraction))
-        n_val = max(1, round(n * val_fraction))
-        n_test, n_val = min(n_test, n - 2), min(n_val, n - 1 - min(n_test, n - 2))
-        for name, chunk in (("test", order[:n_test]), ("val", order[n_test : n_test + n_val]),
-                            ("train", order[n_test + n_val :])):
+                f"{task.name}: class {cls!r} has {n} distinct example{'s' if n != 1 else ''}; a {parts_named} split "
+                f"needs at least {need} per class. Add examples of it or remove the class.")
+        n_test = min(max(1, round(n * test_fraction)), n - 2) if test_fraction > 0 else 0
+        n_sel = min(max(1, round(n * selection_fraction)), n - 1 - n_test)
+        for name, chunk in (("test", order[:n_test]), ("selection", order[n_test: n_test + n_sel]),
+                            ("pool", order[n_test + n_sel:])):
             parts[name].append(np.array([i for u in chunk for i in members[u]], dtype=np.int64))
-    return Splits(*(np.sort(np.concatenate(parts[k])) for k in ("train", "val", "test")), seed=seed)
+    pool, selection, test = (np.sort(np.concatenate(parts[k])) if parts[k] else np.zeros(0, dtype=np.int64)
+                             for k in ("pool", "selection", "test"))
+    warnings = tuple(f"the {name} part has only {len(idx)} examples (fewer than {MIN_HELDOUT}): differences between "
+                     f"strategies of a few points on it are noise"
+                     for name, idx in (("selection", selection), ("test", test))
+                     if len(idx) < MIN_HELDOUT and (name == "selection" or test_fraction > 0))
+    for w in warnings:
+        log.warning("%s: %s", task.name, w)
+    return Splits(pool, selection, test, seed, np.flatnonzero(excluded), warnings)
 
 
 def parse_budget(value: str | int | None) -> int | None:
-    """``"all"``/``None`` -> ``None`` (the whole pool); a positive integer -> examples per class."""
+    """``"all"``/``None`` -> ``None`` (the whole pool); an integer >= 2 -> labelled examples per class."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
         return None
     try:
         n = int(value)
     except (TypeError, ValueError):
         raise HeadstartError(
-            f"A label budget is examples per class (a positive integer) or 'all'. Got {value!r}.") from None
-    if n < 1:
-        raise HeadstartError(f"A label budget must be at least 1 example per class. Got {n}.")
+            f"A label budget is labelled examples per class (an integer, at least 2) or 'all'. Got {value!r}."
+        ) from None
+    if n < 2:
+        raise HeadstartError(f"A label budget must be at least 2 examples per class (one to train on, one to "
+                             f"validate on). Got {n}.")
     return n
 
 
@@ -95,52 +144,96 @@ def budget_indices(task: Task, pool: np.ndarray, per_class: int | None, *, seed:
     pool = np.asarray(pool, dtype=np.int64)
     if per_class is None:
         return np.sort(pool)
-    chosen = []
+    return np.sort(np.concatenate(_budget_orders(task, pool, per_class, seed)))
+
+
+def _budget_orders(task: Task, pool: np.ndarray, per_class: int | None, seed: int) -> list[np.ndarray]:
+    """Per class, the budget's examples in draw order (the whole class for ``None``)."""
+    out = []
     for c, cls in enumerate(task.classes):
         order = _class_order(task.labels, pool, c, seed, salt=1)
-        if len(order) < per_class:
+        if per_class is not None and len(order) < per_class:
             raise HeadstartError(
-                f"{task.name}: class {cls!r} has only {len(order)} examples in this pool, fewer than the budget "
-                f"of {per_class} per class. Use a budget of at most {len(order)}, or 'all'."
-            )
-        chosen.append(order[:per_class])
-    return np.sort(np.concatenate(chosen))
+                f"{task.name}: class {cls!r} has only {len(order)} examples to learn from, fewer than the budget "
+                f"of {per_class} per class. Use a budget of at most {len(order)}, or 'all'.")
+        out.append(order if per_class is None else order[:per_class])
+    return out
 
 
-def holdout(task: Task, fraction: float = 0.15, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified (train, validation) indices when a user gives no validation set: at least one per class."""
-    task.require_classes()
-    everything = np.arange(len(task))
+def split_budget(n: int) -> int:
+    """Validation examples out of a class's ``n`` budgeted ones (a quarter, rounded up; none when ``n`` < 2)."""
+    return 0 if n < 2 else max(1, math.ceil(n * VAL_FRACTION))
+
+
+def _split_by_unit(order: np.ndarray, unit: np.ndarray, n_val: int) -> tuple[np.ndarray, np.ndarray]:
+    """The last units of ``order`` (whole duplicate groups) to validation until it holds ``n_val`` examples."""
+    if n_val == 0:
+        return order, order[:0]
+    groups: dict[int, list[int]] = {}
+    for i in order.tolist():
+        groups.setdefault(int(unit[i]), []).append(i)
+    val: list[int] = []
+    for g in reversed(list(groups)[1:]):  # the first unit always stays in training
+        if len(val) >= n_val:
+            break
+        val.extend(groups[g])
+    val_set = set(val)
+    return np.array([i for i in order.tolist() if i not in val_set], dtype=np.int64), np.array(val, dtype=np.int64)
+
+
+def _train_val(task: Task, orders: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    unit = units(task)
     train, val = [], []
-    for c, cls in enumerate(task.classes):
-        order = _class_order(task.labels, everything, c, seed, salt=2)
-        if len(order) == 0:
-            continue
-        if len(order) < 2:
-            raise HeadstartError(
-                f"{task.name}: class {cls!r} has 1 example; holding out a validation set needs at least 2 per "
-                "class. Add examples, or pass a validation set explicitly."
-            )
-        n_val = min(len(order) - 1, max(1, round(len(order) * fraction)))
-        val.append(order[:n_val])
-        train.append(order[n_val:])
+    for order in orders:
+        t, v = _split_by_unit(order, unit, split_budget(len(order)))
+        train.append(t)
+        val.append(v)
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
-def val_budget(per_class: int | None) -> int | None:
-    """Validation examples per class that go with a training budget: as a user with that few labels
-    would hold out (half the budget, at least 4); the whole validation split for 'all'."""
-    return None if per_class is None else max(4, per_class // 2)
-
-
 def draw(task: Task, splits: Splits, per_class: int | None, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(train, validation) indices for a label budget: both nested in the budget, both stratified.
+    """(train, validation) indices for a budget of ``per_class`` labelled examples per class in total.
 
-    A class with fewer validation examples than the matching validation budget keeps all it has.
+    Both come out of the budget (validation: a quarter of each class, rounded up, whole duplicate
+    groups), so a run sees exactly ``per_class`` labels per class; ``None`` splits the whole pool
+    the same way. Nested: the 8-per-class budget is inside the 32-per-class one.
     """
-    train = budget_indices(task, splits.train, per_class, seed=seed)
-    want = val_budget(per_class)
-    if want is None:
-        return train, np.sort(splits.val)
-    have = int(np.bincount(task.labels[splits.val], minlength=len(task.classes)).min())
-    return train, budget_indices(task, splits.val, min(want, have), seed=seed)
+    return _train_val(task, _budget_orders(task, splits.pool, per_class, seed))
+
+
+def holdout(task: Task, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices of a whole task, by the same rule as a budget's (duplicates kept together)."""
+    task.require_classes()
+    orders = [_class_order(task.labels, np.arange(len(task)), c, seed, salt=2) for c in range(len(task.classes))]
+    for c, order in enumerate(orders):
+        if len(order) == 1:
+            raise HeadstartError(
+                f"{task.name}: class {task.classes[c]!r} has 1 example; holding out a validation set needs at least "
+                "2 per class. Add examples, or pass a validation set explicitly (val=...).")
+    return _train_val(task, [o for o in orders if len(o)])
+
+
+def stratified_subset(task: Task, index: np.ndarray, size: int, *, seed: int = 0) -> np.ndarray:
+    """Exactly ``size`` of ``index`` (all of it if smaller), in the natural class proportions.
+
+    Largest-remainder allocation, at least one example of every class present; fixed by ``seed``.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    if size >= len(index):
+        return np.sort(index)
+    counts = np.bincount(task.labels[index], minlength=len(task.classes))
+    present = counts > 0
+    if size < int(present.sum()):
+        raise HeadstartError(f"A held-out subset of {size} examples cannot hold one of each of the "
+                             f"{int(present.sum())} classes; ask for at least {int(present.sum())}.")
+    quota = counts * size / counts.sum()
+    take = np.maximum(np.floor(quota).astype(int), present.astype(int))
+    while take.sum() > size:  # the minimum of one per class overshot: trim the largest shares
+        take[np.argmax(np.where(take > 1, take - quota, -np.inf))] -= 1
+    for c in np.argsort(-(quota - np.floor(quota)), kind="stable"):
+        if take.sum() >= size:
+            break
+        if take[c] < counts[c]:
+            take[c] += 1
+    chosen = [_class_order(task.labels, index, c, seed, salt=3)[: take[c]] for c in range(len(counts)) if take[c]]
+    return np.sort(np.concatenate(chosen))

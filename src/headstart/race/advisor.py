@@ -106,10 +106,13 @@ RECIPES = {("small", "close"): ("probe", "few labels and features that already f
 
 
 def advise(task: Task, backbone: str, *, subset: int = 1000, seed: int = 0,
-           backbone_options: dict[str, Any] | None = None, cache: FeatureCache | None = None) -> Advice:
+           backbone_options: dict[str, Any] | None = None, cache: FeatureCache | None = None,
+           pool: np.ndarray | None = None) -> Advice:
+    """Advice from the pool only (``pool``, or the pool of the split with ``seed``, the race's split seed):
+    the selection and test parts are never looked at, not even their labels."""
     tic = time.perf_counter()
     options = backbone_options or {}
-    pool = make_splits(task, seed=seed).train  # never peek at the test split
+    pool = make_splits(task, seed=seed).pool if pool is None else np.asarray(pool)
     counts = np.bincount(task.labels[pool], minlength=len(task.classes))
     per_class = max(2, min(int(counts.min()), subset // len(task.classes)))
     index = budget_indices(task, pool, per_class, seed=seed)
@@ -119,26 +122,27 @@ def advise(task: Task, backbone: str, *, subset: int = 1000, seed: int = 0,
     for pretrained in (True, False):
         import torch
 
-        torch.manual_seed(seed)
-        model = AdaptedModel(create_backbone(backbone, pretrained=pretrained, **options), len(task.classes))
+        with torch.random.fork_rng(devices=[]):  # the random twin's init, without touching the caller's RNG
+            torch.manual_seed(seed)
+            model = AdaptedModel(create_backbone(backbone, pretrained=pretrained, **options), len(task.classes))
         states = cache.states(model, model.features_start, sample, range(len(sample)))
         feats[pretrained] = np.stack([s["features"].numpy() for s in states])
     y = sample.labels
     acc_pre, acc_rand = _cv_probe(feats[True], y, seed), _cv_probe(feats[False], y, seed)
     lm_pre, lm_rand = logme(feats[True], y), logme(feats[False], y)
     reduction = (acc_pre - acc_rand) / max(1e-9, 1 - acc_rand)
-    median = float(np.median(np.bincount(task.labels, minlength=len(task.classes))))
+    median = float(np.median(counts))
     size = "small" if median < SMALL_PER_CLASS else "large"
     gap = "close" if reduction >= CLOSE_ERROR_REDUCTION and lm_pre > lm_rand else "far"
     strategy, why = RECIPES[(size, gap)]
     reasons = [
-        f"{median:g} labelled examples per class (median; {int(counts.min())} in the smallest class's training "
-        f"pool): {size} (the line is {SMALL_PER_CLASS} per class)",
+        f"{median:g} labelled examples per class to learn from (median; {int(counts.min())} in the smallest class): "
+        f"{size} (the line is {SMALL_PER_CLASS} per class)",
         f"on {len(sample)} examples, a probe on the pretrained features reaches {acc_pre:.3f} (5-fold CV) against "
         f"{acc_rand:.3f} on the random-init twin's: {100 * reduction:.0f}% of the errors removed; LogME "
         f"{lm_pre:.3f} vs {lm_rand:.3f}: the domain looks {gap} (close means >= {100 * CLOSE_ERROR_REDUCTION:.0f}% "
         "of errors removed and higher LogME)",
         f"{size} and {gap}: {why}",
     ]
-    return Advice(backbone, len(task), len(task.classes), median, int(counts.min()), len(sample), lm_pre, lm_rand,
+    return Advice(backbone, len(pool), len(task.classes), median, int(counts.min()), len(sample), lm_pre, lm_rand,
                   acc_pre, acc_rand, reduction, size, gap, strategy, reasons, time.perf_counter() - tic)

@@ -1,8 +1,15 @@
 """Turn a race's records into a table, a negative-transfer verdict and a recommendation, with reasons.
 
-Noise is estimated from the race itself: the spread of the paired (same split, same seed) accuracy
+Every run is scored on two held-out parts. Everything that *chooses* uses the selection scores only:
+the best strategy per budget, the recommendation, and which transfer strategy and which from-scratch
+option the negative-transfer check puts against each other. Everything that is *reported* uses the
+test scores: every cell of the table, the chosen strategy's accuracy, and the verdict itself (the
+chosen transfer strategy against the chosen from-scratch option, paired by seed, on test). Choosing
+on the numbers one reports would bias them upwards (the maximum of noisy estimates).
+
+Noise is estimated from the race itself: the spread of the paired (same draws, same seed) accuracy
 differences across seeds, and never less than the binomial standard error of a difference of two
-accuracies on the shared test set. "Clearly better" means more than two noise units ahead.
+accuracies on the shared examples. "Clearly better" means more than two noise units ahead.
 """
 
 from __future__ import annotations
@@ -14,7 +21,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Row", "TransferVerdict", "negative_transfer", "recommend", "summarize"]
+__all__ = ["CHOICE_LINE", "Recommendation", "Row", "TransferVerdict", "best_per_budget", "budget_label", "choice_line",
+           "negative_transfer", "recommend", "summarize"]
+
+CLEARLY = 2.0  # "clearly better": more than this many noise units ahead
 
 
 @dataclass
@@ -23,10 +33,15 @@ class Row:
     budget: int | None
     per_class: float
     seeds: int
-    acc_mean: float
+    from_scratch: bool
+    sel_acc_mean: float  # selection accuracy: what chooses
+    sel_acc_std: float
+    acc_mean: float  # test accuracy: only reported
     acc_std: float
-    f1_mean: float
+    f1_mean: float  # test macro-F1
     f1_std: float
+    n_selection: int
+    n_test: int
     trainable_params: int
     seconds: float  # mean wall-clock of one run (fit)
     seconds_per_epoch: float | None
@@ -50,6 +65,10 @@ def _budget_order(budget: int | None) -> float:
     return math.inf if budget is None else float(budget)
 
 
+def _mean(rs: list[dict[str, Any]], key: str) -> float:
+    return float(np.mean([r[key] for r in rs]))
+
+
 def summarize(records: list[dict[str, Any]], strategies: list[str] | None = None) -> list[Row]:
     groups: dict[tuple[str, int | None], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
@@ -60,79 +79,112 @@ def summarize(records: list[dict[str, Any]], strategies: list[str] | None = None
                                                                          order.get(kv[0][0], 99))):
         per_epoch = [r["seconds_per_epoch"] for r in rs if r.get("seconds_per_epoch")]
         rows.append(Row(
-            strategy, budget, float(np.mean([r["per_class"] for r in rs])), len(rs),
-            float(np.mean([r["test_acc"] for r in rs])), _std([r["test_acc"] for r in rs]),
-            float(np.mean([r["test_macro_f1"] for r in rs])), _std([r["test_macro_f1"] for r in rs]),
-            int(max(r["trainable_params"] for r in rs)), float(np.mean([r["seconds"] for r in rs])),
-            float(np.mean(per_epoch)) if per_epoch else None, float(np.mean([r["epochs"] for r in rs])),
+            strategy, budget, _mean(rs, "per_class"), len(rs), bool(rs[0].get("from_scratch")),
+            _mean(rs, "sel_acc"), _std([r["sel_acc"] for r in rs]),
+            _mean(rs, "test_acc"), _std([r["test_acc"] for r in rs]),
+            _mean(rs, "test_macro_f1"), _std([r["test_macro_f1"] for r in rs]),
+            int(rs[0]["n_selection"]), int(rs[0]["n_test"]),
+            int(max(r["trainable_params"] for r in rs)), _mean(rs, "seconds"),
+            float(np.mean(per_epoch)) if per_epoch else None, _mean(rs, "epochs"),
             float(np.mean([r["delta_l2"] or 0.0 for r in rs])),
             float(np.mean([r["delta_relative"] or 0.0 for r in rs])),
         ))
     return rows
 
 
+def best_per_budget(rows: list[Row]) -> dict[int | None, str]:
+    """The strategy with the highest mean *selection* accuracy at each budget."""
+    return {b: max((r for r in rows if r.budget == b), key=lambda r: r.sel_acc_mean).strategy
+            for b in {r.budget for r in rows}}
+
+
+CHOICE_LINE = ("Chosen on {sel:,} selection examples; test accuracy on {test:,} other held-out examples{source} is "
+               "only reported, never used to choose.")
+
+
+def choice_line(n_selection: int, n_test: int, test_source: str | None = None) -> str:
+    """The one line that says which examples chose and which were only measured."""
+    return CHOICE_LINE.format(sel=n_selection, test=n_test, source=f" (from {test_source})" if test_source else "")
+
+
+def _noise(a: list[float], b: list[float], n: int) -> float:
+    """Paired noise of mean(a - b): the spread of the differences, at least the binomial error on ``n`` examples."""
+    p = (float(np.mean(a)) + float(np.mean(b))) / 2
+    binomial = math.sqrt(2 * p * (1 - p) / max(1, n))
+    diffs = [x - y for x, y in zip(a, b)]
+    paired = _std(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
+    return max(binomial, paired)
+
+
 @dataclass
 class BudgetComparison:
     budget: int | None
-    scratch_acc: float
-    best_strategy: str
-    best_acc: float
-    difference: float  # best transfer minus scratch, mean over paired seeds
+    scratch_strategy: str  # the from-scratch option chosen on selection data
+    scratch_acc: float  # its test accuracy
+    best_strategy: str  # the transfer strategy chosen on selection data
+    best_acc: float  # its test accuracy
+    difference: float  # transfer minus scratch, test accuracy, mean over paired seeds
     noise: float
-    helps: bool  # transfer clearly ahead (difference > 2 noise)
+    helps: bool  # transfer clearly ahead on test (difference > CLEARLY × noise)
 
 
 @dataclass
 class TransferVerdict:
     comparisons: list[BudgetComparison] = field(default_factory=list)
-    pretraining_helps: bool | None = None  # None: no scratch baseline in the race
+    pretraining_helps: bool | None = None  # None: no from-scratch baseline in the race
     message: str = ""
 
 
+def _chosen(by: dict, budget: int | None, names: set[str]) -> str | None:
+    means = {s: np.mean([r["sel_acc"] for r in by[(budget, s)].values()]) for s in names if by.get((budget, s))}
+    return max(sorted(means), key=means.get) if means else None
+
+
 def negative_transfer(records: list[dict[str, Any]]) -> TransferVerdict:
-    """At each budget, the scratch baseline against the best transfer strategy, paired by seed."""
-    by = defaultdict(dict)
+    """At each budget, the best from-scratch option against the best transfer strategy (both chosen on
+    selection data), compared on test data, paired by seed."""
+    by: dict[tuple[int | None, str], dict[int, dict[str, Any]]] = defaultdict(dict)
     for r in records:
         by[(r["budget"], r["strategy"])][r["seed"]] = r
     budgets = sorted({r["budget"] for r in records}, key=_budget_order)
-    transfer = sorted({r["strategy"] for r in records} - {"scratch"})
-    if "scratch" not in {r["strategy"] for r in records} or not transfer:
-        return TransferVerdict(message="No scratch baseline (or no transfer strategy) in this race: add 'scratch' "
-                                       "to --strategies to check whether pretraining helps.")
+    scratch = {r["strategy"] for r in records if r.get("from_scratch")}
+    transfer = {r["strategy"] for r in records} - scratch
+    if not scratch or not transfer:
+        return TransferVerdict(message="No from-scratch baseline (or no transfer strategy) in this race: add "
+                                       "'scratch' or 'scratch-small' to --strategies to check whether pretraining "
+                                       "helps.")
     comps = []
     for b in budgets:
-        scratch = by.get((b, "scratch"), {})
-        if not scratch:
+        s_name, t_name = _chosen(by, b, scratch), _chosen(by, b, transfer)
+        if s_name is None or t_name is None:
             continue
-        means = {s: np.mean([r["test_acc"] for r in by[(b, s)].values()]) for s in transfer if by.get((b, s))}
-        if not means:
+        seeds = sorted(set(by[(b, s_name)]) & set(by[(b, t_name)]))
+        if not seeds:
             continue
-        best = max(means, key=means.get)
-        seeds = sorted(set(scratch) & set(by[(b, best)]))
-        diffs = [by[(b, best)][s]["test_acc"] - scratch[s]["test_acc"] for s in seeds]
-        n_test = scratch[seeds[0]]["n_test"]
-        p = (means[best] + np.mean([r["test_acc"] for r in scratch.values()])) / 2
-        binomial = math.sqrt(2 * p * (1 - p) / max(1, n_test))
-        paired = _std(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
-        noise = max(binomial, paired)
-        diff = float(np.mean(diffs))
-        comps.append(BudgetComparison(b, float(np.mean([r["test_acc"] for r in scratch.values()])), best,
-                                      float(means[best]), diff, noise, diff > 2 * noise))
+        t_acc = [by[(b, t_name)][s]["test_acc"] for s in seeds]
+        s_acc = [by[(b, s_name)][s]["test_acc"] for s in seeds]
+        noise = _noise(t_acc, s_acc, by[(b, s_name)][seeds[0]]["n_test"])
+        diff = float(np.mean(t_acc) - np.mean(s_acc))
+        comps.append(BudgetComparison(b, s_name, float(np.mean(s_acc)), t_name, float(np.mean(t_acc)), diff, noise,
+                                      diff > CLEARLY * noise))
     helps_somewhere = any(c.helps for c in comps)
-    lines = [f"at {budget_label(c.budget)}/class: best transfer ({c.best_strategy}) {c.best_acc:.3f} vs scratch "
-             f"{c.scratch_acc:.3f}, difference {c.difference:+.3f} (noise ±{c.noise:.3f}): "
+    lines = [f"at {budget_label(c.budget)}/class: {c.best_strategy} {c.best_acc:.3f} vs {c.scratch_strategy} "
+             f"{c.scratch_acc:.3f} on test, difference {c.difference:+.3f} (noise ±{c.noise:.3f}): "
              + ("pretraining clearly helps" if c.helps else "within noise or worse") for c in comps]
-    if not helps_somewhere:
-        message = ("Pretraining is NOT helping on this data: at no label budget did any transfer strategy beat the "
-                   "from-scratch baseline by more than the noise. The inherited features do not fit this task; "
-                   "check the domain, or try another backbone.\n" + "\n".join(lines))
+    rule = (f"(each side chosen on selection data; compared on test; \"clearly\" means more than {CLEARLY:g} noise "
+            "units ahead)")
+    if not comps:
+        message = "No budget has both a from-scratch and a transfer run yet."
+    elif not helps_somewhere:
+        message = ("Pretraining is NOT helping on this data: at no label budget did the best transfer strategy beat "
+                   "the best from-scratch option by more than the noise. The inherited features do not fit this task; "
+                   "check the domain, or try another backbone.")
     elif all(c.helps for c in comps):
-        message = "Pretraining helps at every budget.\n" + "\n".join(lines)
+        message = "Pretraining helps at every budget."
     else:
         weak = ", ".join(budget_label(c.budget) for c in comps if not c.helps)
-        message = (f"Pretraining helps, but not at every budget (within noise at {weak} per class).\n"
-                   + "\n".join(lines))
-    return TransferVerdict(comps, helps_somewhere, message)
+        message = f"Pretraining helps, but not at every budget (within noise at {weak} per class)."
+    return TransferVerdict(comps, helps_somewhere if comps else None, "\n".join([f"{message} {rule}", *lines]))
 
 
 @dataclass
@@ -140,25 +192,37 @@ class Recommendation:
     strategy: str
     budget: int | None
     reasons: list[str]
+    selection_acc: float = 0.0
+    test_acc: float = 0.0
+    test_std: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def recommend(rows: list[Row], verdict: TransferVerdict) -> Recommendation | None:
-    """At the largest budget raced: the most accurate strategy, or a cheaper one that is within noise of it."""
+    """At the largest budget raced: the strategy with the best selection accuracy, or a cheaper one within
+    selection noise of it. Its test accuracy is reported, never used."""
     if not rows:
         return None
     top_budget = max({r.budget for r in rows}, key=_budget_order)
     at = [r for r in rows if r.budget == top_budget]
-    best = max(at, key=lambda r: r.acc_mean)
-    noise = max([c.noise for c in verdict.comparisons if c.budget == top_budget] or [best.acc_std, 0.005])
-    tied = [r for r in at if best.acc_mean - r.acc_mean <= noise]
+    best = max(at, key=lambda r: r.sel_acc_mean)
+    p = best.sel_acc_mean
+    noise = max(math.sqrt(2 * p * (1 - p) / max(1, best.n_selection)),
+                best.sel_acc_std / math.sqrt(best.seeds) if best.seeds > 1 else 0.0)
+    tied = [r for r in at if best.sel_acc_mean - r.sel_acc_mean <= noise]
     choice = min(tied, key=lambda r: (r.trainable_params, r.seconds))
     reasons = [f"at {budget_label(top_budget)} labels per class (the most this race tried), {best.strategy} scored "
-               f"highest: {best.acc_mean:.3f} ± {best.acc_std:.3f} test accuracy over {best.seeds} seed(s)"]
+               f"highest on the selection examples: {best.sel_acc_mean:.3f} over {best.seeds} seed(s)"]
     if choice is not best:
-        reasons.append(f"{choice.strategy} is within noise of it ({choice.acc_mean:.3f}, noise ±{noise:.3f}) with "
-                       f"{choice.trainable_params:,} trainable parameters instead of {best.trainable_params:,} and "
-                       f"{choice.seconds:.0f}s per run instead of {best.seconds:.0f}s, so it is the better buy")
+        reasons.append(f"{choice.strategy} is within noise of it on selection ({choice.sel_acc_mean:.3f}, noise "
+                       f"±{noise:.3f}) with {choice.trainable_params:,} trainable parameters instead of "
+                       f"{best.trainable_params:,} and {choice.seconds:.0f}s per run instead of {best.seconds:.0f}s, "
+                       "so it is the better buy")
+    reasons.append(f"{choice.strategy}'s test accuracy, measured after the choice: {choice.acc_mean:.3f} ± "
+                   f"{choice.acc_std:.3f}")
     if verdict.pretraining_helps is False:
         reasons.append("but pretraining is not helping here (see the negative-transfer check): treat this as a "
                        "from-scratch problem, or find a backbone closer to your data")
-    return Recommendation(choice.strategy, top_budget, reasons)
+    return Recommendation(choice.strategy, top_budget, reasons, choice.sel_acc_mean, choice.acc_mean, choice.acc_std)

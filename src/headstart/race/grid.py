@@ -1,4 +1,12 @@
-"""``RaceSpec``: strategies × label budgets × seeds on one dataset and backbone; the default grid."""
+"""``RaceSpec``: strategies × label budgets × seeds on one dataset and backbone; run identity; the default grid.
+
+A run's key covers everything that determines its result: the data (and the user's test file), the
+split, the backbone and its options, the budget and seed, and the *fully resolved* strategy and
+training configuration: every stage's options and class defaults, every ``TrainConfig`` field after
+defaults, the device and what ``precision="auto"`` resolved to, and ``RESULTS_FORMAT``, which changes
+whenever the scoring or a default outside those changes. A changed default therefore never reuses an
+old result.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +17,22 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from ..data import Task, make_splits
 from ..errors import HeadstartError
 from ..strategies import create_strategy
+from ..train import TrainConfig
+from .store import RESULTS_FORMAT
 
 __all__ = ["DEFAULT_STRATEGIES", "RaceSpec", "RunSpec", "default_budgets"]
 
-DEFAULT_STRATEGIES = ("scratch", "probe", "partial:2", "full", "lora")
+DEFAULT_STRATEGIES = ("scratch", "scratch-small", "probe", "partial:2", "full", "lora")
 
 
 @dataclass(frozen=True)
 class RunSpec:
     strategy: str
-    budget: int | None  # examples per class; None = the whole training pool
+    budget: int | None  # labelled examples per class, validation included; None = the whole pool
     seed: int
 
     @property
@@ -39,7 +50,8 @@ class RaceSpec:
     budgets: list[int | None] = field(default_factory=list)  # empty: sized to the data and the machine
     seeds: int = 3
     split_seed: int = 0
-    test_limit: int | None = None  # score on a fixed stratified subset of the test split (None: all of it)
+    test_limit: int | None = None  # at most this many selection and test examples each, natural proportions
+    test: str | None = None  # the user's own test file (None: a test part held out of ``data``)
     train_options: dict[str, Any] = field(default_factory=dict)
     backbone_options: dict[str, Any] = field(default_factory=dict)
 
@@ -52,15 +64,28 @@ class RaceSpec:
             create_strategy(s)  # unknown names fail here, before any training, listing the valid ones
         if len(set(self.strategies)) != len(self.strategies):
             raise HeadstartError(f"Each strategy once, please: {self.strategies}.")
+        if self.test_limit is not None and self.test_limit < 1:
+            raise HeadstartError(f"The 'test_limit' parameter of a race must be a positive integer. Got "
+                                 f"{self.test_limit!r} instead.")
+        TrainConfig.from_options(self.train_options)  # bad training options fail before any work
 
     def runs(self) -> list[RunSpec]:
         """Budget-major order: every strategy gets the small budgets first, so an early stop is informative."""
         return [RunSpec(s, b, seed) for b in self.budgets for seed in range(self.seeds) for s in self.strategies]
 
-    def run_key(self, run: RunSpec, data_fingerprint: str) -> str:
-        payload = {"data": data_fingerprint, "backbone": self.backbone, "backbone_options": self.backbone_options,
-                   "strategy": run.strategy, "budget": run.budget, "seed": run.seed, "split_seed": self.split_seed,
-                   "test_limit": self.test_limit, "train_options": self.train_options}
+    def run_identity(self, run: RunSpec, data_fingerprint: str, test_fingerprint: str | None = None) -> dict[str, Any]:
+        """Everything that determines ``run``'s result, after every default is resolved."""
+        cfg, strategy_options = TrainConfig.from_options({**self.train_options, "seed": run.seed})
+        strategy = create_strategy(run.strategy, **strategy_options)
+        device = cfg.resolve_device()
+        train = {**cfg.to_dict(), "device": str(device), "precision": str(cfg.resolve_precision(device) or "fp32")}
+        return {"format": RESULTS_FORMAT, "headstart": __version__, "data": data_fingerprint,
+                "test": test_fingerprint, "split_seed": self.split_seed, "test_limit": self.test_limit,
+                "backbone": self.backbone, "backbone_options": self.backbone_options, "budget": run.budget,
+                "seed": run.seed, "strategy": strategy.resolved(), "train": train}
+
+    def run_key(self, run: RunSpec, data_fingerprint: str, test_fingerprint: str | None = None) -> str:
+        payload = self.run_identity(run, data_fingerprint, test_fingerprint)
         return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,12 +93,12 @@ class RaceSpec:
 
 
 def default_budgets(task: Task, *, split_seed: int = 0, gpu: bool = False) -> list[int | None]:
-    """8, 32, 128, ... per class up to what the smallest class has for training; 'all' when it is affordable.
+    """8, 32, 128, ... labels per class up to what the smallest class has in the pool; 'all' when affordable.
 
     On a CPU-only machine the largest budget stays at 256 per class and 'all' is added only for training
     pools of at most 2,000 examples, so a default race finishes in minutes to an hour, not a day.
     """
-    pool = make_splits(task, seed=split_seed).train
+    pool = make_splits(task, seed=split_seed).pool
     smallest = int(np.bincount(task.labels[pool], minlength=len(task.classes)).min())
     cap = smallest if gpu else min(smallest, 256)
     budgets: list[int | None] = [b for b in (8, 32, 128, 512) if b <= cap]

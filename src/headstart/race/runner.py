@@ -1,4 +1,7 @@
-"""Run a race: every missing (strategy, budget, seed) on identical splits, each result committed as it ends."""
+"""Run a race: every missing (strategy, budget, seed) on identical splits, each result committed as it ends.
+
+Every run is scored on two held-out parts: *selection* (what chooses) and *test* (only reported).
+"""
 
 from __future__ import annotations
 
@@ -14,13 +17,13 @@ from sklearn.metrics import f1_score
 
 from ..adapter import Adapter
 from ..backbones import Backbone
-from ..data import Splits, Task, budget_indices, draw, load_task, make_splits
+from ..data import Splits, Task, align_test, draw, load_task, make_splits, stratified_subset
 from ..fetch import cache_dir
 from ..train import Callback, FeatureCache, ProgressBar
 from .grid import RaceSpec, RunSpec, default_budgets
 from .store import ResultStore
 
-__all__ = ["RaceData", "prepare_race", "run_race"]
+__all__ = ["RaceData", "grid_records", "prepare_race", "run_race"]
 
 log = logging.getLogger(__name__)
 
@@ -30,25 +33,65 @@ BackboneFactory = Callable[[bool], Backbone]
 @dataclass
 class RaceData:
     task: Task
-    splits: Splits  # train and validation pools that every run draws its budget from
-    test: Task  # the same held-out examples for every run
+    splits: Splits  # the pool every run draws its budget from, and the held-out parts
+    selection: Task  # held out from every run; chooses
+    test: Task  # held out from every run and every choice; only reported
     fingerprint: str
+    test_fingerprint: str | None  # of the user's test file (None: the test part is held out of ``task``)
+    notes: list[str]
+
+    def describe(self) -> dict[str, Any]:
+        """What the store keeps about the data (the report and the CLI read it)."""
+        return {"name": self.task.name, "source": self.task.source, "classes": list(self.task.classes),
+                "modality": self.task.modality, "examples": len(self.task), "pool": len(self.splits.pool),
+                "selection": len(self.selection), "test": len(self.test),
+                "test_source": self.test.source if self.test_fingerprint else None,
+                "fingerprint": self.fingerprint, "test_fingerprint": self.test_fingerprint, "notes": self.notes}
 
 
-def prepare_race(spec: RaceSpec, task: Task | None = None) -> RaceData:
-    """Load the data, fix the split and the test set (shared by every run), and fill in default budgets."""
-    task = task if task is not None else load_task(spec.data)
-    splits = make_splits(task, seed=spec.split_seed)
-    test_index = splits.test
-    if spec.test_limit is not None and spec.test_limit < len(test_index):
-        per_class = max(1, spec.test_limit // len(task.classes))
-        smallest = int(np.bincount(task.labels[test_index], minlength=len(task.classes)).min())
-        test_index = budget_indices(task, test_index, min(per_class, smallest), seed=spec.split_seed)
+def prepare_race(spec: RaceSpec, task: Task | None = None, test_task: Task | None = None, *,
+                 load_options: dict[str, Any] | None = None) -> RaceData:
+    """Load the data, fix the split and the held-out parts (shared by every run), fill in default budgets.
+
+    With a test file (``spec.test`` or ``test_task``) the test set is that file; the selection part
+    comes out of ``task``, and ``task``'s exact copies of test examples are kept out of every part.
+    """
+    task = task if task is not None else load_task(spec.data, **(load_options or {}))
+    if test_task is None and spec.test is not None:
+        test_task = load_task(spec.test, **(load_options or {}))
+    notes: list[str] = []
+    if test_task is not None:
+        test_task, copies = align_test(task, test_task)
+        splits = make_splits(task, seed=spec.split_seed, test_fraction=0.0, exclude=copies)
+        if len(copies):
+            notes.append(f"{len(copies)} examples of {task.name} are exact copies of test examples in "
+                         f"{test_task.source or test_task.name}; they were kept out of training and selection")
+        test_index = np.arange(len(test_task))
+    else:
+        splits = make_splits(task, seed=spec.split_seed)
+        test_task, test_index = task, splits.test
+    selection_index = splits.selection
+    if spec.test_limit is not None:
+        selection_index = stratified_subset(task, selection_index, spec.test_limit, seed=spec.split_seed)
+        test_index = stratified_subset(test_task, test_index, spec.test_limit, seed=spec.split_seed)
+    notes += list(splits.warnings)
+    for note in notes:
+        log.warning("%s", note)
     if not spec.budgets:
         import torch
 
         spec.budgets = default_budgets(task, split_seed=spec.split_seed, gpu=torch.cuda.is_available())
-    return RaceData(task, splits, task.subset(test_index), task.fingerprint())
+    return RaceData(task, splits, task.subset(selection_index), test_task.subset(test_index), task.fingerprint(),
+                    test_task.fingerprint() if test_task is not task else None, notes)
+
+
+def _scores(clf: Adapter, part: Task) -> tuple[float, float, float]:
+    """Accuracy, macro-F1 and seconds to predict ``part``."""
+    tic = time.perf_counter()
+    pred = clf.predict_proba(part).argmax(1)
+    seconds = time.perf_counter() - tic
+    return (float((pred == part.labels).mean()),
+            float(f1_score(part.labels, pred, average="macro", labels=np.unique(part.labels))), seconds)
 
 
 def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | BackboneFactory, cache: FeatureCache,
@@ -61,18 +104,17 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
     tic = time.perf_counter()
     clf.fit(task.subset(train_idx), val=task.subset(val_idx))
     fit_seconds = time.perf_counter() - tic
-    tic = time.perf_counter()
-    proba = clf.predict_proba(data.test)
-    predict_seconds = time.perf_counter() - tic
-    pred = proba.argmax(1)
+    sel_acc, sel_f1, _ = _scores(clf, data.selection)
+    test_acc, test_f1, predict_seconds = _scores(clf, data.test)
     r = clf.result_
-    epochs = len(r.records)
+    epochs = len([e for e in r.records if e.epoch > 0])
+    labelled = len(train_idx) + len(val_idx)
     return {
-        "strategy": run.strategy, "budget": run.budget, "seed": run.seed,
-        "per_class": run.budget if run.budget is not None else float(len(train_idx)) / len(task.classes),
-        "n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(data.test),
-        "test_acc": float((pred == data.test.labels).mean()),
-        "test_macro_f1": float(f1_score(data.test.labels, pred, average="macro")),
+        "strategy": run.strategy, "budget": run.budget, "seed": run.seed, "from_scratch": clf.strategy_.from_scratch,
+        "per_class": run.budget if run.budget is not None else float(labelled) / len(task.classes),
+        "n_train": len(train_idx), "n_val": len(val_idx), "n_selection": len(data.selection),
+        "n_test": len(data.test),
+        "sel_acc": sel_acc, "sel_macro_f1": sel_f1, "test_acc": test_acc, "test_macro_f1": test_f1,
         "trainable_params": r.trainable_params, "seconds": fit_seconds, "predict_seconds": predict_seconds,
         "epochs": epochs, "seconds_per_epoch": (sum(e.seconds for e in r.records) / epochs) if epochs else None,
         "best_epoch": r.best_epoch, "stop_reason": r.stop_reason.value, "best_val_acc": r.best_val_acc,
@@ -84,22 +126,22 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
     }
 
 
-def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None,
+def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None, test_task: Task | None = None,
              backbone: str | BackboneFactory | None = None, progress: bool = True,
-             feature_cache: FeatureCache | None = None,
+             feature_cache: FeatureCache | None = None, load_options: dict[str, Any] | None = None,
              on_run_end: Callable[[dict[str, Any], int, int], None] | None = None) -> list[dict[str, Any]]:
     """Run what is missing of ``spec`` into ``out/results.sqlite``; returns this grid's records.
 
-    ``backbone`` overrides ``spec.backbone`` with a factory (custom or test backbones).
+    ``backbone`` overrides ``spec.backbone`` with a factory (custom or test backbones); ``test_task``
+    (or ``spec.test``) is the user's own test set.
     """
     out = Path(out)
-    data = prepare_race(spec, task)
+    data = prepare_race(spec, task, test_task, load_options=load_options)
     store = ResultStore(out / "results.sqlite")
+    keys = {run: spec.run_key(run, data.fingerprint, data.test_fingerprint) for run in spec.runs()}
     store.set_meta("spec", spec.to_dict())
-    store.set_meta("data", {"name": data.task.name, "source": data.task.source, "classes": list(data.task.classes),
-                            "modality": data.task.modality, "examples": len(data.task), "test": len(data.test),
-                            "fingerprint": data.fingerprint})
-    keys = {run: spec.run_key(run, data.fingerprint) for run in spec.runs()}
+    store.set_meta("data", data.describe())
+    store.set_meta("grid", sorted(keys.values()))
     done = store.done_keys()
     todo = [run for run in spec.runs() if keys[run] not in done]
     log.info("race: %d runs in the grid, %d already finished, %d to run", len(keys), len(keys) - len(todo), len(todo))
@@ -126,3 +168,10 @@ def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None,
     records = store.records(set(keys.values()))
     store.close()
     return records
+
+
+def grid_records(store: ResultStore) -> tuple[list[dict[str, Any]], int]:
+    """The records of the store's current grid, and how many other runs it holds (other settings: not shown)."""
+    grid = set(store.get_meta("grid") or [])
+    everything = store.records()
+    return [r for r in everything if r["key"] in grid], sum(r["key"] not in grid for r in everything)

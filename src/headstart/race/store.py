@@ -14,13 +14,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResultStore"]
+from ..errors import HeadstartError
+
+__all__ = ["RESULTS_FORMAT", "ResultStore"]
+
+#: Bumped whenever what a stored run means changes (scoring, budgets, a default not in the run key):
+#: 2 = budgets count validation labels; runs scored on selection and test parts.
+RESULTS_FORMAT = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     key TEXT PRIMARY KEY,
     strategy TEXT NOT NULL,
-    budget INTEGER,            -- examples per class; NULL means the whole training pool
+    budget INTEGER,            -- labelled examples per class; NULL means the whole pool
     seed INTEGER NOT NULL,
     finished REAL NOT NULL,    -- unix time the row was committed
     record TEXT NOT NULL       -- JSON: metrics, curves, notes
@@ -37,7 +43,20 @@ class ResultStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
         self._db.commit()
+        self._check_format()
 
+    def _check_format(self) -> None:
+        found = self.get_meta("format")
+        if found == RESULTS_FORMAT:
+            return
+        if found is None and self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0:
+            self.set_meta("format", RESULTS_FORMAT)
+            return
+        self.close()
+        raise HeadstartError(
+            f"{self.path} holds results in format {found or 1}, written by an older headstart; this one writes format "
+            f"{RESULTS_FORMAT} (budgets count validation labels, winners are chosen on selection data), so the runs "
+            "cannot be mixed. Use another --out folder, or move the old one away to re-run there.")
     def close(self) -> None:
         self._db.close()
 

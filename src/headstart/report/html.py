@@ -33,7 +33,8 @@ def _img(path: Path | None, alt: str) -> str:
 
 
 def _table(rows: list[Row], best: dict[Any, str]) -> str:
-    head = ("<tr><th>strategy</th><th>labels/class</th><th>seeds</th><th>test accuracy</th><th>macro-F1</th>"
+    head = ("<tr><th>strategy</th><th>labels/class</th><th>seeds</th><th>selection accuracy</th>"
+            "<th>test accuracy</th><th>test macro-F1</th>"
             "<th>trainable params</th><th>s / run</th><th>s / epoch</th><th>epochs</th><th>Δθ (L2)</th>"
             "<th>Δθ / ‖θ₀‖</th></tr>")
     body = []
@@ -43,22 +44,31 @@ def _table(rows: list[Row], best: dict[Any, str]) -> str:
         body.append(
             f"<tr{cls}><td>{html.escape(r.strategy)}</td><td>{budget_label(r.budget)}"
             f"{'' if r.budget is not None else f' (~{r.per_class:.0f})'}</td><td>{r.seeds}</td>"
-            f"<td>{r.acc_mean:.3f} ± {r.acc_std:.3f}</td><td>{r.f1_mean:.3f} ± {r.f1_std:.3f}</td>"
+            f"<td>{r.sel_acc_mean:.3f}</td><td>{r.acc_mean:.3f} ± {r.acc_std:.3f}</td>"
+            f"<td>{r.f1_mean:.3f} ± {r.f1_std:.3f}</td>"
             f"<td>{r.trainable_params:,}</td><td>{r.seconds:.1f}</td><td>{per_epoch}</td><td>{r.epochs:.1f}</td>"
             f"<td>{r.delta_l2:.3f}</td><td>{r.delta_relative:.4f}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
 
 
-def render_html(*, title: str, meta: dict[str, Any], rows: list[Row], verdict: TransferVerdict,
+def render_html(*, title: str, meta: dict[str, Any], rows: list[Row], best: dict[Any, str], verdict: TransferVerdict,
                 recommendation: Recommendation | None, advice: dict[str, Any] | None, advice_check: str | None,
-                learning_curve: Path | None, curves: dict[str, Path | None]) -> str:
-    best = {b: max((r for r in rows if r.budget == b), key=lambda r: r.acc_mean).strategy
-            for b in {r.budget for r in rows}}
+                learning_curve: Path | None, curves: dict[str, Path | None], choice: str, hidden: int = 0) -> str:
+    data = meta["data"]
+    test_from = (f"the test file {html.escape(data['test_source'])}" if data.get("test_source")
+                 else "held out of the data")
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{CSS}</style></head><body>",
              f"<h1>{html.escape(title)}</h1><p class='sub'>generated {dt.datetime.now():%Y-%m-%d %H:%M} by "
-             f"headstart · {meta['data']['examples']:,} examples, {len(meta['data']['classes'])} classes · "
-             f"test set: {meta['data']['test']:,} held-out examples, the same for every run</p>"]
+             f"headstart · {data['examples']:,} examples, {len(data['classes'])} classes · "
+             f"selection: {data['selection']:,} held-out examples · test: {data['test']:,} examples, "
+             f"{test_from} · the same for every run</p>",
+             f"<p class='card'><b>{html.escape(choice)}</b></p>"]
+    if hidden:
+        parts.append(f"<p class='sub'>Not shown: {hidden} run(s) in this folder's store that belong to other settings "
+                     "(another grid, options or an older default); `headstart compare` with those settings shows them."
+                     "</p>")
+    parts += [f"<p class='sub'>note: {html.escape(n)}</p>" for n in data.get("notes", [])]
     if recommendation is not None:
         reasons = "".join(f"<li>{html.escape(x)}</li>" for x in recommendation.reasons)
         parts.append(f"<div class='card good'><h2 style='margin-top:0;border:0'>Recommendation: "
@@ -75,8 +85,9 @@ def render_html(*, title: str, meta: dict[str, Any], rows: list[Row], verdict: T
                      f"<p><b>{html.escape(advice_check or '')}</b></p></div>")
     parts.append("<h2>Learning curves</h2>" + _img(learning_curve, "learning curves"))
     parts.append("<h2>Results</h2><p class='sub'>mean ± standard deviation over seeds; bold: best at that "
-                 "budget. s / run is the wall-clock of one fit; Δθ is how far the backbone's weights moved "
-                 "from where they started.</p>" + _table(rows, best))
+                 "budget on selection accuracy (test accuracy is only reported). Labels/class counts every label a "
+                 "run saw, validation included. s / run is the wall-clock of one fit; Δθ is how far the backbone's "
+                 "weights moved from where they started.</p>" + _table(rows, best))
     parts.append("<h2>Training curves</h2><p class='sub'>every run of each strategy; ★ marks the epoch whose "
                  "weights early stopping restored.</p>")
     for strategy, path in curves.items():

@@ -36,7 +36,7 @@ def learning_curve(rows: list[Row], path: Path, title: str) -> Path:
     ax.xaxis.set_major_locator(FixedLocator(xs))
     ax.xaxis.set_major_formatter(FixedFormatter([str(v) for v in xs]))
     ax.xaxis.set_minor_formatter(NullFormatter())  # log axes label minor ticks too (2×10¹...): noise here
-    ax.set_xlabel("labelled examples per class (log scale)")
+    ax.set_xlabel("labelled examples per class, validation included (log scale)")
     ax.set_ylabel("test accuracy (mean ± std over seeds)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
@@ -59,10 +59,11 @@ def training_curves(records: list[dict[str, Any]], strategy: str, path: Path) ->
         color = cmap(budgets.index(r["per_class"]) / max(1, len(budgets) - 1))
         epochs = np.arange(1, len(r["curve"]) + 1)
         label = f"{r['budget'] if r['budget'] is not None else 'all'}/class" if r["seed"] == 0 else None
-        ax_loss.plot(epochs, [c["train_loss"] for c in r["curve"]], color=color, alpha=0.35, linestyle=":")
+        train_loss = [np.nan if c["train_loss"] is None else c["train_loss"] for c in r["curve"]]  # None: epoch 0
+        ax_loss.plot(epochs, train_loss, color=color, alpha=0.35, linestyle=":")
         ax_loss.plot(epochs, [c["val_loss"] for c in r["curve"]], color=color, alpha=0.8, label=label)
         ax_acc.plot(epochs, [c["val_acc"] for c in r["curve"]], color=color, alpha=0.8, label=label)
-        if r["best_epoch"]:
+        if r["best_epoch"] is not None:
             i = [k for k, c in enumerate(r["curve"]) if c["epoch"] == r["best_epoch"]][-1]
             ax_loss.plot(epochs[i], r["curve"][i]["val_loss"], marker="*", color=color, markersize=11)
             ax_acc.plot(epochs[i], r["curve"][i]["val_acc"], marker="*", color=color, markersize=11)

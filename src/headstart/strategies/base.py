@@ -7,8 +7,9 @@ adapt a backbone; the runner and the loop do the work. Override points:
 - ``configure(model)``: structural changes before training (LoRA injects its adapters here);
 - ``stages()``: several strategies in sequence (LP-FT is a probe, then a full fine-tune);
 - ``closed_form``/``solve(...)``: fit the head without the loop (the L-BFGS probe);
-- class defaults: ``pretrained`` (False for the from-scratch baseline), ``default_lr``,
-  ``default_head_lr`` (None: the head uses ``lr``), ``default_epochs``;
+- class defaults: ``pretrained`` (False for a from-scratch baseline), ``default_lr``,
+  ``default_head_lr`` (None: the head uses ``lr``), ``default_epochs``, ``starts_fitted`` (True when
+  the stage starts from a fitted model, so its starting weights are an early-stopping candidate);
 - ``save_filter``: which trained tensors a saved model keeps (LoRA keeps only its adapters).
 
 Register a new strategy with ``@register_strategy`` on the class; it is then reachable by name
@@ -52,6 +53,7 @@ class Strategy(ABC):
     default_head_lr: ClassVar[float | None] = 1e-3
     default_epochs: ClassVar[int] = 20
     closed_form: ClassVar[bool] = False
+    starts_fitted: ClassVar[bool] = False
 
     @abstractmethod
     def plan(self, n_blocks: int) -> ParamPlan:
@@ -78,6 +80,18 @@ class Strategy(ABC):
 
     def options(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def from_scratch(self) -> bool:
+        """A from-scratch baseline: it inherits nothing from pretraining."""
+        return not self.pretrained
+
+    def resolved(self) -> list[dict[str, Any]]:
+        """Every stage with its options and class defaults: what a run's identity must cover."""
+        return [{"stage": s.spec, "class": f"{type(s).__module__}.{type(s).__qualname__}", "options": s.options(),
+                 "pretrained": s.pretrained, "default_lr": s.default_lr, "default_head_lr": s.default_head_lr,
+                 "default_epochs": s.default_epochs, "closed_form": s.closed_form, "starts_fitted": s.starts_fitted}
+                for s in self.stages()]
 
     def describe(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.options().items())

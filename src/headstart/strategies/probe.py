@@ -8,6 +8,8 @@ C in a small grid: closed-form quality in seconds. How C is chosen:
   class, holding a third of them out only to pick C costs more than it gains: measured in
   BENCHMARKS.md (peers section).
 - ``selection="val"``: fit on training, pick C on the validation split, keep that fit.
+- ``selection="train"``: cross-validation over the training examples only, refit on them; the
+  validation split stays untouched for a later stage to early-stop on (LP-FT's first stage).
 
 ``solver="sgd"`` trains the head with the loop (AdamW) on the same cached features.
 """
@@ -43,9 +45,9 @@ class Probe(Strategy):
         if self.solver not in ("lbfgs", "sgd"):
             raise HeadstartError(
                 f"The 'solver' parameter of probe must be 'lbfgs' or 'sgd'. Got {self.solver!r} instead.")
-        if self.selection not in ("cv", "val"):
+        if self.selection not in ("cv", "val", "train"):
             raise HeadstartError(
-                f"The 'selection' parameter of probe must be 'cv' or 'val'. Got {self.selection!r} instead.")
+                f"The 'selection' parameter of probe must be 'cv', 'val' or 'train'. Got {self.selection!r} instead.")
         self.C_grid = tuple(float(c) for c in self.C_grid)
         if not self.C_grid or min(self.C_grid) <= 0:
             raise HeadstartError("The 'C_grid' parameter of probe must be non-empty positive numbers.")
@@ -64,6 +66,10 @@ class Probe(Strategy):
         xt, xv = x_train.double().numpy(), x_val.double().numpy()
         if self.selection == "cv":
             clf, chosen = self._fit_cv(np.concatenate([xt, xv]), np.concatenate([y_train, y_val]), monitor, seed)
+            chosen["on"] = "training + validation"
+        elif self.selection == "train":
+            clf, chosen = self._fit_cv(xt, y_train, monitor, seed)
+            chosen["on"] = "training only"
         else:
             clf, chosen = self._fit_val(xt, y_train, xv, y_val, n_classes, monitor, seed)
         self._set_head(model, clf, n_classes, xt.shape[1])
@@ -76,6 +82,9 @@ class Probe(Strategy):
         from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
         counts = np.bincount(y)
+        if counts[counts > 0].min() < 2:  # one example of some class: nothing to cross-validate, keep C = 1
+            clf = LogisticRegression(C=1.0, max_iter=3000, random_state=seed).fit(x, y)
+            return clf, {"C": 1.0, "val_loss": None, "val_acc": None, "folds": 0}
         folds = int(max(2, min(5, counts[counts > 0].min())))
         cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
         labels = np.unique(y)

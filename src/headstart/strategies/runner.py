@@ -94,7 +94,7 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, c
             result.notes.append(f"{stage.spec}: frozen blocks 0..{min(start, model.n_blocks) - 1} ran once "
                                 "(cached); each epoch ran only the trainable top")
         run_training(model, groups, start, train_src, val_src, cfg, cfg.epochs or stage.default_epochs,
-                     stage=stage.spec, callbacks=callbacks, result=result)
+                     stage=stage.spec, callbacks=callbacks, result=result, include_start=stage.starts_fitted)
     if cfg.resolve_precision(device) is not None and not all(s.closed_form for s in strategy.stages()):
         result.notes.append(f"trained under bf16 autocast on {device.type} (precision={cfg.precision!r}); "
                             "weights, evaluation and predictions in fp32")
@@ -112,6 +112,10 @@ def _solve(model: AdaptedModel, stage, train: Task, val: Task, cfg: TrainConfig,
     result.trainable_params = max(result.trainable_params, count_trainable(model))
     result.best_val_loss, result.best_val_acc = chosen["val_loss"], chosen["val_acc"]  # held-out estimates
     result.stop_reason = StopReason.SOLVED
-    how = (f"{chosen['folds']}-fold cross-validation on training + validation, then refit on both"
-           if "folds" in chosen else "on the validation split")
+    if chosen.get("folds") == 0:
+        how = f"default (too few examples per class to cross-validate on {chosen['on']})"
+    elif "folds" in chosen:
+        how = f"{chosen['folds']}-fold cross-validation on {chosen['on']}, then refit on the same"
+    else:
+        how = "on the validation split"
     result.notes.append(f"{stage.spec}: L-BFGS logistic regression, C={chosen['C']:g} chosen by {how}")

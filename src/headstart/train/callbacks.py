@@ -24,7 +24,7 @@ class StopReason(str, Enum):
 class EpochRecord:
     stage: str
     epoch: int
-    train_loss: float
+    train_loss: float | None  # None for epoch 0, the starting weights scored before any step
     val_loss: float
     val_acc: float
     seconds: float
