@@ -62,8 +62,7 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
                 found = advise(data.task, spec.backbone, backbone_options=spec.backbone_options,
                                seed=spec.split_seed, pool=data.splits.pool).to_dict()
                 store.set_meta("advice", {**found, **wanted})
-    records = run_race(spec, out, task=data.task, test_task=data.test if data.test_fingerprint else None,
-                       progress=not quiet, load_options=load_options)
+    records = run_race(spec, out, data=data, progress=not quiet)
     report = write_report(out)
     rows = summarize(records, spec.strategies)
     verdict = negative_transfer(records)

@@ -127,16 +127,16 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
 
 
 def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None, test_task: Task | None = None,
-             backbone: str | BackboneFactory | None = None, progress: bool = True,
+             data: RaceData | None = None, backbone: str | BackboneFactory | None = None, progress: bool = True,
              feature_cache: FeatureCache | None = None, load_options: dict[str, Any] | None = None,
              on_run_end: Callable[[dict[str, Any], int, int], None] | None = None) -> list[dict[str, Any]]:
     """Run what is missing of ``spec`` into ``out/results.sqlite``; returns this grid's records.
 
     ``backbone`` overrides ``spec.backbone`` with a factory (custom or test backbones); ``test_task``
-    (or ``spec.test``) is the user's own test set.
+    (or ``spec.test``) is the user's own test set; ``data`` is an already prepared race (``prepare_race``).
     """
     out = Path(out)
-    data = prepare_race(spec, task, test_task, load_options=load_options)
+    data = data or prepare_race(spec, task, test_task, load_options=load_options)
     store = ResultStore(out / "results.sqlite")
     keys = {run: spec.run_key(run, data.fingerprint, data.test_fingerprint) for run in spec.runs()}
     store.set_meta("spec", spec.to_dict())
