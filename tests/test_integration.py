@@ -121,9 +121,9 @@ def test_compare_with_the_users_own_test_file(tmp_path, reviews_csv):
         w.writerow(["review", "verdict"])
         w.writerows((task.inputs[i], task.classes[task.labels[i]]) for i in range(len(task) - 40, len(task)))
         w.writerow(first_training_row)
-    out = _cli("compare", str(reviews_csv), "--test", str(held), "--strategies", "scratch-small,probe", "--budgets",
-               "16", "--seeds", "1", "--max-length", "32", "--no-advice", "--quiet", "--json", "--out",
-               str(tmp_path / "race")).stdout
+    out = _cli("compare", str(reviews_csv), "--test", str(held), "--label-column", "verdict", "--strategies",
+               "scratch-small,probe", "--budgets", "16", "--seeds", "1", "--max-length", "32", "--no-advice",
+               "--quiet", "--json", "--out", str(tmp_path / "race")).stdout
     result = json.loads(out)
     assert "other held-out examples (from " in result["chosen_on"] and "reviews_test.csv" in result["chosen_on"]
     assert {r["n_test"] for r in result["table"]} == {41}

@@ -29,26 +29,10 @@ def _rows(db: Path) -> dict[str, float]:
         return {}
 
 
-def test_a_killed_race_keeps_finished_runs_and_completes_the_rest(tmp_path):
+def test_a_killed_race_resumes_to_the_numbers_of_an_uninterrupted_one(tmp_path):
+    """SIGKILL mid-grid: finished runs are kept, the rest complete, and every number equals a race that was
+    never interrupted (fp32)."""
     out = tmp_path / "race"
-    child = subprocess.Popen([sys.executable, "-m", "tests.race_child", str(out), "0.4"], cwd=ROOT)
-    db = out / "results.sqlite"
-    deadline = time.time() + 120
-    while time.time() < deadline and (not db.exists() or len(_rows(db)) < 3):
-        time.sleep(0.05)
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    before = _rows(db)
-    assert 3 <= len(before) < len(toy_spec().runs())  # killed mid-grid
-    records = run(str(out))
-    after = _rows(db)
-    assert len(records) == len(toy_spec().runs()) == len(after)
-    assert all(after[k] == t for k, t in before.items())  # finished runs were not redone
-
-
-def test_a_resumed_race_equals_an_uninterrupted_one(tmp_path):
-    """SIGKILL mid-grid, resume, and compare every number with a race that was never interrupted (fp32)."""
-    out = tmp_path / "killed"
     child = subprocess.Popen([sys.executable, "-m", "tests.race_child", str(out), "0.4"], cwd=ROOT)
     db = out / "results.sqlite"
     deadline = time.time() + 120
@@ -56,13 +40,18 @@ def test_a_resumed_race_equals_an_uninterrupted_one(tmp_path):
         time.sleep(0.05)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
-    assert 4 <= len(_rows(db)) < len(toy_spec().runs())
+    before = _rows(db)
+    assert 4 <= len(before) < len(toy_spec().runs())  # killed mid-grid
+    records = run(str(out))
+    after = _rows(db)
+    assert len(records) == len(toy_spec().runs()) == len(after)
+    assert all(after[k] == t for k, t in before.items())  # finished runs were not redone
     fields = ("sel_acc", "test_acc", "test_macro_f1", "best_epoch", "delta_l2", "curve")
 
     def numbers(records):
         return {r["key"]: tuple(str(r[f]) for f in fields) for r in records}
 
-    assert numbers(run(str(out))) == numbers(run(str(tmp_path / "straight")))
+    assert numbers(records) == numbers(run(str(tmp_path / "straight")))
 
 
 def test_identical_seeds_give_identical_tables(tmp_path):
