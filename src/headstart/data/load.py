@@ -31,15 +31,20 @@ def _read_npz(path: Path) -> Task:
 
 
 def load_task(source: str | Path, *, text_column: str | None = None, label_column: str | None = None,
-              encoding: str = "utf-8", strict: bool = False) -> Task:
-    """A named example (``rotten-tomatoes``), a CSV/TSV/JSONL file, an ``.npz`` of arrays, or an image folder."""
+              encoding: str = "utf-8", strict: bool = False, normalize_labels: bool = False) -> Task:
+    """A named example (``rotten-tomatoes``), a CSV/TSV/JSONL file, an ``.npz`` of arrays, or an image folder.
+
+    ``normalize_labels`` merges labels that differ only in case or surrounding spaces (otherwise they stay
+    apart, with a warning naming them).
+    """
     if isinstance(source, str) and source in EXAMPLES:
         return load_example(source)
     path = Path(source)
     if path.is_dir():
         return read_image_folder(path, strict=strict)
     if path.suffix.lower() in TABLE_SUFFIXES:
-        return read_table(path, text_column=text_column, label_column=label_column, encoding=encoding)
+        return read_table(path, text_column=text_column, label_column=label_column, encoding=encoding,
+                          normalize_labels=normalize_labels)
     if path.suffix.lower() == ".npz":
         if not path.exists():
             raise HeadstartError(f"{path} does not exist.")

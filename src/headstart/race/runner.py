@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from sklearn.metrics import f1_score
 from ..adapter import Adapter
 from ..backbones import Backbone
 from ..data import Splits, Task, align_test, draw, load_task, make_splits, stratified_subset
+from ..errors import HeadstartError
 from ..fetch import cache_dir
 from ..train import Callback, FeatureCache, ProgressBar
 from .grid import RaceSpec, RunSpec, default_budgets
@@ -137,6 +139,31 @@ def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None, test_
     """
     out = Path(out)
     data = data or prepare_race(spec, task, test_task, load_options=load_options)
+    out.mkdir(parents=True, exist_ok=True)
+    with _race_lock(out):
+        return _run_grid(spec, out, data, backbone, progress, feature_cache, on_run_end)
+
+
+@contextmanager
+def _race_lock(out: Path) -> Iterator[None]:
+    """One race at a time per folder: a second one is refused at once (readers such as the report are not)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(out / ".race.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise HeadstartError(f"{out} is in use by another race (`headstart compare` or the lab); wait for it to "
+                             "finish, or use another --out. Its finished runs are kept either way.") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | BackboneFactory | None, progress: bool,
+              feature_cache: FeatureCache | None,
+              on_run_end: Callable[[dict[str, Any], int, int], None] | None) -> list[dict[str, Any]]:
     store = ResultStore(out / "results.sqlite")
     keys = {run: spec.run_key(run, data.fingerprint, data.test_fingerprint) for run in spec.runs()}
     store.set_meta("spec", spec.to_dict())

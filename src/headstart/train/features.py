@@ -3,7 +3,9 @@
 The key of a cached item is (weights of the frozen blocks, preprocessing, boundary) -> a namespace,
 and the example's content hash within it. Changing the data, the weights or the boundary therefore
 misses; a smaller label budget or another seed hits. Items live in memory and, when a folder is
-given, in safetensors shards on disk (one shard per batch of new items, written atomically).
+given, in safetensors shards on disk (one shard per batch of new items, written atomically). A shard's
+name carries the sha256 of its bytes: a shard damaged in place (truncated, or the same size with other
+bytes) is detected on read, dropped with a warning, and its items are computed again.
 
 Augmentation changes the input every epoch, so an augmented run never uses this cache.
 """
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save
 
 from ..backbones import State
 from ..data import Task
@@ -47,11 +49,25 @@ class FeatureCache:
         items: dict[str, State] = {}
         if self.folder is not None and (self.folder / ns).is_dir():
             for shard in sorted((self.folder / ns).glob("*.safetensors")):
-                for key, tensor in load_file(str(shard)).items():
+                for key, tensor in self._read_shard(shard).items():
                     ex, field = key.split("|", 1)
                     items.setdefault(ex, {})[field] = tensor
         self._memory[ns] = items
         return items
+
+    @staticmethod
+    def _read_shard(shard: Path) -> dict[str, torch.Tensor]:
+        """A shard's tensors, or nothing (with a warning, the shard deleted) when its bytes fail its checksum."""
+        expected = shard.name.split(".")[1] if shard.name.count(".") == 2 else None
+        try:
+            data = shard.read_bytes()
+            if expected is None or hashlib.sha256(data).hexdigest()[: len(expected)] != expected:
+                raise ValueError("checksum")
+            return load(data)
+        except Exception:  # damaged: truncated, other bytes, an unreadable header
+            log.warning("feature cache: %s is damaged; deleted, its features will be computed again", shard)
+            shard.unlink(missing_ok=True)
+            return {}
 
     def _save_shard(self, ns: str, new: dict[str, State]) -> None:
         if self.folder is None or not new:
@@ -60,9 +76,10 @@ class FeatureCache:
         folder.mkdir(parents=True, exist_ok=True)
         flat = {f"{ex}|{field}": t.contiguous() for ex, state in new.items() for field, t in state.items()}
         name = hashlib.sha1("".join(sorted(new)).encode()).hexdigest()[:16]
+        data = save(flat)
         tmp = folder / f".{name}.{os.getpid()}.tmp"
-        save_file(flat, str(tmp))
-        os.replace(tmp, folder / f"{name}.safetensors")
+        tmp.write_bytes(data)
+        os.replace(tmp, folder / f"{name}.{hashlib.sha256(data).hexdigest()[:32]}.safetensors")
 
     @torch.no_grad()
     def states(self, model: AdaptedModel, boundary: int, task: Task, index: Sequence[int], *,
