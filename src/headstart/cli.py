@@ -101,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HeadstartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the disk, not the input: full, read-only, a permission
+        print(f"error: {exc.strerror or exc} ({exc.filename or 'while reading or writing files'}); free space or "
+              "fix permissions, then run again (finished work is kept).", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

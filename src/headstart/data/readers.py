@@ -77,6 +77,8 @@ def _rows(path: Path, text: str) -> tuple[list[str], list[dict[str, Any]]]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise HeadstartError(f"{path}, line {n}: not valid JSON ({exc.msg}).") from None
+            except (ValueError, RecursionError):
+                raise HeadstartError(f"{path}, line {n}: not valid JSON (too deeply nested or too large).") from None
             if not isinstance(row, dict):
                 raise HeadstartError(f"{path}, line {n}: each line must be a JSON object with named fields.")
             rows.append(row)
@@ -84,8 +86,13 @@ def _rows(path: Path, text: str) -> tuple[list[str], list[dict[str, Any]]]:
         return columns, rows
     delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    columns = list(reader.fieldnames or [])
-    return columns, list(reader)
+    try:
+        columns = list(reader.fieldnames or [])
+        rows = list(reader)
+    except csv.Error as exc:
+        raise HeadstartError(f"{path}, line {reader.line_num}: not valid {'TSV' if delimiter == chr(9) else 'CSV'} "
+                             f"({exc}); fix that line or re-save the file.") from None
+    return columns, rows
 
 
 def _rows_named(rows: list[int]) -> str:
