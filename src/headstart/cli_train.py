@@ -106,6 +106,8 @@ def _expand_inputs(values: list[str], modality: str, text_column: str | None, en
             out.extend(read_input_texts(p, text_column=text_column, encoding=encoding))
         elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and modality == "image":
             out.append(v)
+        elif p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            raise HeadstartError(f"{v} is an image, but this model reads text; pass texts or a CSV/TSV/JSONL file.")
         elif p.is_file() or looks_like_path:
             what = "texts or a CSV/TSV/JSONL file" if modality == "text" else "image files or a folder of them"
             state = "does not exist" if not p.exists() else f"is not something this {modality} model reads"
