@@ -145,3 +145,20 @@ def test_vision_fit_on_mnist(tmp_path):
     out = _cli("fit", "mnist-5k", "--backbone", "mobilenetv2", "--strategy", "partial:2", "--budget", "16",
                "--image-size", "64", "--epochs", "3", "--out", str(tmp_path), "--quiet", "--json").stdout
     assert json.loads(out)["test_accuracy"] > 0.5
+
+
+def test_headstart_leaves_the_process_as_it_found_it():
+    """No process-wide settings: HF_HUB_OFFLINE and the matplotlib backend stay as they were (the global RNG:
+    test_verdict.py)."""
+    import os
+
+    import matplotlib
+
+    from headstart.backbones import create_backbone
+    from headstart.report import plots  # noqa: F401 (importing it must not choose a backend)
+
+    backend = matplotlib.rcParams._get_backend_or_none()
+    os.environ.pop("HF_HUB_OFFLINE", None)
+    create_backbone("minilm-l6")
+    assert "HF_HUB_OFFLINE" not in os.environ
+    assert matplotlib.rcParams._get_backend_or_none() == backend

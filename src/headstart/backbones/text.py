@@ -112,15 +112,15 @@ def load_hf_text(path_or_id: str, *, pretrained: bool, name: str, source: str, n
                  max_length: int = 128) -> HFTextBackbone:
     """Load tokenizer + encoder with transformers; ``pretrained=False`` keeps the config, not the weights."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # its per-tensor "Loading weights" bar is noise for our users
+    # A local folder never asks a hub, without touching the process's HF_HUB_OFFLINE (a user's own loads).
+    local = {"local_files_only": True} if os.path.isdir(path_or_id) else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path_or_id)
+        tokenizer = AutoTokenizer.from_pretrained(path_or_id, **local)
         if pretrained:
-            model = AutoModel.from_pretrained(path_or_id)  # a pooler, if any, is dropped: only blocks are kept
+            model = AutoModel.from_pretrained(path_or_id, **local)  # a pooler, if any, is dropped: only blocks kept
         else:
-            config = AutoConfig.from_pretrained(path_or_id)
+            config = AutoConfig.from_pretrained(path_or_id, **local)
             model = AutoModel.from_config(config)
     except (OSError, ValueError) as exc:
         hint = ("no model hub is reachable and it is not in the Hugging Face cache; pass a local folder "
@@ -148,7 +148,6 @@ def _minilm_status() -> str:
 
 
 def build_minilm(pretrained: bool = True, max_length: int = 128) -> HFTextBackbone:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: never ask a hub
     return load_hf_text(str(_minilm_dir()), pretrained=pretrained, name="minilm-l6",
                         source=f"{MINILM.package}=={MINILM.version}", normalize=True, max_length=max_length)
 

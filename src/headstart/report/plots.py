@@ -6,21 +6,20 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure  # figures drawn to files, without pyplot: no backend chosen for the process
+from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
 
-matplotlib.use("Agg")  # no display: draw to files only
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter  # noqa: E402
-
-from ..race.analysis import Row  # noqa: E402
+from ..race.analysis import Row
 
 __all__ = ["learning_curve", "training_curves"]
 
 
 def learning_curve(rows: list[Row], path: Path, title: str) -> Path:
     """Test accuracy vs labelled examples per class (log x), one line per strategy, a band for ±1 std."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+    fig = Figure(figsize=(7.5, 4.6), dpi=110)
+    ax = fig.subplots()
     by: dict[str, list[Row]] = defaultdict(list)
     for r in rows:
         by[r.strategy].append(r)
@@ -43,7 +42,6 @@ def learning_curve(rows: list[Row], path: Path, title: str) -> Path:
     ax.legend(loc="lower right", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -52,8 +50,9 @@ def training_curves(records: list[dict[str, Any]], strategy: str, path: Path) ->
     runs = [r for r in records if r["strategy"] == strategy and r["curve"]]
     if not runs:
         return None
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=100)
-    cmap = plt.get_cmap("viridis")
+    fig = Figure(figsize=(10, 3.6), dpi=100)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    cmap = colormaps["viridis"]
     budgets = sorted({r["per_class"] for r in runs})
     for r in sorted(runs, key=lambda r: (r["per_class"], r["seed"])):
         color = cmap(budgets.index(r["per_class"]) / max(1, len(budgets) - 1))
@@ -75,5 +74,4 @@ def training_curves(records: list[dict[str, Any]], strategy: str, path: Path) ->
     ax_acc.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
