@@ -73,15 +73,35 @@ def _rows_after(tmp_path, **spec):
     return _rows(tmp_path / "grow" / "results.sqlite")
 
 
-def test_report_is_self_contained_with_its_plots(tmp_path):
+def test_report_is_self_contained_and_explains_itself(tmp_path):
+    import csv
+    import json
+
     run(str(tmp_path / "r"))
     page = write_report(tmp_path / "r").read_text()
-    assert page.count('src="data:image/png;base64,') == 1 + 3  # learning curve + the three trained strategies' curves
+    assert page.count('src="data:image/png;base64,') == 2 + 3  # learning curve, cost plot, 3 trained strategies
     assert "<code>probe</code>: fitted without epochs (closed form)" in page
     assert "http://" not in page and "https://" not in page
-    for text in ("Recommendation", "Negative-transfer check", "Learning curves", "lora", "probe"):
-        assert text in page
+    for text in ("Recommendation", "Negative-transfer check", "Learning curves", "Cost against accuracy",
+                 "always predicting the most frequent test class scores 0.500", "true \\ predicted", "Per class",
+                 "Runs that hit the epoch cap", "headstart compare toy",
+                 "--set epochs=2", "more than 2 noise units", "ms / prediction", "max epochs ×"):
+        assert text in page, text
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert ("Some test examples it got wrong" in page) == (results["recommendation"]["test_acc"] < 1)
+    assert results["chance"] == 0.5 and results["reproduce"].startswith("headstart compare toy")
+    with open(tmp_path / "r" / "runs.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(toy_spec().runs())
     assert (tmp_path / "r" / "plots" / "learning_curve.png").stat().st_size > 10_000
+
+
+def test_headstart_report_rebuilds_a_folder_and_refuses_one_without_a_race(tmp_path):
+    from headstart.cli import main
+
+    run(str(tmp_path / "r"), budgets=(4,), seeds=1, strategies=("probe",))
+    assert not (tmp_path / "r" / "report.html").exists()
+    assert main(["report", str(tmp_path / "r")]) == 0 and (tmp_path / "r" / "report.html").exists()
+    assert main(["report", str(tmp_path / "empty")]) == 2
 
 
 def _record(strategy, budget, seed, acc, n_test=1000, sel=None):

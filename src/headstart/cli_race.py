@@ -67,7 +67,7 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
     rows = summarize(records, spec.strategies)
     verdict = negative_transfer(records)
     rec = recommend(rows, verdict)
-    chose = choice_line(len(data.selection), len(data.test), data.describe()["test_source"])
+    chose = choice_line(len(data.selection), len(data.test), data.test.source if data.test_fingerprint else None)
     if as_json:
         print(json.dumps({"chosen_on": chose, "table": [r.to_dict() for r in rows],
                           "pretraining_helps": verdict.pretraining_helps, "negative_transfer": verdict.message,
@@ -131,6 +131,16 @@ def _cmd_advise(args: argparse.Namespace) -> None:
         print(f"  - {reason}")
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from .report import write_report
+
+    page = write_report(Path(args.folder))
+    if args.json:
+        print((page.parent / "results.json").read_text(encoding="utf-8"))
+        return
+    print(f"report: {page}")
+
+
 def add_race_commands(sub: Any, data_options: Any) -> None:
     p = sub.add_parser("compare", help="race strategies × label budgets × seeds on identical splits; write a report")
     p.add_argument("data", help="a named example, a CSV/TSV/JSONL/.npz file, or an image folder")
@@ -159,6 +169,11 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     data_options(p)
     p.set_defaults(func=_cmd_advise)
+
+    p = sub.add_parser("report", help="rebuild a race folder's report from its store (also while compare still runs)")
+    p.add_argument("folder", help="a folder written by `headstart compare --out`")
+    p.add_argument("--json", action="store_true", help="print results.json")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("demo", help="the main job on the built-in example: a small race and its report")
     p.add_argument("--out", default="runs/demo", help="results folder (default runs/demo)")

@@ -48,6 +48,7 @@ class Row:
     epochs: float
     delta_l2: float
     delta_relative: float
+    predict_ms: float | None = None  # milliseconds to predict one test example
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,6 +89,7 @@ def summarize(records: list[dict[str, Any]], strategies: list[str] | None = None
             float(np.mean(per_epoch)) if per_epoch else None, _mean(rs, "epochs"),
             float(np.mean([r["delta_l2"] or 0.0 for r in rs])),
             float(np.mean([r["delta_relative"] or 0.0 for r in rs])),
+            _mean(rs, "predict_ms_per_example") if all("predict_ms_per_example" in r for r in rs) else None,
         ))
     return rows
 

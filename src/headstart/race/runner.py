@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.metrics import f1_score
 
 from ..adapter import Adapter
 from ..backbones import Backbone
 from ..data import Splits, Task, align_test, draw, load_task, make_splits, stratified_subset
+from ..data.preview import preview
 from ..errors import HeadstartError
 from ..fetch import cache_dir
 from ..train import Callback, FeatureCache, ProgressBar
@@ -43,8 +45,11 @@ class RaceData:
     notes: list[str]
 
     def describe(self) -> dict[str, Any]:
-        """What the store keeps about the data (the report and the CLI read it)."""
+        """What the store keeps about the data (the report and the CLI read it): sizes, sources, and the test
+        labels with a short preview of each test example (for the confusion matrix and misclassified examples)."""
         return {"name": self.task.name, "source": self.task.source, "classes": list(self.task.classes),
+                "test_labels": self.test.labels.tolist(),
+                "test_preview": [preview(self.test, i) for i in range(len(self.test))],
                 "modality": self.task.modality, "examples": len(self.task), "pool": len(self.splits.pool),
                 "selection": len(self.selection), "test": len(self.test),
                 "test_source": self.test.source if self.test_fingerprint else None,
@@ -76,9 +81,9 @@ def prepare_race(spec: RaceSpec, task: Task | None = None, test_task: Task | Non
     if spec.test_limit is not None:
         selection_index = stratified_subset(task, selection_index, spec.test_limit, seed=spec.split_seed)
         test_index = stratified_subset(test_task, test_index, spec.test_limit, seed=spec.split_seed)
-    notes += list(splits.warnings)
     for note in notes:
         log.warning("%s", note)
+    notes += list(splits.warnings)  # already logged by make_splits
     if not spec.budgets:
         import torch
 
@@ -87,13 +92,14 @@ def prepare_race(spec: RaceSpec, task: Task | None = None, test_task: Task | Non
                     test_task.fingerprint() if test_task is not task else None, notes)
 
 
-def _scores(clf: Adapter, part: Task) -> tuple[float, float, float]:
-    """Accuracy, macro-F1 and seconds to predict ``part``."""
+def _scores(clf: Adapter, part: Task) -> tuple[float, float, float, list[int]]:
+    """Accuracy, macro-F1, seconds to predict ``part``, and the predicted class indices."""
     tic = time.perf_counter()
     pred = clf.predict_proba(part).argmax(1)
     seconds = time.perf_counter() - tic
     return (float((pred == part.labels).mean()),
-            float(f1_score(part.labels, pred, average="macro", labels=np.unique(part.labels))), seconds)
+            float(f1_score(part.labels, pred, average="macro", labels=np.unique(part.labels))), seconds,
+            pred.tolist())
 
 
 def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | BackboneFactory, cache: FeatureCache,
@@ -106,8 +112,8 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
     tic = time.perf_counter()
     clf.fit(task.subset(train_idx), val=task.subset(val_idx))
     fit_seconds = time.perf_counter() - tic
-    sel_acc, sel_f1, _ = _scores(clf, data.selection)
-    test_acc, test_f1, predict_seconds = _scores(clf, data.test)
+    sel_acc, sel_f1, _, _ = _scores(clf, data.selection)
+    test_acc, test_f1, predict_seconds, test_pred = _scores(clf, data.test)
     r = clf.result_
     epochs = len([e for e in r.records if e.epoch > 0])
     labelled = len(train_idx) + len(val_idx)
@@ -124,7 +130,10 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
         "delta_per_block": r.delta.get("per_block"),
         "curve": [{"epoch": e.epoch, "stage": e.stage, "train_loss": e.train_loss, "val_loss": e.val_loss,
                    "val_acc": e.val_acc} for e in r.records],
-        "notes": r.notes,
+        "notes": r.notes, "stages": r.stages, "config": clf.config_.to_dict(),
+        "device": str(next(clf.model_.parameters()).device), "threads": torch.get_num_threads(),
+        "predict_ms_per_example": 1000 * predict_seconds / max(1, len(data.test)),
+        "test_pred": test_pred,
     }
 
 

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..errors import HeadstartError
 from ..race.analysis import best_per_budget, choice_line, negative_transfer, recommend, summarize
 from ..race.runner import grid_records
 from ..race.store import ResultStore
-from .html import render_html
-from .plots import learning_curve, training_curves
+from .details import (
+    chance,
+    class_report,
+    epoch_cap_warning,
+    misclassified,
+    near_chance,
+    noise_rule,
+    reproduce_command,
+    stop_reasons,
+    versions,
+)
+from .html import Page, render_html
+from .plots import cost_accuracy, learning_curve, training_curves
 
 __all__ = ["advice_check", "write_report"]
 
@@ -25,32 +38,67 @@ def advice_check(advice: dict[str, Any] | None, recommended: str | None) -> str 
 
 
 def write_report(out: str | Path) -> Path:
-    """Read ``out/results.sqlite``; write ``out/plots/*.png``, ``out/results.json`` and ``out/report.html``.
+    """Read ``out/results.sqlite``; write ``out/plots/*.png``, ``results.json``, ``results.csv``, ``runs.csv``
+    and ``report.html``. Safe while a race still writes to the store (it only reads).
 
     Only the runs of the store's current grid are shown; runs of other settings are counted as not shown.
     """
     out = Path(out)
+    if not (out / "results.sqlite").is_file():
+        raise HeadstartError(f"{out} holds no race (no results.sqlite); run `headstart compare ... --out {out}` first.")
     with ResultStore(out / "results.sqlite") as store:
         spec, data = store.get_meta("spec"), store.get_meta("data")
         advice = store.get_meta("advice")
         records, hidden = grid_records(store)
+    if not records:
+        raise HeadstartError(f"{out} has no finished run of its grid yet; wait for the first one, then run again.")
     rows = summarize(records, spec["strategies"])
     verdict = negative_transfer(records)
     rec = recommend(rows, verdict)
-    chose = choice_line(data["selection"], data["test"], data.get("test_source"))
+    chance_acc = chance(data)
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     title = f"headstart race: {data['name']} × {spec['backbone']}"
-    curve = learning_curve(rows, plots / "learning_curve.png", title)
-    curves = {s: training_curves(records, s, plots / f"training_{s.replace(':', '_')}.png") for s in spec["strategies"]}
-    check = advice_check(advice, rec.strategy if rec else None)
-    page = render_html(title=title, meta={"spec": spec, "data": data}, rows=rows, best=best_per_budget(rows),
-                       verdict=verdict, recommendation=rec, advice=advice, advice_check=check, learning_curve=curve,
-                       curves=curves, choice=chose, hidden=hidden)
-    (out / "report.html").write_text(page, encoding="utf-8")
-    summary = {"chosen_on": chose, "table": [r.to_dict() for r in rows], "negative_transfer": verdict.message,
-               "pretraining_helps": verdict.pretraining_helps,
+    page = Page(
+        title=title, spec=spec, data=data, rows=rows, best=best_per_budget(rows), verdict=verdict,
+        recommendation=rec, choice=choice_line(data["selection"], data["test"], data.get("test_source")),
+        chance=chance_acc, near_chance={(r.strategy, r.budget) for r in rows if near_chance(r, chance_acc)},
+        stop_reasons={(r.strategy, r.budget): stop_reasons(records, r.strategy, r.budget) for r in rows},
+        epoch_warning=epoch_cap_warning(records),
+        class_report=class_report(records, data, rec.strategy, rec.budget) if rec else None,
+        misclassified=misclassified(records, data, rec.strategy, rec.budget) if rec else [],
+        advice=advice, advice_check=advice_check(advice, rec.strategy if rec else None),
+        plots={"learning_curve": learning_curve(rows, plots / "learning_curve.png", title, chance_acc),
+               "cost_accuracy": cost_accuracy(rows, plots / "cost_accuracy.png")},
+        curves={s: training_curves(records, s, plots / f"training_{s.replace(':', '_')}.png")
+                for s in spec["strategies"]},
+        noise_rule=noise_rule(rows),
+        configs={s: next(({"config": r.get("config"), "stages": r.get("stages"), "device": r.get("device"),
+                           "threads": r.get("threads")} for r in records if r["strategy"] == s), None)
+                 for s in spec["strategies"]},
+        versions=versions(), command=reproduce_command(spec, str(out)), hidden=hidden)
+    (out / "report.html").write_text(render_html(page), encoding="utf-8")
+    summary = {"chosen_on": page.choice, "table": [r.to_dict() for r in rows], "chance": chance_acc,
+               "negative_transfer": verdict.message, "pretraining_helps": verdict.pretraining_helps,
+               "verdict": [asdict(c) for c in verdict.comparisons],
                "recommendation": None if rec is None else rec.to_dict(),
-               "advice": advice, "advice_check": check, "runs_not_shown": hidden}
+               "advice": advice, "advice_check": page.advice_check, "runs_not_shown": hidden,
+               "reproduce": page.command}
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    _write_csv(out / "results.csv", [r.to_dict() for r in rows])
+    _write_csv(out / "runs.csv", [{k: v for k, v in r.items() if k in RUN_COLUMNS} for r in records])
     return out / "report.html"
+
+
+RUN_COLUMNS = ("strategy", "budget", "seed", "from_scratch", "n_train", "n_val", "n_selection", "n_test", "sel_acc",
+               "test_acc", "test_macro_f1", "trainable_params", "seconds", "predict_ms_per_example", "epochs",
+               "best_epoch", "stop_reason", "delta_l2", "key")
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)

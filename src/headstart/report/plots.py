@@ -13,11 +13,12 @@ from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
 
 from ..race.analysis import Row
 
-__all__ = ["learning_curve", "training_curves"]
+__all__ = ["cost_accuracy", "learning_curve", "training_curves"]
 
 
-def learning_curve(rows: list[Row], path: Path, title: str) -> Path:
-    """Test accuracy vs labelled examples per class (log x), one line per strategy, a band for ±1 std."""
+def learning_curve(rows: list[Row], path: Path, title: str, chance: float | None = None) -> Path:
+    """Test accuracy vs labelled examples per class (log x), one line per strategy, a band for ±1 std,
+    and the chance (majority-class) rate as a dotted line."""
     fig = Figure(figsize=(7.5, 4.6), dpi=110)
     ax = fig.subplots()
     by: dict[str, list[Row]] = defaultdict(list)
@@ -30,6 +31,8 @@ def learning_curve(rows: list[Row], path: Path, title: str) -> Path:
         s = np.array([r.acc_std for r in rs])
         (line,) = ax.plot(x, y, marker="o", linestyle="--" if strategy == "scratch" else "-", label=strategy)
         ax.fill_between(x, y - s, y + s, color=line.get_color(), alpha=0.15)
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle=":", linewidth=1.2, label=f"chance (majority class) {chance:.3f}")
     ax.set_xscale("log")
     xs = sorted({round(r.per_class) for r in rows})
     ax.xaxis.set_major_locator(FixedLocator(xs))
@@ -54,24 +57,56 @@ def training_curves(records: list[dict[str, Any]], strategy: str, path: Path) ->
     ax_loss, ax_acc = fig.subplots(1, 2)
     cmap = colormaps["viridis"]
     budgets = sorted({r["per_class"] for r in runs})
+    styles = ["-", "--", "-.", (0, (1, 1))]
     for r in sorted(runs, key=lambda r: (r["per_class"], r["seed"])):
         color = cmap(budgets.index(r["per_class"]) / max(1, len(budgets) - 1))
-        epochs = np.arange(1, len(r["curve"]) + 1)
-        label = f"{r['budget'] if r['budget'] is not None else 'all'}/class" if r["seed"] == 0 else None
+        style = styles[r["seed"] % len(styles)]
+        epochs = np.array([c["epoch"] for c in r["curve"]]) if len({c["stage"] for c in r["curve"]}) == 1 else \
+            np.arange(len(r["curve"]))  # several stages: count epochs across them
+        budget = "all" if r["budget"] is None else r["budget"]
+        label = f"{budget}/class, seed {r['seed']}"
         train_loss = [np.nan if c["train_loss"] is None else c["train_loss"] for c in r["curve"]]  # None: epoch 0
         ax_loss.plot(epochs, train_loss, color=color, alpha=0.35, linestyle=":")
-        ax_loss.plot(epochs, [c["val_loss"] for c in r["curve"]], color=color, alpha=0.8, label=label)
-        ax_acc.plot(epochs, [c["val_acc"] for c in r["curve"]], color=color, alpha=0.8, label=label)
+        ax_loss.plot(epochs, [c["val_loss"] for c in r["curve"]], color=color, alpha=0.8, linestyle=style)
+        ax_acc.plot(epochs, [c["val_acc"] for c in r["curve"]], color=color, alpha=0.8, linestyle=style, label=label)
         if r["best_epoch"] is not None:
             i = [k for k, c in enumerate(r["curve"]) if c["epoch"] == r["best_epoch"]][-1]
             ax_loss.plot(epochs[i], r["curve"][i]["val_loss"], marker="*", color=color, markersize=11)
             ax_acc.plot(epochs[i], r["curve"][i]["val_acc"], marker="*", color=color, markersize=11)
-    ax_loss.set_title(f"{strategy}: loss (dotted: train, solid: validation)")
-    ax_acc.set_title(f"{strategy}: validation accuracy (★ restored epoch)")
+    ax_loss.set_title(f"{strategy}: loss (dotted: training; other lines: validation)", fontsize=9)
+    ax_acc.set_title(f"{strategy}: validation accuracy; ★ = the epoch whose weights early stopping kept", fontsize=9)
+    ax_loss.set_ylabel("cross-entropy")
+    ax_acc.set_ylabel("validation accuracy")
     for ax in (ax_loss, ax_acc):
-        ax.set_xlabel("epoch (across stages)")
+        ax.set_xlabel("epoch (an epoch 0 is the starting weights, scored before training)")
         ax.grid(True, alpha=0.3)
-    ax_acc.legend(fontsize=8)
+    ax_acc.legend(fontsize=7, ncol=2 if len(runs) > 6 else 1)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def cost_accuracy(rows: list[Row], path: Path) -> Path:
+    """What each strategy costs against what it buys: seconds per run (log x) against test accuracy,
+    one marker per strategy and budget, labelled with the budget."""
+    fig = Figure(figsize=(7.5, 4.4), dpi=100)
+    ax = fig.subplots()
+    by: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        by[r.strategy].append(r)
+    for strategy, rs in by.items():
+        rs = sorted(rs, key=lambda r: r.per_class)
+        ax.plot([r.seconds for r in rs], [r.acc_mean for r in rs], marker="o", linestyle="-", alpha=0.8,
+                label=strategy)
+        for r in rs:
+            ax.annotate("all" if r.budget is None else str(r.budget), (r.seconds, r.acc_mean), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per run (fit, log scale); labels: labelled examples per class")
+    ax.set_ylabel("test accuracy (mean over seeds)")
+    ax.set_title("cost against accuracy")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     return path

@@ -82,6 +82,10 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, c
         head_lr = cfg.head_lr or stage.default_head_lr or lr
         groups, boundary = build_param_groups(model, stage.plan(model.n_blocks), lr, head_lr, cfg.weight_decay)
         result.frozen_until = boundary if n == 0 else min(result.frozen_until, boundary)
+        result.stages.append({"stage": stage.spec, "closed_form": stage.closed_form,
+                              **({} if stage.closed_form else {
+                                  "lr": lr, "head_lr": head_lr, "epochs": cfg.epochs or stage.default_epochs,
+                                  "group_lrs": sorted({round(g["lr"], 12) for g in groups}, reverse=True)})})
         if stage.closed_form:
             # features of a body tuned in this run are never reused: keep them in memory, not on disk
             _solve(model, stage, train, val, cfg, cache if n == 0 else FeatureCache(), device, result)

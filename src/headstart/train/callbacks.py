@@ -48,6 +48,8 @@ class FitResult:
     notes: list[str] = field(default_factory=list)
     #: blocks ``[0, frozen_until)`` never trained (``n_blocks + 1``: only the head did), so their output can be cached
     frozen_until: int = 0
+    #: per stage: its learning rates as used (body, head, every parameter group's) and planned epochs
+    stages: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
