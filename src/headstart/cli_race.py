@@ -110,7 +110,8 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     if not args.quiet:
         print("headstart demo: a race of scratch, scratch-small, probe, partial:2, full and lora on rotten-tomatoes "
-              "with minilm-l6, at 8, 32 and 64 labels per class, 2 seeds (about five minutes on 2 CPU cores)")
+              "with minilm-l6, at 8, 32 and 64 labels per class, 2 seeds (about five minutes on 2 CPU cores)",
+              file=sys.stderr if args.json else sys.stdout)
     race(dict(DEMO), Path(args.out), advice=True, quiet=args.quiet, as_json=args.json)
 
 

@@ -53,12 +53,16 @@ def check_out(out: str) -> Path:
 def _cmd_fit(args: argparse.Namespace) -> None:
     from .adapter import Adapter
     from .data import draw, load_task, make_splits, parse_budget
+    from .data.splits import check_budgets
 
     check_out(args.out)
-    options = train_options(args)  # bad --set values fail before the data are read
+    from .options import options_for
+
+    options = options_for(train_options(args), args.strategy)  # bad --set values fail before the data are read
     task = load_task(args.data, text_column=args.text_column, label_column=args.label_column,
                      encoding=args.encoding, strict=args.strict, normalize_labels=args.normalize_labels)
     splits = make_splits(task, seed=args.split_seed)
+    check_budgets(task, splits, [parse_budget(args.budget)])
     train_idx, val_idx = draw(task, splits, parse_budget(args.budget), seed=args.seed or 0)
     args.backbone = args.backbone or DEFAULT_BACKBONE[task.modality]
     adapter = Adapter(args.backbone, args.strategy, backbone_options=backbone_options(args),

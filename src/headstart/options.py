@@ -2,7 +2,9 @@
 
 The options are the fields of ``TrainConfig`` and of the strategies in use, with the types their
 dataclasses declare; a value that does not fit, or a key nobody declares, is one sentence naming the
-option, what it takes and an example.
+option, what it takes and an example. ``STRATEGY.KEY=VALUE`` (``lora.rank=4``, ``full.lr=2e-5``)
+sets an option for one strategy of a race only; a plain strategy option (``rank=4``) goes to every
+strategy that declares it, a training option (``lr=1e-4``) to all of them.
 """
 
 from __future__ import annotations
@@ -17,19 +19,55 @@ from .errors import HeadstartError
 from .strategies import create_strategy
 from .train import TrainConfig
 
-__all__ = ["convert_option", "declared_options", "parse_options"]
+__all__ = ["check_options", "convert_option", "declared_options", "describe_type", "options_for", "parse_options"]
 
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
 
+def _fields(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
 def declared_options(strategies: Sequence[str] = ()) -> dict[str, Any]:
-    """Option name -> declared type, for ``TrainConfig`` and the given strategies (by spec, e.g. ``partial:2``)."""
-    out: dict[str, Any] = {}
-    for cls in [TrainConfig] + [type(create_strategy(s)) for s in strategies]:
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            out.setdefault(f.name, hints[f.name])
+    """Option name -> declared type, for ``TrainConfig`` and the given strategies (by spec, e.g. ``partial:2``),
+    plus ``STRATEGY.KEY`` for each strategy's own and the training options."""
+    out: dict[str, Any] = dict(_fields(TrainConfig))
+    for spec in strategies:
+        own = _fields(type(create_strategy(spec)))
+        for name, tp in own.items():
+            out.setdefault(name, tp)
+        for prefix in dict.fromkeys([spec, spec.partition(":")[0]]):
+            out.update({f"{prefix}.{name}": tp for name, tp in {**_fields(TrainConfig), **own}.items()})
     return out
+
+
+def options_for(options: dict[str, Any], strategy: str) -> dict[str, Any]:
+    """The options that apply to one strategy (by spec): training options, the strategy options it declares,
+    and ``STRATEGY.KEY`` options addressed to it (which win)."""
+    own = set(_fields(type(create_strategy(strategy))))
+    train = set(_fields(TrainConfig))
+    plain = {k: v for k, v in options.items() if "." not in k and (k in train or k in own)}
+    addressed = {k.rpartition(".")[2]: v for k, v in options.items()
+                 if "." in k and k.rpartition(".")[0] in (strategy, strategy.partition(":")[0])}
+    return {**plain, **addressed}
+
+
+def check_options(options: dict[str, Any], strategies: Sequence[str]) -> None:
+    """Every option applies to at least one strategy, and each strategy's options are valid for it."""
+    declared = declared_options(strategies)
+    unknown = sorted(k for k in options if k not in declared)
+    if unknown:
+        raise HeadstartError(f"The option {unknown[0]!r} applies to none of {', '.join(strategies)}. Options: "
+                             f"{', '.join(sorted(k for k in declared if '.' not in k))} (or STRATEGY.OPTION).")
+    for spec in strategies:
+        _, strategy_options = TrainConfig.from_options(options_for(options, spec))
+        create_strategy(spec, **strategy_options)
+
+
+def describe_type(cls: type, name: str) -> str:
+    """What option ``name`` of dataclass ``cls`` takes, in words."""
+    return _describe(_fields(cls)[name])
 
 
 def _describe(tp: Any) -> str:
@@ -37,7 +75,7 @@ def _describe(tp: Any) -> str:
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return " or ".join("none" if a is type(None) else _describe(a) for a in args)
     if typing.get_origin(tp) is tuple:
-        return f"comma-separated {_describe(args[0])}s"
+        return "comma-separated " + {float: "numbers", int: "whole numbers"}.get(args[0], "words")
     return {bool: "true or false", int: "a whole number", float: "a number", str: "a word"}.get(tp, str(tp))
 
 
@@ -97,6 +135,7 @@ def parse_options(pairs: Sequence[str], strategies: Sequence[str] = ()) -> dict[
             raise HeadstartError(f"--set takes KEY=VALUE (e.g. --set rank=4); got {pair!r}.")
         if key not in declared:
             raise HeadstartError(f"--set {key}: no such option for {', '.join(strategies) or 'this command'}. "
-                                 f"Options: {', '.join(sorted(declared))}.")
+                                 f"Options: {', '.join(sorted(k for k in declared if '.' not in k))} (or "
+                                 "STRATEGY.OPTION for one strategy, e.g. lora.rank).")
         out[key] = convert_option(key, value, declared[key])
     return out

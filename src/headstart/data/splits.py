@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import HeadstartError
 from .task import Task
 
-__all__ = ["MIN_HELDOUT", "VAL_FRACTION", "Splits", "budget_indices", "draw", "holdout", "make_splits",
+__all__ = ["MIN_HELDOUT", "VAL_FRACTION", "Splits", "budget_indices", "check_budgets", "draw", "holdout", "make_splits",
            "parse_budget", "split_budget", "stratified_subset"]
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,20 @@ def _budget_orders(task: Task, pool: np.ndarray, per_class: int | None, seed: in
                 f"of {per_class} per class. Use a budget of at most {len(order)}, or 'all'.")
         out.append(order if per_class is None else order[:per_class])
     return out
+
+
+def check_budgets(task: Task, splits: Splits, budgets: list[int | None]) -> None:
+    """Every budget fits every class's pool, checked before any training; the message gives the largest."""
+    counts = np.bincount(task.labels[splits.pool], minlength=len(task.classes))
+    present = counts[counts > 0]
+    smallest = int(present.min()) if len(present) else 0
+    too_big = [b for b in budgets if b is not None and b > smallest]
+    if too_big:
+        cls = task.classes[int(np.flatnonzero(counts == smallest)[0])]
+        raise HeadstartError(
+            f"A budget of {too_big[0]} labels per class is more than {task.name} can give: class {cls!r} has "
+            f"{smallest} examples to learn from (the rest are held out for selection and test). The largest "
+            f"possible budget is {smallest}, or 'all'.")
 
 
 def split_budget(n: int) -> int:

@@ -20,6 +20,7 @@ import numpy as np
 from .. import __version__
 from ..data import Task, make_splits
 from ..errors import HeadstartError
+from ..options import check_options, options_for
 from ..strategies import create_strategy
 from ..train import TrainConfig
 from .store import RESULTS_FORMAT
@@ -67,7 +68,7 @@ class RaceSpec:
         if self.test_limit is not None and self.test_limit < 1:
             raise HeadstartError(f"The 'test_limit' parameter of a race must be a positive integer. Got "
                                  f"{self.test_limit!r} instead.")
-        TrainConfig.from_options(self.train_options)  # bad training options fail before any work
+        check_options(self.train_options, self.strategies)  # bad options fail before any work
 
     def runs(self) -> list[RunSpec]:
         """Budget-major order: every strategy gets the small budgets first, so an early stop is informative."""
@@ -75,7 +76,7 @@ class RaceSpec:
 
     def run_identity(self, run: RunSpec, data_fingerprint: str, test_fingerprint: str | None = None) -> dict[str, Any]:
         """Everything that determines ``run``'s result, after every default is resolved."""
-        cfg, strategy_options = TrainConfig.from_options({**self.train_options, "seed": run.seed})
+        cfg, strategy_options = TrainConfig.from_options({**self.options_for(run.strategy), "seed": run.seed})
         strategy = create_strategy(run.strategy, **strategy_options)
         device = cfg.resolve_device()
         train = {**cfg.to_dict(), "device": str(device), "precision": str(cfg.resolve_precision(device) or "fp32")}
@@ -83,6 +84,10 @@ class RaceSpec:
                 "test": test_fingerprint, "split_seed": self.split_seed, "test_limit": self.test_limit,
                 "backbone": self.backbone, "backbone_options": self.backbone_options, "budget": run.budget,
                 "seed": run.seed, "strategy": strategy.resolved(), "train": train}
+
+    def options_for(self, strategy: str) -> dict[str, Any]:
+        """The training and strategy options of one strategy's runs (``--set lora.rank=4`` reaches lora only)."""
+        return options_for(self.train_options, strategy)
 
     def run_key(self, run: RunSpec, data_fingerprint: str, test_fingerprint: str | None = None) -> str:
         payload = self.run_identity(run, data_fingerprint, test_fingerprint)

@@ -21,6 +21,7 @@ from ..adapter import Adapter
 from ..backbones import Backbone
 from ..data import Splits, Task, align_test, draw, load_task, make_splits, stratified_subset
 from ..data.preview import preview
+from ..data.splits import check_budgets
 from ..errors import HeadstartError
 from ..fetch import cache_dir
 from ..train import Callback, FeatureCache, ProgressBar
@@ -85,9 +86,8 @@ def prepare_race(spec: RaceSpec, task: Task | None = None, test_task: Task | Non
         log.warning("%s", note)
     notes += list(splits.warnings)  # already logged by make_splits
     if not spec.budgets:
-        import torch
-
         spec.budgets = default_budgets(task, split_seed=spec.split_seed, gpu=torch.cuda.is_available())
+    check_budgets(task, splits, spec.budgets)
     return RaceData(task, splits, task.subset(selection_index), test_task.subset(test_index), task.fingerprint(),
                     test_task.fingerprint() if test_task is not task else None, notes)
 
@@ -106,7 +106,7 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
              callbacks: Sequence[Callback]) -> dict[str, Any]:
     task = data.task
     train_idx, val_idx = draw(task, data.splits, run.budget, seed=run.seed)
-    options = {**spec.train_options, "seed": run.seed}
+    options = {**spec.options_for(run.strategy), "seed": run.seed}
     clf = Adapter(backbone, run.strategy, backbone_options=spec.backbone_options, feature_cache=cache,
                   callbacks=list(callbacks), **options)
     tic = time.perf_counter()

@@ -22,7 +22,7 @@ Two ways to make the pairs, same loss:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -82,8 +82,10 @@ class _PairStage(Strategy):
     name = "contrastive/pairs"
     default_lr = 5e-5
     default_epochs = 40
-    sampling: str = "in-batch"
-    iterations: int = 20
+    sampling: str = field(default="in-batch", metadata={"help": "'in-batch' (every pair in a batch) or 'pairs' "
+                                                                "(SetFit's sampled pairs)"})
+    iterations: int = field(default=20, metadata={"help": "with sampling='pairs': at most this many pairs per text "
+                                                          "and side"})
 
     def plan(self, n_blocks: int) -> ParamPlan:
         return ParamPlan({i: 1.0 for i in range(n_blocks)}, train_head=False)
@@ -144,8 +146,10 @@ class Contrastive(Strategy):
     shorthand = "sampling"
     default_lr = _PairStage.default_lr
     default_epochs = _PairStage.default_epochs
-    sampling: str = "in-batch"
-    iterations: int = 20
+    sampling: str = field(default="in-batch", metadata={"help": "'in-batch' (every pair in a batch) or 'pairs' "
+                                                                "(SetFit's sampled pairs)"})
+    iterations: int = field(default=20, metadata={"help": "with sampling='pairs': at most this many pairs per text "
+                                                          "and side"})
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:

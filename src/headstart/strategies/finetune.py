@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import HeadstartError
 from ..train.model import ParamPlan
@@ -18,7 +18,7 @@ class Partial(Strategy):
     summary = "top-k blocks and the head train; the frozen bottom runs once"
     shorthand = "k"
     default_lr = 1e-4
-    k: int = 2
+    k: int = field(default=2, metadata={"help": "how many of the top blocks train"})
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -53,7 +53,7 @@ class LLDR(Strategy):
     summary = "layer-wise (discriminative) LR decay from the head down"
     default_lr = 5e-4
     default_head_lr = None  # the head trains at the base rate
-    decay: float = 0.7
+    decay: float = field(default=0.7, metadata={"help": "each block's rate is the one above times this"})
 
     def __post_init__(self) -> None:
         if not 0.0 < self.decay <= 1.0:

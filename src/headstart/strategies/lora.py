@@ -7,7 +7,7 @@ keeps only the adapter matrices and the head.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import HeadstartError
 from ..train.model import AdaptedModel, ParamPlan
@@ -20,9 +20,9 @@ class LoRA(Strategy):
     name = "lora"
     summary = "low-rank adapters (PEFT) on attention / pointwise layers, plus the head"
     default_lr = 1e-3
-    rank: int = 8
-    alpha: float = 16.0
-    dropout: float = 0.05
+    rank: int = field(default=8, metadata={"help": "rank of the low-rank update B·A"})
+    alpha: float = field(default=16.0, metadata={"help": "scaling: the update is multiplied by alpha / rank"})
+    dropout: float = field(default=0.05, metadata={"help": "dropout on the adapters' input"})
 
     def __post_init__(self) -> None:
         if self.rank < 1:

@@ -17,7 +17,7 @@ C in a small grid: closed-form quality in seconds. How C is chosen:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -37,9 +37,11 @@ class Probe(Strategy):
     default_lr = 1e-2
     default_head_lr = 1e-2
     default_epochs = 100
-    solver: str = "lbfgs"
-    C_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
-    selection: str = "cv"
+    solver: str = field(default="lbfgs", metadata={"help": "'lbfgs' (closed form) or 'sgd' (the training loop)"})
+    C_grid: tuple[float, ...] = field(default=(0.01, 0.1, 1.0, 10.0, 100.0),
+                                      metadata={"help": "inverse regularisation strengths to choose from"})
+    selection: str = field(default="cv", metadata={"help": "how C is chosen: 'cv' (training + validation), 'val', "
+                                                           "'train' (training only)"})
 
     def __post_init__(self) -> None:
         if self.solver not in ("lbfgs", "sgd"):
