@@ -16,20 +16,24 @@ from ..race.analysis import Row
 __all__ = ["cost_accuracy", "learning_curve", "training_curves"]
 
 
+def _by_strategy(rows: list[Row]) -> dict[str, list[Row]]:
+    """Each strategy's rows, smallest budget first."""
+    by: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        by[r.strategy].append(r)
+    return {s: sorted(rs, key=lambda r: r.per_class) for s, rs in by.items()}
+
+
 def learning_curve(rows: list[Row], path: Path, title: str, chance: float | None = None) -> Path:
     """Test accuracy vs labelled examples per class (log x), one line per strategy, a band for ±1 std,
     and the chance (majority-class) rate as a dotted line."""
     fig = Figure(figsize=(7.5, 4.6), dpi=110)
     ax = fig.subplots()
-    by: dict[str, list[Row]] = defaultdict(list)
-    for r in rows:
-        by[r.strategy].append(r)
-    for strategy, rs in by.items():
-        rs = sorted(rs, key=lambda r: r.per_class)
+    for strategy, rs in _by_strategy(rows).items():
         x = np.array([r.per_class for r in rs])
         y = np.array([r.acc_mean for r in rs])
         s = np.array([r.acc_std for r in rs])
-        (line,) = ax.plot(x, y, marker="o", linestyle="--" if strategy == "scratch" else "-", label=strategy)
+        (line,) = ax.plot(x, y, marker="o", linestyle="--" if rs[0].from_scratch else "-", label=strategy)
         ax.fill_between(x, y - s, y + s, color=line.get_color(), alpha=0.15)
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle=":", linewidth=1.2, label=f"chance (majority class) {chance:.3f}")
@@ -91,11 +95,7 @@ def cost_accuracy(rows: list[Row], path: Path) -> Path:
     one marker per strategy and budget, labelled with the budget."""
     fig = Figure(figsize=(7.5, 4.4), dpi=100)
     ax = fig.subplots()
-    by: dict[str, list[Row]] = defaultdict(list)
-    for r in rows:
-        by[r.strategy].append(r)
-    for strategy, rs in by.items():
-        rs = sorted(rs, key=lambda r: r.per_class)
+    for strategy, rs in _by_strategy(rows).items():
         ax.plot([r.seconds for r in rs], [r.acc_mean for r in rs], marker="o", linestyle="-", alpha=0.8,
                 label=strategy)
         for r in rs:
