@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .backbones import Backbone, resolve_backbone
 from .data import Task, from_arrays, holdout
@@ -31,8 +33,11 @@ log = logging.getLogger(__name__)
 BackboneArg = str | Backbone | Callable[[bool], Backbone]
 
 
-class Adapter:
-    """Adapt ``backbone`` to your labels with ``strategy``.
+class Adapter(ClassifierMixin, BaseEstimator):
+    """Adapt ``backbone`` to your labels with ``strategy``; a scikit-learn estimator.
+
+    Every parameter is a constructor argument stored as given (``get_params``/``set_params``, ``clone``,
+    ``Pipeline``, ``GridSearchCV`` and ``cross_val_score`` work); learned state ends in ``_``.
 
     Parameters
     ----------
@@ -40,31 +45,47 @@ class Adapter:
         A registered name (``"minilm-l6"``, ``"mobilenetv2"``, ``"hf:<repo or dir>"``), a ``Backbone``, or a
         callable ``pretrained -> Backbone`` (needed for ``scratch`` with a custom backbone).
     strategy:
-        ``scratch``, ``probe``, ``partial:K``, ``full``, ``lldr``, ``lora``, ``lp-ft``, ``contrastive``
-        or any registered one.
+        ``scratch``, ``scratch-small``, ``probe``, ``partial:K``, ``full``, ``lldr``, ``lora``, ``lp-ft``,
+        ``contrastive`` or any registered one (``headstart options STRATEGY`` lists its options).
+    epochs, batch_size, lr, head_lr, weight_decay, warmup, patience, monitor, grad_clip, seed, augment,
+    cache_features, eval_batch_size, device, precision:
+        How to train: see ``TrainConfig`` (``None`` means the strategy's default).
+    strategy_options:
+        The strategy's own options (``{"rank": 4}`` for lora, ``{"decay": 0.8}`` for lldr). Passing them as
+        keywords (``Adapter("minilm-l6", "lora", rank=4)``) is the same and is what ``get_params`` reports.
     backbone_options:
         Passed to ``create_backbone`` (``image_size=128``, ``max_length=64``).
     feature_cache:
-        A folder for the frozen-bottom cache (default: the user cache), a shared ``FeatureCache``, or
-        ``None`` for memory only.
-    progress:
-        Show a progress bar over epochs.
-    **options:
-        ``TrainConfig`` fields (``epochs``, ``lr``, ``batch_size``, ``seed``, ``augment``...) and the
-        strategy's own options (``rank`` for lora, ``decay`` for lldr, ``solver`` for probe).
+        A folder for the frozen-bottom cache, ``True`` (the user cache), a shared ``FeatureCache``, or
+        ``None``/``False`` for memory only.
+    callbacks, progress:
+        Training callbacks; a progress bar over epochs.
     """
 
     def __init__(self, backbone: BackboneArg = "minilm-l6", strategy: str | Strategy = "probe", *,
+                 epochs: int | None = None, batch_size: int = 16, lr: float | None = None,
+                 head_lr: float | None = None, weight_decay: float = 0.01, warmup: float = 0.1, patience: int = 5,
+                 monitor: str = "val_loss", grad_clip: float | None = 1.0, seed: int = 0, augment: bool = False,
+                 cache_features: bool = True, eval_batch_size: int = 64, device: str = "auto",
+                 precision: str = "auto", strategy_options: dict[str, Any] | None = None,
                  backbone_options: dict[str, Any] | None = None,
                  feature_cache: str | Path | FeatureCache | None | bool = True,
                  callbacks: Sequence[Callback] = (), progress: bool = False, **options: Any) -> None:
         self.backbone = backbone
         self.strategy = strategy
-        self.backbone_options = dict(backbone_options or {})
+        self.epochs, self.batch_size, self.lr, self.head_lr = epochs, batch_size, lr, head_lr
+        self.weight_decay, self.warmup, self.patience, self.monitor = weight_decay, warmup, patience, monitor
+        self.grad_clip, self.seed, self.augment, self.cache_features = grad_clip, seed, augment, cache_features
+        self.eval_batch_size, self.device, self.precision = eval_batch_size, device, precision
+        # keyword strategy options join strategy_options, so get_params (and clone) see them
+        self.strategy_options = {**(strategy_options or {}), **options} if options else strategy_options
+        self.backbone_options = backbone_options
         self.feature_cache = feature_cache
-        self.callbacks = list(callbacks)
+        self.callbacks = callbacks
         self.progress = progress
-        self.options = options
+
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)})
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, X: Task | Sequence[Any], y: Sequence[Any] | None = None, *,
@@ -73,31 +94,32 @@ class Adapter:
         each class held out of ``X`` (exact duplicates kept on one side)."""
         train = self._as_task(X, y, "X")
         if val is None:
-            tr, va = holdout(train, seed=int(self.options.get("seed", 0)))
+            tr, va = holdout(train, seed=int(self.seed))
             train, val_task = train.subset(tr), train.subset(va)
         else:
             val_task = self._as_task(*val, "val", min_classes=1) if isinstance(val, tuple) else val
             val_task = self._align_classes(val_task, train.classes)
         train.require_classes()
-        cfg, strategy_options = TrainConfig.from_options(self.options)
-        strategy = create_strategy(self.strategy, **strategy_options)
+        cfg = self._train_config()
+        strategy = create_strategy(self.strategy, **(self.strategy_options or {}))
         device = cfg.resolve_device()
         # The seed fixes everything the fit draws (a random init included) without touching the caller's
         # global random state: torch's generators are forked, seeded, and restored on the way out.
         with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
             torch.manual_seed(cfg.seed)
-            backbone = resolve_backbone(self.backbone, strategy.pretrained, **self.backbone_options)
+            backbone = resolve_backbone(self.backbone, strategy.pretrained, **(self.backbone_options or {}))
             if backbone.modality != train.modality:
                 raise HeadstartError(f"{backbone.name} is a {backbone.modality} model but the data are "
                                      f"{train.modality}s; pick a {train.modality} backbone (`headstart backbones`).")
             self.backbone_identity_ = backbone.identity()
             model = AdaptedModel(backbone, len(train.classes))
             prepare_model(model, strategy)
-            callbacks = self.callbacks + ([ProgressBar(strategy.spec)] if self.progress else [])
+            callbacks = list(self.callbacks) + ([ProgressBar(strategy.spec)] if self.progress else [])
             self.result_: FitResult = fit_model(model, strategy, train, val_task, cfg, cache=self._cache(),
                                                 callbacks=callbacks)
         self.model_, self.strategy_, self.config_ = model.eval(), strategy, cfg
-        self.classes_ = np.asarray(train.classes)
+        # labels come back as given: the original values (ints stay ints), in the sorted order of train.classes
+        self.classes_ = np.unique(np.asarray(y)) if y is not None else np.asarray(train.classes)
         self.modality_ = train.modality
         return self
 
@@ -131,7 +153,7 @@ class Adapter:
 
     def score(self, X: Task | Sequence[Any], y: Sequence[Any] | None = None) -> float:
         """Accuracy on a labelled ``Task`` (or inputs and labels)."""
-        task = self._align_classes(self._as_task(X, y, "X", min_classes=1), tuple(self.classes_))
+        task = self._align_classes(self._as_task(X, y, "X", min_classes=1), tuple(str(c) for c in self.classes_))
         return float((self.predict(task) == self.classes_[task.labels]).mean())
 
     # -- persistence ---------------------------------------------------------------------------
