@@ -171,7 +171,8 @@ def stored(data: str, seeds: int) -> tuple[list[dict], list[dict], list[int]]:
     race = [{**r, "from_scratch": False, "test_macro_f1": r["test_acc"], "n_selection": 0, "per_class": r["budget"],
              "seconds_per_epoch": None, "epochs": 0, "delta_l2": 0.0, "delta_relative": 0.0}
             for r in rows if r.get("strategy") and r.get("sel_acc") is not None]
-    return race, [r for r in rows if r.get("peer")], sorted({r["budget"] for r in rows})
+    peers = [r for r in rows if r.get("peer")]
+    return race, peers, sorted({r["budget"] for r in peers})  # a budget is shown once its peers have run
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
