@@ -179,13 +179,13 @@ def split_budget(n: int) -> int:
     return 0 if n < 2 else max(1, math.ceil(n * VAL_FRACTION))
 
 
-def _split_by_unit(order: np.ndarray, unit: np.ndarray, n_val: int) -> tuple[np.ndarray, np.ndarray]:
+def _split_by_unit(order: np.ndarray, unit: dict[int, str], n_val: int) -> tuple[np.ndarray, np.ndarray]:
     """The last units of ``order`` (whole duplicate groups) to validation until it holds ``n_val`` examples."""
     if n_val == 0:
         return order, order[:0]
-    groups: dict[int, list[int]] = {}
+    groups: dict[str, list[int]] = {}
     for i in order.tolist():
-        groups.setdefault(int(unit[i]), []).append(i)
+        groups.setdefault(unit[i], []).append(i)
     val: list[int] = []
     for g in reversed(list(groups)[1:]):  # the first unit always stays in training
         if len(val) >= n_val:
@@ -196,7 +196,7 @@ def _split_by_unit(order: np.ndarray, unit: np.ndarray, n_val: int) -> tuple[np.
 
 
 def _train_val(task: Task, orders: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    unit = units(task)
+    unit = {i: task.example_key(i) for order in orders for i in order.tolist()}  # only the budget's examples
     train, val = [], []
     for order in orders:
         t, v = _split_by_unit(order, unit, split_budget(len(order)))
