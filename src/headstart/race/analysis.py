@@ -172,7 +172,9 @@ def negative_transfer(records: list[dict[str, Any]]) -> TransferVerdict:
     helps_somewhere = any(c.helps for c in comps)
     lines = [f"at {budget_label(c.budget)}/class: {c.best_strategy} {c.best_acc:.3f} vs {c.scratch_strategy} "
              f"{c.scratch_acc:.3f} on test, difference {c.difference:+.3f} (noise ±{c.noise:.3f}): "
-             + ("pretraining clearly helps" if c.helps else "within noise or worse") for c in comps]
+             + ("pretraining clearly helps" if c.helps else
+                "from scratch is clearly better: negative transfer" if c.difference < -CLEARLY * c.noise else
+                "within noise") for c in comps]
     rule = (f"(each side chosen on selection data; compared on test; \"clearly\" means more than {CLEARLY:g} noise "
             "units ahead)")
     if not comps:
