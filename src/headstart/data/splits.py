@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,8 +48,7 @@ class Splits:
     selection: np.ndarray  # held out; chooses
     test: np.ndarray  # held out; only reported (empty when the user gave a test file)
     seed: int
-    excluded: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # copies of test examples
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # held-out parts too small to tell strategies apart
 
     def sizes(self) -> dict[str, int]:
         return {"pool": len(self.pool), "selection": len(self.selection), "test": len(self.test)}
@@ -116,7 +115,7 @@ def make_splits(task: Task, *, selection_fraction: float = 0.2, test_fraction: f
                      if len(idx) < MIN_HELDOUT and (name == "selection" or test_fraction > 0))
     for w in warnings:
         log.warning("%s: %s", task.name, w)
-    return Splits(pool, selection, test, seed, np.flatnonzero(excluded), warnings)
+    return Splits(pool, selection, test, seed, warnings)
 
 
 def parse_budget(value: str | int | None) -> int | None:

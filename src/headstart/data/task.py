@@ -29,6 +29,9 @@ class Task:
     name: str = "task"
     source: str = ""
     notes: tuple[str, ...] = field(default=())
+    #: example keys already computed (an image's key reads its file): each is hashed once per Task, and a
+    #: subset inherits its parent's
+    _keys: dict[int, str] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         labels = np.asarray(self.labels)
@@ -51,7 +54,9 @@ class Task:
             inputs: Any = self.inputs[index]
         else:
             inputs = [self.inputs[i] for i in index]
-        return Task(inputs, self.labels[index], self.classes, self.modality, self.name, self.source, self.notes)
+        sub = Task(inputs, self.labels[index], self.classes, self.modality, self.name, self.source, self.notes)
+        sub._keys.update((j, self._keys[i]) for j, i in enumerate(index.tolist()) if i in self._keys)
+        return sub
 
     def counts(self) -> dict[str, int]:
         """Examples per class, in class order."""
@@ -68,6 +73,9 @@ class Task:
 
     def example_key(self, i: int) -> str:
         """A content hash of example ``i`` (text or image bytes): what caches and duplicate checks key on."""
+        i = int(i)
+        if i in self._keys:
+            return self._keys[i]
         item = self.inputs[i]
         h = hashlib.sha1()
         if isinstance(item, str) and self.modality == "text":
@@ -78,7 +86,8 @@ class Task:
         else:  # an image file: its bytes, so a renamed copy is still a duplicate
             with open(item, "rb") as f:
                 h.update(f.read())
-        return h.hexdigest()
+        self._keys[i] = key = h.hexdigest()
+        return key
 
     def fingerprint(self) -> str:
         h = hashlib.sha1()
