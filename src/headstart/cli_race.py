@@ -64,15 +64,14 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
                 store.set_meta("advice", {**found, **wanted})
     records = run_race(spec, out, data=data, progress=not quiet)
     report = write_report(out)
+    if as_json:  # the summary the report wrote: one place builds it
+        summary = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        print(json.dumps({**summary, "report": str(report)}, indent=2))
+        return
     rows = summarize(records, spec.strategies)
     verdict = negative_transfer(records)
     rec = recommend(rows, verdict)
     chose = choice_line(len(data.selection), len(data.test), data.test.source if data.test_fingerprint else None)
-    if as_json:
-        print(json.dumps({"chosen_on": chose, "table": [r.to_dict() for r in rows],
-                          "pretraining_helps": verdict.pretraining_helps, "negative_transfer": verdict.message,
-                          "recommendation": rec.to_dict() if rec else None, "report": str(report)}, indent=2))
-        return
     print(chose)
     print(_table(rows, best_per_budget(rows)))
     print("(* best at that budget on selection accuracy)\n")
