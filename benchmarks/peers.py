@@ -50,16 +50,20 @@ from headstart.race import RaceSpec, ResultStore, prepare_race, run_race, summar
 from headstart.race.analysis import budget_label  # noqa: E402
 from headstart.race.store import RESULTS_FORMAT  # noqa: E402
 
-STRATEGIES = ["probe", "partial:2", "full", "lora", "lp-ft", "contrastive"]
+STRATEGIES = ["scratch", "scratch-small", "probe", "partial:2", "full", "lldr", "lora", "contrastive"]
 RESULTS = ROOT / "benchmarks" / "results" / "peers.jsonl"
 KEEP = ("data", "strategy", "peer", "budget", "seed", "sel_acc", "test_acc", "seconds", "n_train", "n_val", "n_test",
-        "trainable_params", "key")
-PEERS = ["setfit", "hf-trainer", "sklearn-logreg"]
+        "trainable_params", "key", "headstart", "epochs", "stop_reason")
+PEERS = ["fastfit", "setfit", "hf-trainer", "hf-trainer-10ep", "sklearn-logreg"]
+PEER_NAMES = {"fastfit": "FastFit", "setfit": "SetFit", "hf-trainer": "HF Trainer (3 ep)",
+              "hf-trainer-10ep": "HF Trainer (10 ep)", "sklearn-logreg": "sklearn LogReg"}
+#: rows written before headstart recorded its version in each run came from 0.1.0
+FIRST_VERSION = "0.1.0"
 TEST_LIMIT = 1000
 MAX_LENGTH = 64
 
 
-def _setfit(path: str, texts: list[str], labels: np.ndarray, test: list[str], seed: int) -> np.ndarray:
+def _setfit(path: str, texts: list[str], labels: np.ndarray, test: list[str], seed: int, classes=None) -> np.ndarray:
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
@@ -77,7 +81,9 @@ def _setfit(path: str, texts: list[str], labels: np.ndarray, test: list[str], se
     return np.asarray(model.predict(test))
 
 
-def _hf_trainer(path: str, texts: list[str], labels: np.ndarray, test: list[str], seed: int) -> np.ndarray:
+def _hf_trainer(path: str, texts: list[str], labels: np.ndarray, test: list[str], seed: int, classes=None,
+                **settings) -> np.ndarray:
+    """``AutoModelForSequenceClassification`` + ``Trainer``: its defaults, or ``settings`` (epochs, lr, batch)."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
@@ -88,7 +94,7 @@ def _hf_trainer(path: str, texts: list[str], labels: np.ndarray, test: list[str]
         lambda b: tok(b["text"], truncation=True, max_length=MAX_LENGTH), batched=True)
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(output_dir=out, seed=seed, report_to=[], save_strategy="no", use_cpu=True,
-                                 disable_tqdm=True)
+                                 disable_tqdm=True, **settings)
         Trainer(model=model, args=args, train_dataset=data, processing_class=tok).train()
     model.eval()
     preds = []
@@ -99,7 +105,7 @@ def _hf_trainer(path: str, texts: list[str], labels: np.ndarray, test: list[str]
     return np.concatenate(preds)
 
 
-def _sklearn(path: str, texts: list[str], labels: np.ndarray, test: list[str], seed: int) -> np.ndarray:
+def _sklearn(path: str, texts: list[str], labels: np.ndarray, test: list[str], seed: int, classes=None) -> np.ndarray:
     from sentence_transformers import SentenceTransformer
     from sklearn.linear_model import LogisticRegression
 
@@ -109,7 +115,55 @@ def _sklearn(path: str, texts: list[str], labels: np.ndarray, test: list[str], s
     return clf.predict(st.encode(test))
 
 
-RUNNERS = {"setfit": _setfit, "hf-trainer": _hf_trainer, "sklearn-logreg": _sklearn}
+def _fastfit(path: str, texts: list[str], labels: np.ndarray, test: list[str], seed: int,
+             classes: tuple[str, ...] = ()) -> np.ndarray:
+    """FastFit (Yehudai & Bendel, 2024), its README's recommended settings on CPU (no fp16), max 64 tokens.
+
+    Two shims for today's stack, nothing else changed: ``datasets.load_metric`` is gone (FastFit only uses it
+    for evaluation, which is not run here), and transformers 5's ``Trainer`` takes ``processing_class=``
+    where FastFit passes ``tokenizer=``. Classes are named to it by their label text, as FastFit expects. The
+    output folder does not exist yet (FastFit's resume check reads an argument transformers 5 no longer has).
+    """
+    import datasets
+    import torch
+
+    if not hasattr(datasets, "load_metric"):
+        datasets.load_metric = lambda *a, **k: None
+    import fastfit.train as fastfit_train
+    from datasets import Dataset, DatasetDict
+
+    class _Trainer(fastfit_train.Trainer):
+        def __init__(self, *args, tokenizer=None, **kwargs):
+            super().__init__(*args, processing_class=tokenizer, **kwargs)
+
+    fastfit_train.Trainer = _Trainer
+    names = [classes[int(y)] for y in labels]
+    with tempfile.TemporaryDirectory() as out:
+        trainer = fastfit_train.FastFitTrainer(
+            model_name_or_path=path, label_column_name="label", text_column_name="text", num_train_epochs=40,
+            per_device_train_batch_size=32, per_device_eval_batch_size=64, max_text_length=MAX_LENGTH,
+            dataloader_drop_last=False, num_repeats=4, optim="adafactor", clf_loss_factor=0.1, fp16=False,
+            use_cpu=True, seed=seed, output_dir=str(Path(out) / "run"), save_strategy="no", report_to=[], disable_tqdm=True,
+            # a custom dataset must have a "test" part (FastFit prepares it for trainer.test(), never called here):
+            # the training texts stand in, so the real test texts are never handed to it before prediction
+            dataset=DatasetDict({part: Dataset.from_dict({"text": texts, "label": names}) for part in ("train", "test")}))
+        model = trainer.train()
+    tok, model = trainer.tokenizer, model.eval()
+    tok.model_input_names = ["input_ids", "attention_mask"]  # FastFit renamed them for its training collator
+    index = {name: i for i, name in enumerate(classes)}
+    preds = []
+    with torch.no_grad():
+        for i in range(0, len(test), 64):
+            enc = tok(test[i : i + 64], truncation=True, max_length=MAX_LENGTH, padding=True, return_tensors="pt")
+            logits = model.inference_forward(enc["input_ids"], enc["attention_mask"])
+            preds += [model.config.id2label[int(k)] for k in logits.argmax(-1)]
+    return np.array([index[p] for p in preds])
+
+
+RUNNERS = {"fastfit": _fastfit, "setfit": _setfit, "hf-trainer": _hf_trainer,
+           "hf-trainer-10ep": lambda *a, **k: _hf_trainer(*a, **k, num_train_epochs=10, learning_rate=5e-5,
+                                                          per_device_train_batch_size=16),
+           "sklearn-logreg": _sklearn}
 
 
 def run_peers(data: str, budgets: list[int], seeds: int, out: Path, strategies: list[str], peers: list[str]) -> None:
@@ -136,7 +190,7 @@ def run_peers(data: str, budgets: list[int], seeds: int, out: Path, strategies: 
                 if key in done:
                     continue
                 tic = time.perf_counter()
-                pred = RUNNERS[peer](path, texts, labels, test_texts, seed)
+                pred = RUNNERS[peer](path, texts, labels, test_texts, seed, classes=task.classes)
                 seconds = time.perf_counter() - tic
                 acc = float((pred == test_labels).mean())
                 print(f"{data} {peer} {budget}/class seed {seed}: {acc:.3f} in {seconds:.0f}s", flush=True)
@@ -147,8 +201,13 @@ def run_peers(data: str, budgets: list[int], seeds: int, out: Path, strategies: 
     store.close()
     race_records = []
     if (out / "headstart" / "results.sqlite").exists():
+        # only the benchmark's own grid (every strategy, budget and seed at its defaults): variants measured in
+        # the same store while tuning a default never reach the table
+        grid = RaceSpec(data, "minilm-l6", strategies=STRATEGIES, budgets=[8, 32, 128], seeds=max(3, seeds),
+                        test_limit=TEST_LIMIT, backbone_options={"max_length": MAX_LENGTH})
+        keys = {grid.run_key(run, prepared.fingerprint, prepared.test_fingerprint) for run in grid.runs()}
         with ResultStore(out / "headstart" / "results.sqlite") as race_store:
-            race_records = race_store.records()
+            race_records = race_store.records(keys)
     export(data, race_records + peer_records)
 
 
@@ -164,13 +223,18 @@ def export(data: str, records: list[dict]) -> None:
     RESULTS.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in order))
 
 
-def stored(data: str, seeds: int) -> tuple[list[dict], list[dict], list[int]]:
-    """headstart and peer records of ``data`` from the JSONL, and the budgets they cover."""
+def stored(data: str, seeds: int, version: str | None = None) -> tuple[list[dict], list[dict], list[int]]:
+    """headstart records of ``data`` (of headstart ``version``: default, this one) and peer records from the
+    JSONL, and the budgets the peers cover."""
+    from headstart import __version__
+
     rows = [r for r in map(json.loads, RESULTS.read_text().splitlines()) if r and r["data"] == data]
     rows = [r for r in rows if r["seed"] < seeds]
-    race = [{**r, "from_scratch": False, "test_macro_f1": r["test_acc"], "n_selection": 0, "per_class": r["budget"],
-             "seconds_per_epoch": None, "epochs": 0, "delta_l2": 0.0, "delta_relative": 0.0}
-            for r in rows if r.get("strategy") and r.get("sel_acc") is not None]
+    race = [{**r, "from_scratch": r["strategy"].startswith("scratch"), "test_macro_f1": r["test_acc"],
+             "n_selection": 0, "per_class": r["budget"], "seconds_per_epoch": None, "epochs": r.get("epochs") or 0,
+             "delta_l2": 0.0, "delta_relative": 0.0}
+            for r in rows if r.get("strategy") and r.get("sel_acc") is not None
+            and (r.get("headstart") or FIRST_VERSION) == (version or __version__)]
     peers = [r for r in rows if r.get("peer")]
     return race, peers, sorted({r["budget"] for r in peers})  # a budget is shown once its peers have run
 
@@ -187,7 +251,8 @@ def table(data: str, race_records: list[dict], peers: list[dict], budgets: list[
           seeds: int) -> tuple[str, dict]:
     raced = [s for s in STRATEGIES if any(r["strategy"] == s for r in race_records)]  # variants stay in the store
     rows = summarize([r for r in race_records if r["strategy"] in raced], raced)
-    lines = ["| labels/class | headstart best | SetFit | HF Trainer | sklearn LogReg |", "|---|---|---|---|---|"]
+    lines = ["| labels/class | headstart best | " + " | ".join(PEER_NAMES[p] for p in PEERS) + " |",
+             "|---" * (2 + len(PEERS)) + "|"]
     curves: dict[str, dict[int, tuple[float, float]]] = {}
     for b in budgets:
         at = [r for r in rows if r.budget == b]
@@ -209,6 +274,32 @@ def table(data: str, race_records: list[dict], peers: list[dict], budgets: list[
             cells.append(f"{mean:.3f} ± {std:.3f}, {np.mean([p['seconds'] for p in rs]):.0f}s" + _seeds(len(rs), seeds))
         lines.append(f"| {budget_label(b)} | " + " | ".join(cells) + " |")
     return "\n".join(lines), curves
+
+
+def strategy_table(data: str, seeds: int, before: str, after: str) -> str:
+    """Every strategy at every budget, headstart ``before`` vs ``after``: test mean ± std (selection mean)."""
+    cells: dict[tuple[str, str, int], str] = {}
+    budgets: set[int] = set()
+    for version in (before, after):
+        race, _, _ = stored(data, seeds, version)
+        for r in summarize(race, [s for s in STRATEGIES if any(x["strategy"] == s for x in race)]):
+            budgets.add(r.budget)
+            cells[(version, r.strategy, r.budget)] = (f"{r.acc_mean:.3f} ± {r.acc_std:.3f} ({r.sel_acc_mean:.3f})"
+                                                      + _seeds(r.seeds, seeds))
+    lines = ["| strategy | " + " | ".join(f"{budget_label(b)}/class {v}" for b in sorted(budgets)
+                                          for v in ("before", "after")) + " |",
+             "|---" * (1 + 2 * len(budgets)) + "|"]
+    for strategy in STRATEGIES:
+        row = [cells.get((version, strategy, b), "–") for b in sorted(budgets) for version in (before, after)]
+        if any(c != "–" for c in row):
+            lines.append(f"| `{strategy}` | " + " | ".join(row) + " |")
+    before_lpft = [r for r in stored(data, seeds, before)[0] if r["strategy"] == "lp-ft"]
+    if before_lpft:
+        rows = summarize(before_lpft, ["lp-ft"])
+        lines.append("| `lp-ft` (before; now `full`) | " + " | ".join(
+            next((f"{r.acc_mean:.3f} ± {r.acc_std:.3f} ({r.sel_acc_mean:.3f})" + _seeds(r.seeds, seeds)
+                  for r in rows if r.budget == b), "–") + " | →" for b in sorted(budgets)) + " |")
+    return "\n".join(lines)
 
 
 def plot(all_curves: dict[str, dict], path: Path) -> None:
@@ -252,15 +343,21 @@ def main() -> None:
     parser.add_argument("--strategies", default=",".join(STRATEGIES),
                         help="headstart strategies to run ('none': only report what is stored)")
     parser.add_argument("--peers", default=",".join(PEERS), help="peers to run ('none': only report what is stored)")
+    parser.add_argument("--before", default=FIRST_VERSION, help="the headstart version the per-strategy table compares "
+                                                                "with")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
-    sections, curves = [], {}
+    sections, per_strategy, curves = [], [], {}
     for data in args.data.split(","):
         if _names(args.strategies) or _names(args.peers):
             run_peers(data, budgets, args.seeds, Path(args.out) / data, _names(args.strategies), _names(args.peers))
+    from headstart import __version__
+
+    for data in sorted({r["data"] for r in map(json.loads, RESULTS.read_text().splitlines()) if r}):
         race_records, peers, covered = stored(data, args.seeds)
         text, curves[data] = table(data, race_records, peers, covered, args.seeds)
         sections.append(f"### {data}\n\n{text}")
+        per_strategy.append(f"### {data}\n\n{strategy_table(data, args.seeds, args.before, __version__)}")
     image = ROOT / "benchmarks" / "peers.png"
     plot(curves, image)
     import setfit
@@ -279,7 +376,16 @@ def main() -> None:
             + "\n\n".join(sections) + "\n\n![accuracy vs labels per class](benchmarks/peers.png)\n\n"
             + "Per-run results: `benchmarks/results/peers.jsonl` (rebuild this section with `python "
             "benchmarks/peers.py --strategies none --peers none`); what they mean: the next section.")
-    write_section("peers", "headstart vs SetFit, HF Trainer and scikit-learn", body)
+    write_section("peers", "headstart vs FastFit, SetFit, HF Trainer and scikit-learn", body)
+    write_section("strategies", f"Every strategy, headstart {args.before} vs {__version__}", (
+        f"The peers' draws and test examples (previous section), {args.seeds} seeds. Each cell: test accuracy mean ± "
+        "std over seeds, then (in brackets) the mean *selection* accuracy, the number every choice is made on. "
+        f"{args.before}: every fine-tune from a random head at 1e-3, epochs counted as epochs (20: at 8 labels/class "
+        f"that is 20 optimiser steps), early stopping on validation loss; `lp-ft` separate. {__version__}: every "
+        "fine-tune starts from the probe's head (LP-FT; `lp-ft` is now an alias of `full`), plans at least 100 "
+        "optimiser steps, early-stops on validation accuracy (ties: lower loss) after a quarter of its epochs, LoRA "
+        "also adapts the feed-forward layers, LLDR's top block trains at 1e-4. What each change did: BENCHMARKS.md, "
+        "\"Fine-tuning changes\".\n\n" + "\n\n".join(per_strategy)))
 
 
 if __name__ == "__main__":

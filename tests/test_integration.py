@@ -74,7 +74,7 @@ def test_cli_fit_then_predict_text(tmp_path, reviews_csv):
     _cli("fit", str(reviews_csv), "--label-column", "verdict", "--strategy", "lora", "--epochs", "2",
          "--out", str(out), "--quiet")
     saved = json.loads((out / "adapter.json").read_text())
-    assert saved["saved_parameters"] < 200_000  # the LoRA matrices and the head, not 22.7 M
+    assert saved["saved_parameters"] < 500_000  # the LoRA matrices and the head (1.5%), not 22.7 M
     rows = json.loads(_cli("predict", str(out), "A triumph.", str(reviews_csv), "--json").stdout)
     assert len(rows) == 121 and {r["label"] for r in rows} <= {"fresh", "rotten"}
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in rows)

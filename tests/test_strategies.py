@@ -9,10 +9,10 @@ from headstart.errors import HeadstartError
 from headstart.strategies import create_strategy, list_strategies, prepare_model
 from headstart.train import AdaptedModel, build_param_groups, set_train_mode
 
-from .conftest import sample_inputs, tiny_backbone
+from .conftest import REGISTERED, sample_inputs, tiny_backbone
 
 STRATEGIES = list_strategies()
-BACKBONES = ["minilm-l6", "mobilenetv2"]
+BACKBONES = REGISTERED  # every registry entry (efficientnet, hf: ...) by its tiny build
 
 
 def _expected_trainable(spec: str, model: AdaptedModel) -> set[str]:
@@ -27,7 +27,7 @@ def _expected_trainable(spec: str, model: AdaptedModel) -> set[str]:
         return head | {b for b in body if int(b.split(".")[2]) >= n - k}
     if spec == "lora":
         return head | {b for b in body if "lora_" in b}
-    return head | body  # scratch, full, lldr, lp-ft
+    return head | body  # scratch, full, lldr
 
 
 def _model(backbone: str, spec: str):
@@ -75,15 +75,18 @@ def test_lldr_scales_decay_from_the_top():
     model, strategy = _model("minilm-l6", "lldr")
     groups, _ = build_param_groups(model, create_strategy("lldr", decay=0.5).plan(model.n_blocks), 1.0, 1.0, 0.0)
     lrs = {g["name"]: g["lr"] for g in groups}
-    assert lrs["head"] == 1.0 and lrs["block2"] == 0.5 and lrs["block1"] == 0.25 and lrs["block0"] == 0.125
+    top = model.n_blocks - 1
+    assert lrs["head"] == 1.0 and lrs[f"block{top}"] == 1.0
+    assert lrs[f"block{top - 1}"] == 0.5 and lrs[f"block{top - 2}"] == 0.25
 
 
 @pytest.mark.parametrize("spec,options,message", [
     ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, scratch-small, probe, partial:K, full, lldr, "
-                  "lora, lp-ft, contrastive:SAMPLING."),
+                  "lora, contrastive:SAMPLING."),
     ("contrastive", {"iterations": 0}, "The 'iterations' parameter of contrastive must be a positive integer."),
     ("contrastive:triplets", {}, "contrastive's sampling must be one of in-batch, pairs. Got 'triplets'."),
-    ("lora", {"rnk": 4}, "Strategy 'lora' has no option 'rnk'. Its options: rank, alpha, dropout"),
+    ("lora", {"rnk": 4}, "Strategy 'lora' has no option 'rnk'. Its options: head_init, rank, alpha, dropout"),
+    ("full", {"head_init": "zeros"}, "The 'head_init' parameter of full must be 'probe' or 'random'. Got 'zeros'"),
     ("partial:x", {}, "In 'partial:x', 'x' is not a valid k."),
     ("full:3", {}, "Strategy 'full' takes no ':' argument; write just 'full'."),
     ("partial:0", {}, "The 'k' parameter of partial must be a positive integer. Got 0 instead."),
@@ -110,3 +113,25 @@ def test_scratch_trains_at_the_architectures_own_rate(backbone, expected):
 
     assert create_strategy("scratch").lr_for(tiny_backbone(backbone, False)) == expected
     assert create_strategy("full").lr_for(tiny_backbone(backbone)) == 5e-5
+
+
+def test_lp_ft_is_an_alias_of_full():
+    lpft, full = create_strategy("lp-ft"), create_strategy("full")
+    assert lpft == full and lpft.resolved() == full.resolved()
+    assert [s.spec for s in full.stages()] == ["probe", "full"] and full.stages()[0].selection == "train"
+    assert full.stages()[-1].starts_fitted and full.stages()[-1].default_head_lr is None  # the head moves with the body
+    random = create_strategy("full", head_init="random")
+    assert [s.spec for s in random.stages()] == ["full"] and not random.starts_fitted and random.default_head_lr
+
+
+def test_every_module_of_the_package_is_discovered():
+    import pkgutil
+
+    import headstart.strategies as package
+    from headstart.strategies.base import STRATEGIES
+
+    list_strategies()
+    modules = {f"headstart.strategies.{m.name}" for m in pkgutil.iter_modules(package.__path__)}
+    assert {cls.__module__ for cls in STRATEGIES.values()} <= modules
+    assert modules - {cls.__module__ for cls in STRATEGIES.values()} == {"headstart.strategies.base",
+                                                                          "headstart.strategies.runner"}

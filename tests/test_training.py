@@ -9,13 +9,14 @@ import torch
 from headstart import Adapter
 from headstart.data import Task
 from headstart.errors import HeadstartError, NotFittedError
-from headstart.train import Callback, FeatureCache, StopReason, TrainConfig
+from headstart.strategies import create_strategy, list_strategies
+from headstart.train import AdaptedModel, Callback, FeatureCache, StopReason, TrainConfig
 
 from .conftest import tiny_backbone
 
 TEXT = lambda pretrained: tiny_backbone("minilm-l6", pretrained)  # noqa: E731
 VISION = lambda pretrained: tiny_backbone("mobilenetv2", pretrained)  # noqa: E731
-FIT_SPECS = ["scratch", "scratch-small", "probe", "partial:1", "full", "lldr", "lora", "lp-ft", "contrastive"]
+FIT_SPECS = [s if s != "partial" else "partial:1" for s in list_strategies()]  # every registered strategy
 
 
 def _image_task(n_per_class=12):
@@ -52,12 +53,47 @@ def test_early_stopping_restores_the_best_epochs_weights(text_task):
     # Validation labels are the training labels flipped: the better it fits, the worse validation gets.
     flipped = Task(text_task.inputs, 1 - text_task.labels, text_task.classes, "text")
     rec = Recorder(lambda: rec.model)
-    clf = Adapter(TEXT, "full", feature_cache=None, epochs=30, lr=3e-3, head_lr=3e-2, patience=3, callbacks=[rec])
+    clf = Adapter(TEXT, "full", feature_cache=None, epochs=30, lr=3e-3, head_lr=3e-2, patience=3, min_epochs=0,
+                  callbacks=[rec], head_init="random")
     clf.fit(text_task, val=flipped)
     r = clf.result_
     assert r.stop_reason is StopReason.EARLY_STOPPED and len(r.records) == r.best_epoch + 3
     best, last = rec.heads[r.best_epoch], rec.heads[len(r.records)]
     assert torch.equal(clf.model_.head.weight, best) and not torch.equal(clf.model_.head.weight, last)
+
+
+def test_early_stopping_waits_for_min_epochs_and_the_probes_head_is_epoch_0(text_task):
+    flipped = Task(text_task.inputs, 1 - text_task.labels, text_task.classes, "text")
+    clf = Adapter(TEXT, "full", feature_cache=None, epochs=12, lr=3e-3, patience=2, min_epochs=8)
+    clf.fit(text_task, val=flipped)
+    r = clf.result_
+    assert r.records[0].epoch == 0 and r.records[0].train_loss is None  # the probe's solution, scored first
+    assert r.stop_reason is StopReason.EARLY_STOPPED and r.records[-1].epoch == 8  # not at epoch 2
+    assert r.stages[-1]["patience"] == 2 and r.stages[-1]["min_epochs"] == 8
+
+
+def test_accuracy_ties_are_broken_by_the_loss():
+    from headstart.train import EarlyStopping, EpochRecord
+
+    stopper = EarlyStopping("val_acc", patience=1)
+    records = [EpochRecord("s", e, 0.0, loss, acc, 0.0, 0.0, 1)
+               for e, (loss, acc) in enumerate([(0.9, 0.5), (0.8, 0.5), (0.2, 0.25), (0.85, 0.75)])]
+    assert [stopper.update(r) for r in records] == [True, True, False, True]
+    by_loss = EarlyStopping("val_loss", patience=1)
+    assert [by_loss.update(r) for r in records] == [True, True, True, False]
+
+
+@pytest.mark.parametrize("epochs,min_steps,steps_per_epoch,expected", [
+    (None, None, 1, 100),  # 8 labels/class: one step an epoch, so 100 epochs make the strategy's 100 steps
+    (None, None, 50, 20),  # enough data: the strategy's 20 epochs already exceed 100 steps
+    (None, 10, 1, 20),
+    (6, None, 1, 6),  # an explicit setting always wins
+])
+def test_epochs_are_planned_from_a_step_budget(epochs, min_steps, steps_per_epoch, expected):
+    from headstart.train import TrainConfig
+
+    assert TrainConfig(epochs=epochs, min_steps=min_steps).plan_epochs(20, 100, steps_per_epoch) == expected
+    assert TrainConfig().stopping(100) == (20, 25) and TrainConfig(patience=3, min_epochs=0).stopping(100) == (3, 0)
 
 
 def test_non_finite_loss_stops_and_says_why(text_task):
@@ -96,12 +132,12 @@ def test_saved_models_hold_only_what_changed(tmp_path, text_task):
     sizes = {}
     for spec in ("probe", "lora", "partial:1", "full"):
         Adapter(TEXT, spec, feature_cache=None, epochs=1).fit(text_task, val=text_task).save(tmp_path / spec)
-        keys = load_file(str(tmp_path / spec / "adapter.safetensors")).keys()
-        sizes[spec] = keys
+        sizes[spec] = load_file(str(tmp_path / spec / "adapter.safetensors"))
     assert set(sizes["probe"]) == {"head.weight", "head.bias"}
     assert all(k.startswith("head.") or "lora_" in k for k in sizes["lora"])
     assert {k.split(".")[2] for k in sizes["partial:1"] if k.startswith("backbone.")} == {"2"}
-    assert len(sizes["full"]) > len(sizes["partial:1"]) > len(sizes["lora"]) > len(sizes["probe"])
+    numel = {spec: sum(t.numel() for t in tensors.values()) for spec, tensors in sizes.items()}
+    assert numel["full"] > numel["partial:1"] > numel["probe"] and numel["full"] > numel["lora"] > numel["probe"]
 
 
 def test_loading_onto_another_backbone_is_refused(tmp_path, text_task):
@@ -226,12 +262,59 @@ def test_pair_loss_is_zero_for_ideal_features_and_weighs_both_halves_equally():
     assert pair_loss(collapsed, torch.zeros(4, dtype=torch.long)).item() == pytest.approx(0.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("options,how", [({"epochs": 2}, "every pair within 32 texts per step, 2 epochs"),
-                                         ({"sampling": "pairs", "iterations": 2}, "sampled pairs, 16 per step")])
-def test_contrastive_moves_the_body_and_saves_it(tmp_path, text_task, options, how):
-    clf = Adapter(TEXT, "contrastive", feature_cache=None, **options).fit(text_task, val=text_task)
-    note = clf.result_.notes[0]
-    assert clf.result_.delta["l2"] > 0 and how in note and "over 96 training + validation examples" in note
+@pytest.mark.parametrize("options,how,epochs,steps", [
+    ({"epochs": 2}, "every pair within a step", 2, 2),  # 48 + 48 examples, 32 a step: 3 steps, the last one 32 too
+    ({"sampling": "pairs", "iterations": 2}, "SetFit's sampled pairs", 1, None)])
+def test_contrastive_trains_through_the_loop_and_saves(tmp_path, text_task, options, how, epochs, steps):
+    rec = Recorder(lambda: rec.model)
+    clf = Adapter(TEXT, "contrastive", feature_cache=None, callbacks=[rec], **options)
+    clf.fit(text_task, val=text_task)
+    r = clf.result_
+    pairs = r.stages[0]
+    assert r.delta["l2"] > 0 and how in pairs["objective"] and pairs["epochs"] == epochs
+    assert "monitor" not in pairs and "trained on the 48 training + 48 validation examples" in r.notes[0]
+    # the callbacks see the pair stage's epochs (training loss only: nothing is held out)
+    seen = [e for e in rec.records if e.stage == "contrastive/pairs"]
+    assert len(seen) == epochs and all(e.val_loss is None and e.train_loss > 0 for e in seen)
+    if steps is not None:
+        assert pairs["steps_per_epoch"] == 3
     clf.save(tmp_path / "m")
     again = Adapter.load(tmp_path / "m", backbone=TEXT)
     np.testing.assert_array_equal(again.predict_proba(text_task), clf.predict_proba(text_task))
+
+
+def test_an_objective_chooses_the_batches_and_adds_a_penalty(text_task):
+    """The loop's one hook: batches, a data term and a penalty on the weights, all honoured."""
+    from headstart.strategies.runner import cached_source
+    from headstart.train import FeatureCache, TrainConfig, build_param_groups, run_training
+    from headstart.train.objective import Objective
+
+    class Shrink(Objective):
+        def __init__(self, strength):
+            self.strength, self.seen = strength, []
+
+        def steps(self, n, batch_size, generator):
+            return [[i] for i in range(n)]  # one example per step, in order
+
+        def steps_per_epoch(self, n, batch_size):
+            return n
+
+        def loss(self, model, batch, start):
+            self.seen.append(batch.index)
+            return super().loss(model, batch, start)
+
+        def penalty(self, model):
+            return self.strength * model.head.weight.pow(2).sum()
+
+    norms = []
+    for strength in (0.0, 10.0):
+        torch.manual_seed(0)
+        model = AdaptedModel(TEXT(True), 2)
+        groups, start = build_param_groups(model, create_strategy("probe").plan(model.n_blocks), 1e-2, 1e-2, 0.0)
+        src = cached_source(model, FeatureCache(), start, text_task, batch_size=8, device=torch.device("cpu"))
+        objective = Shrink(strength)
+        run_training(model, groups, start, src, src, TrainConfig(epochs=2, monitor="val_loss", patience=5), 2,
+                     stage="shrink", objective=objective)
+        assert objective.seen == [[i] for i in range(len(text_task))] * 2
+        norms.append(model.head.weight.norm().item())
+    assert norms[1] < 0.5 * norms[0]

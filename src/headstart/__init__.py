@@ -1,6 +1,6 @@
 """headstart: adapt pretrained models to your small labelled dataset, and prove which way is best."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .adapter import Adapter  # noqa: E402
 from .backbones import Backbone, create_backbone, list_backbones, register_backbone  # noqa: E402

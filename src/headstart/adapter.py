@@ -45,10 +45,11 @@ class Adapter(ClassifierMixin, BaseEstimator):
         A registered name (``"minilm-l6"``, ``"mobilenetv2"``, ``"hf:<repo or dir>"``), a ``Backbone``, or a
         callable ``pretrained -> Backbone`` (needed for ``scratch`` with a custom backbone).
     strategy:
-        ``scratch``, ``scratch-small``, ``probe``, ``partial:K``, ``full``, ``lldr``, ``lora``, ``lp-ft``,
-        ``contrastive`` or any registered one (``headstart options STRATEGY`` lists its options).
-    epochs, batch_size, lr, head_lr, weight_decay, warmup, patience, monitor, grad_clip, seed, augment,
-    cache_features, eval_batch_size, device, precision:
+        Any registered strategy (``headstart.list_strategies()``: ``scratch``, ``scratch-small``, ``probe``,
+        ``partial:K``, ``full``, ``lldr``, ``lora``, ``contrastive``...); ``headstart options STRATEGY`` lists
+        its options.
+    epochs, min_steps, batch_size, lr, head_lr, weight_decay, warmup, patience, min_epochs, monitor, grad_clip,
+    seed, augment, cache_features, eval_batch_size, device, precision:
         How to train: see ``TrainConfig`` (``None`` means the strategy's default).
     strategy_options:
         The strategy's own options (``{"rank": 4}`` for lora, ``{"decay": 0.8}`` for lldr). Passing them as
@@ -63,9 +64,10 @@ class Adapter(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, backbone: BackboneArg = "minilm-l6", strategy: str | Strategy = "probe", *,
-                 epochs: int | None = None, batch_size: int = 16, lr: float | None = None,
-                 head_lr: float | None = None, weight_decay: float = 0.01, warmup: float = 0.1, patience: int = 5,
-                 monitor: str = "val_loss", grad_clip: float | None = 1.0, seed: int = 0, augment: bool = False,
+                 epochs: int | None = None, min_steps: int | None = None, batch_size: int = 16,
+                 lr: float | None = None, head_lr: float | None = None, weight_decay: float = 0.01,
+                 warmup: float = 0.1, patience: int | None = None, min_epochs: int | None = None,
+                 monitor: str = "val_acc", grad_clip: float | None = 1.0, seed: int = 0, augment: bool = False,
                  cache_features: bool = True, eval_batch_size: int = 64, device: str = "auto",
                  precision: str = "auto", strategy_options: dict[str, Any] | None = None,
                  backbone_options: dict[str, Any] | None = None,
@@ -73,8 +75,9 @@ class Adapter(ClassifierMixin, BaseEstimator):
                  callbacks: Sequence[Callback] = (), progress: bool = False, **options: Any) -> None:
         self.backbone = backbone
         self.strategy = strategy
-        self.epochs, self.batch_size, self.lr, self.head_lr = epochs, batch_size, lr, head_lr
-        self.weight_decay, self.warmup, self.patience, self.monitor = weight_decay, warmup, patience, monitor
+        self.epochs, self.min_steps, self.batch_size, self.lr, self.head_lr = epochs, min_steps, batch_size, lr, head_lr
+        self.weight_decay, self.warmup, self.patience, self.min_epochs = weight_decay, warmup, patience, min_epochs
+        self.monitor = monitor
         self.grad_clip, self.seed, self.augment, self.cache_features = grad_clip, seed, augment, cache_features
         self.eval_batch_size, self.device, self.precision = eval_batch_size, device, precision
         # keyword strategy options join strategy_options, so get_params (and clone) see them

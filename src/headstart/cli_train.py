@@ -163,11 +163,12 @@ def add_common_training_flags(p: argparse.ArgumentParser) -> None:
 
 
 def add_train_commands(sub: Any, data_options: Any) -> None:
+    from .strategies import strategy_help
+
     p = sub.add_parser("fit", help="adapt a backbone to a dataset with one strategy and save the model")
     p.add_argument("data", help="a named example, a CSV/TSV/JSONL/.npz file, or an image folder")
     add_common_training_flags(p)
-    p.add_argument("--strategy", default="probe",
-                   help="scratch, probe, partial:K, full, lldr, lora, lp-ft, contrastive")
+    p.add_argument("--strategy", default="probe", help=f"one of: {strategy_help()} (`headstart options NAME`)")
     p.add_argument("--budget", default="all", help="labelled examples per class to train on, or 'all'")
     p.add_argument("--seed", type=int, help="seed of the budget draw and the training (default 0)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split (default 0)")

@@ -52,7 +52,24 @@ def _net(image_size: int, **override):
     return EfficientNet.from_name("efficientnet-lite0", image_size=image_size, **override)
 
 
+def _plain_pointwise(module: nn.Module) -> None:
+    """Swap every 1×1, stride-1 "same"-padded convolution (its padding is none) for a plain ``nn.Conv2d``
+    with the same weights: the same function, and PEFT can wrap it (LoRA builds its B matrix by calling
+    the layer's class, which for the padded class needs an image size)."""
+    for name, child in module.named_children():
+        if (type(child) is not nn.Conv2d and isinstance(child, nn.Conv2d) and child.kernel_size == (1, 1)
+                and tuple(child.stride) == (1, 1) and child.padding == (0, 0)
+                and not isinstance(getattr(child, "static_padding", None), nn.ZeroPad2d)):
+            plain = nn.Conv2d(child.in_channels, child.out_channels, 1, groups=child.groups,
+                              bias=child.bias is not None)
+            plain.weight, plain.bias = child.weight, child.bias
+            setattr(module, name, plain)
+        else:
+            _plain_pointwise(child)
+
+
 def _wrap(net, image_size: int, *, pretrained: bool, source: str) -> ConvBackbone:
+    _plain_pointwise(net)
     rate = net._global_params.drop_connect_rate or 0.0
     n = len(net._blocks)
     stages = [_Stem(net._conv_stem, net._bn0, net._swish)]

@@ -95,8 +95,9 @@ class HFTextBackbone(TokenizedText, Backbone):
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def lora_targets(self) -> list[str]:
-        return [n for n, m in self.named_modules()
-                if isinstance(m, nn.Linear) and n.rsplit(".", 1)[-1] in {"query", "key", "value"}]
+        """Attention projections and the feed-forward layers of every transformer layer (not the pooler)."""
+        return [n for n, m in self.named_modules() if isinstance(m, nn.Linear) and (
+            n.rsplit(".", 1)[-1] in {"query", "key", "value"} or n.endswith(("intermediate.dense", "output.dense")))]
 
     def block_names(self) -> list[str]:
         return ["embeddings"] + [f"layer{i}" for i in range(1, len(self.blocks))]

@@ -21,7 +21,7 @@ from .. import __version__
 from ..data import Task, make_splits
 from ..errors import HeadstartError
 from ..options import check_options, options_for
-from ..strategies import create_strategy
+from ..strategies import ALIASES, create_strategy
 from ..train import TrainConfig
 from .store import RESULTS_FORMAT
 
@@ -63,8 +63,9 @@ class RaceSpec:
             raise HeadstartError("A race needs at least one strategy.")
         for s in self.strategies:
             create_strategy(s)  # unknown names fail here, before any training, listing the valid ones
+        self.strategies = [ALIASES[s][0] if s in ALIASES else s for s in self.strategies]  # lp-ft is full
         if len(set(self.strategies)) != len(self.strategies):
-            raise HeadstartError(f"Each strategy once, please: {self.strategies}.")
+            raise HeadstartError(f"Each strategy once, please (aliases count as what they mean): {self.strategies}.")
         if self.test_limit is not None and self.test_limit < 1:
             raise HeadstartError(f"The 'test_limit' parameter of a race must be a positive integer. Got "
                                  f"{self.test_limit!r} instead.")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
+from .. import __version__
 from ..adapter import Adapter
 from ..backbones import Backbone
 from ..data import Splits, Task, align_test, draw, load_task, make_splits, stratified_subset
@@ -119,6 +120,7 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
     labelled = len(train_idx) + len(val_idx)
     return {
         "strategy": run.strategy, "budget": run.budget, "seed": run.seed, "from_scratch": clf.strategy_.from_scratch,
+        "headstart": __version__,
         "per_class": run.budget if run.budget is not None else float(labelled) / len(task.classes),
         "n_train": len(train_idx), "n_val": len(val_idx), "n_selection": len(data.selection),
         "n_test": len(data.test),

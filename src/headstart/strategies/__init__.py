@@ -1,7 +1,16 @@
 """Adaptation strategies: one small class each over ``Strategy``, found by name in one registry."""
 
-from .base import STRATEGIES, Strategy, create_strategy, list_strategies, register_strategy
+from .base import (
+                   ALIASES,
+                   STRATEGIES,
+                   Strategy,
+                   create_strategy,
+                   list_strategies,
+                   register_alias,
+                   register_strategy,
+                   strategy_help,
+)
 from .runner import fit_model, prepare_model
 
-__all__ = ["STRATEGIES", "Strategy", "create_strategy", "fit_model", "list_strategies", "prepare_model",
-           "register_strategy"]
+__all__ = ["ALIASES", "STRATEGIES", "Strategy", "create_strategy", "fit_model", "list_strategies", "prepare_model",
+           "register_alias", "register_strategy", "strategy_help"]

@@ -1,33 +1,50 @@
 """The strategy base class and registry.
 
 A strategy is a small dataclass (its options, validated in ``__post_init__``) that *declares* how to
-adapt a backbone; the runner and the loop do the work. Override points:
+adapt a backbone; the runner and the loop do the work. Every hook is declared here, with its default:
 
 - ``plan(n_blocks) -> ParamPlan``: which blocks train, at what learning-rate scale, which tensors;
 - ``configure(model)``: structural changes before training (LoRA injects its adapters here);
-- ``stages()``: several strategies in sequence (LP-FT is a probe, then a full fine-tune);
-- ``closed_form``/``solve(...)``: fit the head without the loop (the L-BFGS probe);
-- class defaults: ``pretrained`` (False for a from-scratch baseline), ``default_lr``,
-  ``default_head_lr`` (None: the head uses ``lr``), ``default_epochs``, ``starts_fitted`` (True when
-  the stage starts from a fitted model, so its starting weights are an early-stopping candidate);
+- ``stages()``: several strategies in sequence (a fine-tune is the probe, then the fine-tune);
+- ``objective(model, cfg)``: what the loop minimises and over which batches (``train/objective.py``:
+  cross-entropy by default; contrastive pairs; penalties on the weights, a teacher's outputs or a
+  second batch stream plug in the same way);
+- ``trains_on_validation``: the stage trains on training + validation examples and does not
+  validate (contrastive pairs: nothing is held out, nothing early-stops);
+- ``closed_form`` with ``solve(...)``: fit the head without the loop (the L-BFGS probe);
+- class defaults: ``pretrained`` (False for a from-scratch baseline), ``default_lr`` (or ``lr_for``),
+  ``default_head_lr`` (None: the head uses ``lr``), ``default_epochs``, ``default_min_steps`` (the
+  planned epochs grow until the run makes this many updates), ``starts_fitted`` (the stage starts
+  from a fitted model, so its starting weights are an early-stopping candidate);
 - ``save_filter``: which trained tensors a saved model keeps (LoRA keeps only its adapters).
 
-Register a new strategy with ``@register_strategy`` on the class; it is then reachable by name
-everywhere (``Adapter``, CLI, the race) and covered by the tests parametrised over the registry.
+A new strategy is one module in this package with ``@register_strategy`` on its class: the package's
+modules are discovered, so it is then reachable by name everywhere (``Adapter``, CLI, the race, help
+texts) and covered by the tests parametrised over the registry.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import HeadstartError
 from ..train.model import AdaptedModel, ParamPlan
+from ..train.objective import Objective
 
-__all__ = ["STRATEGIES", "Strategy", "create_strategy", "list_strategies", "register_strategy"]
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from ..train.config import TrainConfig
+
+__all__ = ["ALIASES", "STRATEGIES", "Strategy", "create_strategy", "list_strategies", "register_alias",
+           "register_strategy", "strategy_help"]
 
 STRATEGIES: dict[str, type[Strategy]] = {}
+#: old or alternative names: name -> (the spec it means, why)
+ALIASES: dict[str, tuple[str, str]] = {}
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:
@@ -37,9 +54,21 @@ def register_strategy(cls: type[Strategy]) -> type[Strategy]:
     return cls
 
 
+def register_alias(name: str, spec: str, why: str) -> None:
+    """``name`` means ``spec`` (kept so that existing scripts and races keep working)."""
+    ALIASES[name] = (spec, why)
+
+
 def list_strategies() -> list[str]:
     _ensure_builtin()
-    return list(STRATEGIES)
+    return sorted(STRATEGIES, key=lambda n: (STRATEGIES[n].order, n))
+
+
+def strategy_help() -> str:
+    """One line naming every registered strategy, for help texts."""
+    _ensure_builtin()
+    return ", ".join(n + (f":{STRATEGIES[n].shorthand.upper()}" if STRATEGIES[n].shorthand else "")
+                     for n in list_strategies())
 
 
 @dataclass
@@ -48,12 +77,16 @@ class Strategy(ABC):
     summary: ClassVar[str] = ""
     #: the field that "name:value" sets, e.g. ``partial:2`` sets ``k``
     shorthand: ClassVar[str | None] = None
+    #: where it is listed (help texts, ``list_strategies``): baselines first, then by how much trains
+    order: ClassVar[int] = 100
     pretrained: ClassVar[bool] = True
     default_lr: ClassVar[float] = 1e-4
     default_head_lr: ClassVar[float | None] = 1e-3
     default_epochs: ClassVar[int] = 20
+    default_min_steps: ClassVar[int] = 0
     closed_form: ClassVar[bool] = False
     starts_fitted: ClassVar[bool] = False
+    trains_on_validation: ClassVar[bool] = False
 
     @abstractmethod
     def plan(self, n_blocks: int) -> ParamPlan:
@@ -64,6 +97,16 @@ class Strategy(ABC):
 
     def stages(self) -> list[Strategy]:
         return [self]
+
+    def objective(self, model: AdaptedModel, cfg: TrainConfig) -> Objective:
+        """What the loop minimises for this stage (default: cross-entropy of the head's logits)."""
+        return Objective()
+
+    def solve(self, model: AdaptedModel, x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor,
+              y_val: np.ndarray, *, seed: int = 0) -> dict[str, Any]:
+        """A ``closed_form`` stage fits the head here (pooled features in, chosen settings and held-out
+        estimates out: ``val_loss``, ``val_acc``, ...)."""
+        raise NotImplementedError(f"{self.spec} declares closed_form but does not implement solve()")
 
     def lr_for(self, backbone: Any) -> float:
         """The default learning rate on this backbone (``default_lr`` unless a strategy knows better)."""
@@ -90,7 +133,9 @@ class Strategy(ABC):
         """Every stage with its options and class defaults: what a run's identity must cover."""
         return [{"stage": s.spec, "class": f"{type(s).__module__}.{type(s).__qualname__}", "options": s.options(),
                  "pretrained": s.pretrained, "default_lr": s.default_lr, "default_head_lr": s.default_head_lr,
-                 "default_epochs": s.default_epochs, "closed_form": s.closed_form, "starts_fitted": s.starts_fitted}
+                 "default_epochs": s.default_epochs, "default_min_steps": s.default_min_steps,
+                 "closed_form": s.closed_form, "starts_fitted": s.starts_fitted,
+                 "trains_on_validation": s.trains_on_validation}
                 for s in self.stages()]
 
     def describe(self) -> str:
@@ -103,11 +148,12 @@ def create_strategy(spec: str | Strategy, **options: Any) -> Strategy:
     if isinstance(spec, Strategy):
         return spec
     _ensure_builtin()
+    if spec in ALIASES:
+        spec = ALIASES[spec][0]
     name, _, arg = spec.partition(":")
     cls = STRATEGIES.get(name)
     if cls is None:
-        valid = ", ".join(n + (f":{c.shorthand.upper()}" if c.shorthand else "") for n, c in STRATEGIES.items())
-        raise HeadstartError(f"Unknown strategy {spec!r}. Valid strategies: {valid}.")
+        raise HeadstartError(f"Unknown strategy {spec!r}. Valid strategies: {strategy_help()}.")
     allowed = {f.name: f for f in fields(cls)}
     unknown = sorted(set(options) - set(allowed))
     if unknown:
@@ -126,7 +172,10 @@ def create_strategy(spec: str | Strategy, **options: Any) -> Strategy:
 
 
 def _ensure_builtin() -> None:
+    """Import every module of this package once: each registers its strategies."""
     import importlib
+    import pkgutil
 
-    for module in ("scratch", "probe", "finetune", "lora", "lpft", "contrastive"):
-        importlib.import_module(f"{__package__}.{module}")
+    package = importlib.import_module(__package__)
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{__package__}.{info.name}")

@@ -21,23 +21,20 @@ Two ways to make the pairs, same loss:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..data import Task
 from ..errors import HeadstartError
 from ..train.config import TrainConfig
-from ..train.loop import optimizer_step, warmup_cosine
-from ..train.model import AdaptedModel, ParamPlan, build_param_groups, set_train_mode
-from ..train.precision import autocast
+from ..train.model import AdaptedModel, ParamPlan
+from ..train.objective import Batch, Objective
 from .base import Strategy, register_strategy
 from .probe import Probe
 
-__all__ = ["Contrastive", "draw_pairs", "pair_loss"]
+__all__ = ["Contrastive", "PairObjective", "draw_pairs", "pair_loss"]
 
 
 def draw_pairs(labels: np.ndarray, iterations: int, seed: int) -> list[tuple[int, int, float]]:
@@ -77,75 +74,78 @@ def pair_loss(feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return torch.stack(parts).mean()
 
 
+class PairObjective(Objective):
+    """The pair loss over the loop's batches: every pair within a step (in-batch), or SetFit's sampled pairs."""
+
+    validates = False  # it trains on the validation labels too: nothing is held out to early-stop on
+
+    def __init__(self, sampling: str, iterations: int, seed: int) -> None:
+        self.sampling, self.iterations, self.seed = sampling, iterations, seed
+        self.pairs: np.ndarray | None = None
+
+    def start(self, model: AdaptedModel, train, start: int, device: torch.device) -> None:
+        if self.sampling == "pairs":
+            self.pairs = np.array(draw_pairs(train.labels, self.iterations, self.seed)).reshape(-1, 3).astype(int)
+
+    def steps(self, n: int, batch_size: int, generator: torch.Generator) -> list[list[int]]:
+        if self.pairs is not None:  # a step is ``batch_size`` pairs: its left halves, then its right halves
+            order = torch.randperm(len(self.pairs), generator=generator).numpy()
+            chunks = np.array_split(self.pairs[order], self.steps_per_epoch(n, batch_size))
+            return [[*c[:, 0].tolist(), *c[:, 1].tolist()] for c in chunks]
+        order = torch.randperm(n, generator=generator)
+        return [c.tolist() for c in order.split(2 * batch_size) if len(c) > 1]
+
+    def steps_per_epoch(self, n: int, batch_size: int) -> int:
+        if self.pairs is not None:
+            return max(1, -(-len(self.pairs) // batch_size))
+        return n // (2 * batch_size) + (n % (2 * batch_size) > 1)
+
+    def loss(self, model: AdaptedModel, batch: Batch, start: int) -> torch.Tensor:
+        feats = model.features(batch.state, start).float()
+        if self.pairs is None:
+            return pair_loss(feats, batch.labels)
+        half = len(batch.index) // 2  # row k of the left half pairs with row k of the right half
+        target = (batch.labels[:half] == batch.labels[half:]).to(feats.dtype)
+        return nn.functional.mse_loss(nn.functional.cosine_similarity(feats[:half], feats[half:]), target)
+
+    def describe(self) -> str:
+        return ("cosine-similarity MSE over SetFit's sampled pairs" if self.pairs is not None
+                else "cosine-similarity MSE over every pair within a step")
+
+
 @dataclass
 class _PairStage(Strategy):
     name = "contrastive/pairs"
     default_lr = 5e-5
-    default_epochs = 40
+    trains_on_validation = True
     sampling: str = field(default="in-batch", metadata={"help": "'in-batch' (every pair in a batch) or 'pairs' "
                                                                 "(SetFit's sampled pairs)"})
     iterations: int = field(default=20, metadata={"help": "with sampling='pairs': at most this many pairs per text "
                                                           "and side"})
 
+    @property
+    def default_epochs(self) -> int:  # type: ignore[override]
+        return 1 if self.sampling == "pairs" else 40  # one pass over the sampled pairs, as SetFit
+
+    def lr_for(self, backbone) -> float:
+        return SETFIT_LR if self.sampling == "pairs" else self.default_lr
+
     def plan(self, n_blocks: int) -> ParamPlan:
         return ParamPlan({i: 1.0 for i in range(n_blocks)}, train_head=False)
 
-    def _batches(self, labels: np.ndarray, cfg: TrainConfig) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
-        """(left, right) index arrays per step: in-batch steps have right empty (every pair of left)."""
-        if self.sampling == "pairs":
-            pairs = np.array(draw_pairs(labels, self.iterations, cfg.seed)).reshape(-1, 3).astype(int)
-            steps = [(c[:, 0], c[:, 1]) for c in np.array_split(pairs, max(1, -(-len(pairs) // cfg.batch_size)))]
-            return steps, f"{len(pairs):,} sampled pairs, {cfg.batch_size} per step"
-        rng, size, epochs = np.random.default_rng(cfg.seed), 2 * cfg.batch_size, cfg.epochs or self.default_epochs
-        steps = []
-        for _ in range(epochs):
-            order = rng.permutation(len(labels))
-            steps += [(order[s : s + size], order[:0]) for s in range(0, len(order), size) if len(order[s:]) > 1]
-        return steps, f"every pair within {size} texts per step, {epochs} epochs"
-
-    def train_body(self, model: AdaptedModel, train: Task, val: Task, cfg: TrainConfig) -> str:
-        """Tune the body on pairs of the training and validation texts; returns a note for the run's record."""
-        inputs = list(train.inputs) + list(val.inputs)
-        labels = np.concatenate([train.labels, val.labels])
-        device = next(model.parameters()).device
-        lr = cfg.lr or (SETFIT_LR if self.sampling == "pairs" else self.default_lr)
-        groups, _ = build_param_groups(model, self.plan(model.n_blocks), lr, lr, cfg.weight_decay)
-        steps, how = self._batches(labels, cfg)
-        optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(len(steps), cfg.warmup))
-        params = [p for g in groups for p in g["params"]]
-        backbone, y = model.backbone, torch.as_tensor(labels, device=device)
-        dtype = cfg.resolve_precision(device)
-        set_train_mode(model)
-        tic, total = time.perf_counter(), 0.0
-        for left, right in steps:
-            state = {k: v.to(device) for k, v in backbone.preprocess([inputs[i] for i in (*left, *right)]).items()}
-            with autocast(dtype, device):
-                feats = backbone.forward_features(state)
-            feats = feats.float()
-            if len(right):  # sampled pairs: row k of the left half pairs with row k of the right half
-                target = (y[left] == y[right]).to(feats.dtype)
-                cos = nn.functional.cosine_similarity(feats[: len(left)], feats[len(left):])
-                loss = nn.functional.mse_loss(cos, target)
-            else:
-                loss = pair_loss(feats, y[left])
-            if not torch.isfinite(loss):
-                raise HeadstartError("contrastive: the pair loss became non-finite; lower the learning rate (lr=...).")
-            optimizer_step(loss, optimizer, schedule, params, cfg.grad_clip)
-            total += loss.item()
-        model.eval()
-        return (f"{self.spec}: {how} ({len(steps)} steps) over {len(inputs)} training + validation examples, "
-                f"mean pair loss {total / max(1, len(steps)):.4f}, {time.perf_counter() - tic:.0f}s")
+    def objective(self, model: AdaptedModel, cfg: TrainConfig) -> Objective:
+        return PairObjective(self.sampling, self.iterations, cfg.seed)
 
 
 @register_strategy
 @dataclass
 class Contrastive(Strategy):
     name = "contrastive"
+    order = 70
     summary = "SetFit's recipe: the body learns from same/different-class pairs, then the closed-form probe"
     shorthand = "sampling"
     default_lr = _PairStage.default_lr
-    default_epochs = _PairStage.default_epochs
+    default_epochs = 40
     sampling: str = field(default="in-batch", metadata={"help": "'in-batch' (every pair in a batch) or 'pairs' "
                                                                 "(SetFit's sampled pairs)"})
     iterations: int = field(default=20, metadata={"help": "with sampling='pairs': at most this many pairs per text "

@@ -1,4 +1,15 @@
-"""Fine-tuning strategies that differ only in which blocks train and at what rate: partial, full, lldr."""
+"""End-to-end fine-tunes that differ in which blocks train and at what rate: partial, full, lldr (lora: lora.py).
+
+Every one starts its head from the closed-form probe fitted on the training labels only (C by
+cross-validation within them), the LP-FT idea (Kumar et al., 2022) applied to every fine-tune: a
+random head on a pretrained body sends large, uninformative gradients into the body for the first
+steps, and with a few dozen labels there are only a few dozen steps. The probe's solution is
+epoch 0 of the fine-tune, an early-stopping candidate, so a fine-tune never ends worse on validation
+than the probe it started from. The validation labels stay unseen until early stopping scores on
+them. ``head_init="random"`` gives the classic recipe (a new head at its own, higher rate).
+
+``lp-ft`` is therefore ``full`` (an alias, kept so that existing scripts and races keep working).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +17,52 @@ from dataclasses import dataclass, field
 
 from ..errors import HeadstartError
 from ..train.model import ParamPlan
-from .base import Strategy, register_strategy
+from .base import Strategy, register_alias, register_strategy
+from .probe import Probe
+
+HEAD_INITS = ("probe", "random")
+RANDOM_HEAD_LR = 1e-3  # a new random head learns faster than the pretrained body it sits on
+
+
+@dataclass
+class FineTune(Strategy):
+    """Base of the fine-tunes: the probe's head first (``head_init="probe"``), then the loop."""
+
+    default_min_steps = 100
+    head_init: str = field(default="probe", metadata={"help": "'probe' (start from the closed-form probe fitted on "
+                                                              "the training labels) or 'random' (a new head)"})
+
+    def __post_init__(self) -> None:
+        if self.head_init not in HEAD_INITS:
+            raise HeadstartError(f"The 'head_init' parameter of {self.name} must be 'probe' or 'random'. "
+                                 f"Got {self.head_init!r} instead.")
+
+    @property
+    def starts_fitted(self) -> bool:  # type: ignore[override]
+        return self.head_init == "probe"
+
+    @property
+    def default_head_lr(self) -> float | None:  # type: ignore[override]
+        return None if self.head_init == "probe" else RANDOM_HEAD_LR  # a fitted head moves with the body
+
+    def stages(self) -> list[Strategy]:
+        return [Probe(selection="train"), self] if self.head_init == "probe" else [self]
 
 
 @register_strategy
 @dataclass
-class Partial(Strategy):
+class Partial(FineTune):
     """Only the top ``k`` blocks and the head train; the frozen bottom is cached when not augmenting."""
 
     name = "partial"
+    order = 30
     summary = "top-k blocks and the head train; the frozen bottom runs once"
     shorthand = "k"
     default_lr = 1e-4
     k: int = field(default=2, metadata={"help": "how many of the top blocks train"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.k < 1:
             raise HeadstartError(f"The 'k' parameter of partial must be a positive integer. Got {self.k!r} instead.")
 
@@ -33,11 +75,12 @@ class Partial(Strategy):
 
 @register_strategy
 @dataclass
-class Full(Strategy):
-    """Everything trains at a small learning rate (1/20 of scratch's) after a warm-up; the head faster."""
+class Full(FineTune):
+    """Everything trains at a small learning rate after a warm-up, from the probe's head."""
 
     name = "full"
-    summary = "every block trains at a small LR with warm-up"
+    order = 40
+    summary = "every block trains at a small LR with warm-up, from the probe's head (LP-FT)"
     default_lr = 5e-5
 
     def plan(self, n_blocks: int) -> ParamPlan:
@@ -46,18 +89,22 @@ class Full(Strategy):
 
 @register_strategy
 @dataclass
-class LLDR(Strategy):
-    """Layer-wise LR decay: the head at ``lr``, the top block at ``lr·decay``, the one below at ``lr·decay²``..."""
+class LLDR(FineTune):
+    """Layer-wise LR decay: the top block (and the head) at ``lr``, the block below at ``lr·decay``..."""
 
     name = "lldr"
-    summary = "layer-wise (discriminative) LR decay from the head down"
-    default_lr = 5e-4
-    default_head_lr = None  # the head trains at the base rate
-    decay: float = field(default=0.7, metadata={"help": "each block's rate is the one above times this"})
+    order = 50
+    summary = "layer-wise (discriminative) LR decay from the top block down"
+    default_lr = 1e-4
+    decay: float = field(default=0.8, metadata={"help": "each block's rate is the one above times this"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.0 < self.decay <= 1.0:
             raise HeadstartError(f"The 'decay' parameter of lldr must be in (0, 1]. Got {self.decay!r} instead.")
 
     def plan(self, n_blocks: int) -> ParamPlan:
-        return ParamPlan({i: self.decay ** (n_blocks - i) for i in range(n_blocks)})
+        return ParamPlan({i: self.decay ** (n_blocks - 1 - i) for i in range(n_blocks)})
+
+
+register_alias("lp-ft", "full", "every fine-tune starts from the probe's head (LP-FT), so lp-ft is full")

@@ -1,8 +1,9 @@
 """``lora``: low-rank adapters injected by PEFT into the backbone's own layers; the head trains too.
 
-Targets come from the backbone (``lora_targets``): the attention projections of a text encoder,
-the pointwise convolutions of a vision one. PEFT does the injection and the layers; a saved model
-keeps only the adapter matrices and the head.
+Targets come from the backbone (``lora_targets``): the attention projections and feed-forward layers
+of a text encoder, the pointwise convolutions of a vision one. Like every fine-tune, the head starts
+from the probe's solution (``finetune.py``): with B = 0 the adapted model *is* the probe at step 0.
+PEFT does the injection and the layers; a saved model keeps only the adapter matrices and the head.
 """
 
 from __future__ import annotations
@@ -11,20 +12,23 @@ from dataclasses import dataclass, field
 
 from ..errors import HeadstartError
 from ..train.model import AdaptedModel, ParamPlan
-from .base import Strategy, register_strategy
+from .base import register_strategy
+from .finetune import FineTune
 
 
 @register_strategy
 @dataclass
-class LoRA(Strategy):
+class LoRA(FineTune):
     name = "lora"
-    summary = "low-rank adapters (PEFT) on attention / pointwise layers, plus the head"
+    order = 60
+    summary = "low-rank adapters (PEFT) on attention, feed-forward / pointwise layers, from the probe's head"
     default_lr = 1e-3
     rank: int = field(default=8, metadata={"help": "rank of the low-rank update B·A"})
     alpha: float = field(default=16.0, metadata={"help": "scaling: the update is multiplied by alpha / rank"})
     dropout: float = field(default=0.05, metadata={"help": "dropout on the adapters' input"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.rank < 1:
             raise HeadstartError(f"The 'rank' parameter of lora must be a positive integer. Got {self.rank!r} instead.")
         if self.alpha <= 0:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Probe(Strategy):
     name = "probe"
+    order = 20
     summary = "frozen body, new linear head on cached features"
     default_lr = 1e-2
     default_head_lr = 1e-2
@@ -62,22 +63,24 @@ class Probe(Strategy):
         return ParamPlan({})
 
     def solve(self, model: AdaptedModel, x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor,
-              y_val: np.ndarray, *, monitor: str = "val_loss", seed: int = 0) -> dict[str, float]:
-        """Fit the head in closed form; returns the chosen C and its held-out loss and accuracy."""
+              y_val: np.ndarray, *, seed: int = 0) -> dict[str, float]:
+        """Fit the head in closed form; returns the chosen C and its held-out loss and accuracy.
+
+        C is chosen by held-out log-loss (a proper scoring rule: on a few examples accuracy ties often)."""
         n_classes = model.head.out_features
         xt, xv = x_train.double().numpy(), x_val.double().numpy()
         if self.selection == "cv":
-            clf, chosen = self._fit_cv(np.concatenate([xt, xv]), np.concatenate([y_train, y_val]), monitor, seed)
+            clf, chosen = self._fit_cv(np.concatenate([xt, xv]), np.concatenate([y_train, y_val]), seed)
             chosen["on"] = "training + validation"
         elif self.selection == "train":
-            clf, chosen = self._fit_cv(xt, y_train, monitor, seed)
+            clf, chosen = self._fit_cv(xt, y_train, seed)
             chosen["on"] = "training only"
         else:
-            clf, chosen = self._fit_val(xt, y_train, xv, y_val, n_classes, monitor, seed)
+            clf, chosen = self._fit_val(xt, y_train, xv, y_val, n_classes, seed)
         self._set_head(model, clf, n_classes, xt.shape[1])
         return chosen
 
-    def _fit_cv(self, x: np.ndarray, y: np.ndarray, monitor: str, seed: int):
+    def _fit_cv(self, x: np.ndarray, y: np.ndarray, seed: int):
         """Held-out (cross-validated) predictions for every C; the best C is refit on everything."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import log_loss
@@ -96,7 +99,7 @@ class Probe(Strategy):
                                          method="predict_proba")
             loss = float(log_loss(y, held_out, labels=labels))
             acc = float((labels[held_out.argmax(1)] == y).mean())
-            score = loss if monitor == "val_loss" else -acc + 1e-6 * loss
+            score = loss - 1e-9 * acc
             if best is None or score < best[0]:
                 best = (score, c, loss, acc)
         assert best is not None
@@ -104,7 +107,7 @@ class Probe(Strategy):
         clf = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(x, y)
         return clf, {"C": c, "val_loss": loss, "val_acc": acc, "folds": folds}
 
-    def _fit_val(self, xt, y_train, xv, y_val, n_classes: int, monitor: str, seed: int):
+    def _fit_val(self, xt, y_train, xv, y_val, n_classes: int, seed: int):
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import log_loss
 
@@ -115,7 +118,7 @@ class Probe(Strategy):
             proba[:, clf.classes_] = clf.predict_proba(xv)
             loss = float(log_loss(y_val, np.clip(proba, 1e-12, 1), labels=list(range(n_classes))))
             acc = float((proba.argmax(1) == y_val).mean())
-            score = loss if monitor == "val_loss" else -acc + 1e-6 * loss
+            score = loss - 1e-9 * acc
             log.debug("probe C=%g: val loss %.4f, acc %.4f", c, loss, acc)
             if best is None or score < best[0]:
                 best = (score, c, loss, acc, clf)

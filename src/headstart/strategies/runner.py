@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from ..data import Task
@@ -42,19 +43,26 @@ def cached_source(model: AdaptedModel, cache: FeatureCache, boundary: int, task:
     return BatchSource(states, task.labels, merge)
 
 
-def _sources(model: AdaptedModel, boundary: int, train: Task, val: Task, cfg: TrainConfig,
-             cache: FeatureCache, device: torch.device) -> tuple[int, BatchSource, BatchSource]:
+def _joined(train: Task, val: Task) -> Task:
+    """Training and validation examples as one task (a stage that trains on both)."""
+    return Task(list(train.inputs) + list(val.inputs), np.concatenate([train.labels, val.labels]), train.classes,
+                train.modality, train.name, train.source)
+
+
+def _sources(model: AdaptedModel, boundary: int, train: Task, val: Task | None, cfg: TrainConfig,
+             cache: FeatureCache, device: torch.device) -> tuple[int, BatchSource, BatchSource | None]:
     """Cached states from ``boundary`` when allowed, else raw inputs from block 0 (with augmentation)."""
     backbone = model.backbone
     if cfg.cache_features and not cfg.augment and boundary > 0:
-        train_src, val_src = (cached_source(model, cache, boundary, t, batch_size=cfg.eval_batch_size, device=device)
+        train_src, val_src = (None if t is None else
+                              cached_source(model, cache, boundary, t, batch_size=cfg.eval_batch_size, device=device)
                               for t in (train, val))
         return boundary, train_src, val_src
     if cfg.augment and boundary > 0:
         log.info("augmentation is on: the frozen bottom runs every step (the feature cache is bypassed)")
     augment = augmenter_for(train.modality) if cfg.augment else None
     return (0, BatchSource(train.inputs, train.labels, backbone.preprocess, augment),
-            BatchSource(val.inputs, val.labels, backbone.preprocess))
+            None if val is None else BatchSource(val.inputs, val.labels, backbone.preprocess))
 
 
 def _may_train(model: AdaptedModel, strategy: Strategy) -> set[str]:
@@ -84,21 +92,23 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, c
         result.frozen_until = boundary if n == 0 else min(result.frozen_until, boundary)
         result.stages.append({"stage": stage.spec, "closed_form": stage.closed_form,
                               **({} if stage.closed_form else {
-                                  "lr": lr, "head_lr": head_lr, "epochs": cfg.epochs or stage.default_epochs,
+                                  "lr": lr, "head_lr": head_lr,
                                   "group_lrs": sorted({round(g["lr"], 12) for g in groups}, reverse=True)})})
         if stage.closed_form:
             # features of a body tuned in this run are never reused: keep them in memory, not on disk
             _solve(model, stage, train, val, cfg, cache if n == 0 else FeatureCache(), device, result)
             continue
-        if hasattr(stage, "train_body"):  # a stage with its own objective (contrastive pairs)
-            result.notes.append(stage.train_body(model, train, val, cfg))
-            continue
-        start, train_src, val_src = _sources(model, boundary, train, val, cfg, cache, device)
+        fit_on, held_out = (_joined(train, val), None) if stage.trains_on_validation else (train, val)
+        start, train_src, val_src = _sources(model, boundary, fit_on, held_out, cfg, cache, device)
         if start > 0:
             result.notes.append(f"{stage.spec}: frozen blocks 0..{min(start, model.n_blocks) - 1} ran once "
                                 "(cached); each epoch ran only the trainable top")
-        run_training(model, groups, start, train_src, val_src, cfg, cfg.epochs or stage.default_epochs,
-                     stage=stage.spec, callbacks=callbacks, result=result, include_start=stage.starts_fitted)
+        if stage.trains_on_validation:
+            result.notes.append(f"{stage.spec}: trained on the {len(train)} training + {len(val)} validation "
+                                "examples (nothing held out, no early stopping)")
+        run_training(model, groups, start, train_src, val_src, cfg, stage.default_epochs, stage=stage.spec,
+                     min_steps=stage.default_min_steps, callbacks=callbacks, result=result,
+                     include_start=stage.starts_fitted, objective=stage.objective(model, cfg))
     if cfg.resolve_precision(device) is not None and not all(s.closed_form for s in strategy.stages()):
         result.notes.append(f"trained under bf16 autocast on {device.type} (precision={cfg.precision!r}); "
                             "weights, evaluation and predictions in fp32")
@@ -112,7 +122,7 @@ def _solve(model: AdaptedModel, stage, train: Task, val: Task, cfg: TrainConfig,
     at = model.features_start
     feats = [stack_states(cache.states(model, at, t, range(len(t)), batch_size=cfg.eval_batch_size, device=device))
              ["features"].cpu() for t in (train, val)]
-    chosen = stage.solve(model, feats[0], train.labels, feats[1], val.labels, monitor=cfg.monitor, seed=cfg.seed)
+    chosen = stage.solve(model, feats[0], train.labels, feats[1], val.labels, seed=cfg.seed)
     result.trainable_params = max(result.trainable_params, count_trainable(model))
     result.best_val_loss, result.best_val_acc = chosen["val_loss"], chosen["val_acc"]  # held-out estimates
     result.stop_reason = StopReason.SOLVED

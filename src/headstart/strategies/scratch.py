@@ -26,6 +26,7 @@ from .base import Strategy, register_strategy
 @dataclass
 class Scratch(Strategy):
     name = "scratch"
+    order = 0
     summary = "random init, everything trains: the baseline that tells whether pretraining helps"
     pretrained = False
     default_lr = 1e-3  # conv nets; transformer backbones declare a lower ``scratch_lr``
@@ -43,6 +44,7 @@ class Scratch(Strategy):
 @dataclass
 class ScratchSmall(Scratch):
     name = "scratch-small"
+    order = 1
     summary = "a small model (Conv-4 / bag of n-grams) trained from scratch: the small-data baseline"
     default_epochs = 50
 

@@ -25,8 +25,8 @@ class EpochRecord:
     stage: str
     epoch: int
     train_loss: float | None  # None for epoch 0, the starting weights scored before any step
-    val_loss: float
-    val_acc: float
+    val_loss: float | None  # None for a stage that does not validate (contrastive pairs)
+    val_acc: float | None
     seconds: float
     lr: float
     trainable_params: int
@@ -91,8 +91,8 @@ class ProgressBar(Callback):
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         if self._bar is not None:
-            self._bar.set_postfix(train_loss=f"{record.train_loss:.3f}", val_loss=f"{record.val_loss:.3f}",
-                                  val_acc=f"{record.val_acc:.3f}")
+            shown = {"train_loss": record.train_loss, "val_loss": record.val_loss, "val_acc": record.val_acc}
+            self._bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items() if v is not None})
             self._bar.update(1)
 
     def on_fit_end(self, result: FitResult) -> None:

@@ -20,14 +20,20 @@ def _opt(default: Any, help: str) -> Any:
 class TrainConfig:
     """How to train. ``None`` means "the strategy's default" (each strategy states its own)."""
 
-    epochs: int | None = _opt(None, "maximum epochs (early stopping usually ends sooner)")
+    epochs: int | None = _opt(None, "maximum epochs (default: the strategy's, raised so that small data still gets "
+                              "min_steps updates; early stopping usually ends sooner)")
+    min_steps: int | None = _opt(None, "with epochs unset: plan at least this many optimiser steps (strategy default)")
     batch_size: int = _opt(16, "examples per optimisation step")
     lr: float | None = _opt(None, "learning rate of the body's trainable part (strategy default if None)")
     head_lr: float | None = _opt(None, "learning rate of the new head (strategy default if None)")
     weight_decay: float = _opt(0.01, "AdamW weight decay (not applied to biases and norm weights)")
     warmup: float = _opt(0.1, "fraction of the planned steps spent warming the LR up linearly")
-    patience: int = _opt(5, "epochs without improvement on the monitored metric before stopping")
-    monitor: str = _opt("val_loss", "early-stopping metric: 'val_loss' (lower is better) or 'val_acc'")
+    patience: int | None = _opt(None, "epochs without improvement before stopping (default: 5, or a fifth of the "
+                                "planned epochs when that is more)")
+    min_epochs: int | None = _opt(None, "early stopping never fires before this epoch (default: a quarter of the "
+                                  "planned epochs)")
+    monitor: str = _opt("val_acc", "early-stopping metric: 'val_acc' (ties broken by the lower loss) or 'val_loss' "
+                        "(ties broken by the higher accuracy)")
     grad_clip: float | None = _opt(1.0, "clip the gradient norm to this (None: no clipping)")
     seed: int = _opt(0, "seeds the head init, batch order, dropout and augmentation")
     augment: bool = _opt(False, "label-preserving augmentation (bypasses the feature cache)")
@@ -55,8 +61,11 @@ class TrainConfig:
             raise bad("weight_decay", "a non-negative float")
         if not 0.0 <= self.warmup < 1.0:
             raise bad("warmup", "a fraction in [0, 1)")
-        if self.patience < 1:
-            raise bad("patience", "a positive integer")
+        for name in ("patience", "min_steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise bad(name, "a positive integer or None")
+        if self.min_epochs is not None and self.min_epochs < 0:
+            raise bad("min_epochs", "a non-negative integer or None")
         if self.monitor not in ("val_loss", "val_acc"):
             raise bad("monitor", "'val_loss' or 'val_acc'")
         if self.grad_clip is not None and not self.grad_clip > 0:
@@ -70,6 +79,19 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in options.items() if k in names}), {
             k: v for k, v in options.items() if k not in names}
+
+    def plan_epochs(self, default_epochs: int, min_steps: int, steps_per_epoch: int) -> int:
+        """Epochs to plan: ``epochs`` when set (an explicit setting always wins), else the strategy's default
+        raised until the run makes at least ``min_steps`` optimiser steps (8 labels per class is one step an epoch)."""
+        if self.epochs is not None:
+            return self.epochs
+        steps = self.min_steps if self.min_steps is not None else min_steps
+        return max(default_epochs, -(-steps // max(1, steps_per_epoch)))
+
+    def stopping(self, epochs: int) -> tuple[int, int]:
+        """(patience, min_epochs) for a run of ``epochs`` planned epochs."""
+        patience = self.patience if self.patience is not None else max(5, -(-epochs // 5))
+        return patience, self.min_epochs if self.min_epochs is not None else epochs // 4
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,9 +17,11 @@ import torch
 from torch import Tensor, nn
 
 from ..backbones import State
+from ..errors import HeadstartError
 from .callbacks import Callback, EpochRecord, FitResult, StopReason
 from .config import TrainConfig
 from .model import AdaptedModel, copy_trainable_state, count_trainable, set_train_mode
+from .objective import Batch, Objective
 from .precision import autocast
 
 __all__ = ["BatchSource", "EarlyStopping", "evaluate", "optimizer_step", "recalibrate_batchnorm", "run_training",
@@ -46,29 +48,36 @@ class BatchSource:
 
 
 class EarlyStopping:
-    """Tracks the monitored metric; says when an epoch is the best so far and when patience ran out."""
+    """Tracks the monitored metric; says when an epoch is the best so far and when patience ran out.
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0) -> None:
-        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
-        self.mode = "min" if monitor == "val_loss" else "max"
-        self.best: float | None = None
+    ``val_acc`` breaks ties by the lower loss (accuracy on a few validation examples ties often),
+    ``val_loss`` by the higher accuracy. Stopping never fires before epoch ``min_epochs``.
+    """
+
+    def __init__(self, monitor: str = "val_acc", patience: int = 5, min_epochs: int = 0) -> None:
+        self.monitor, self.patience, self.min_epochs = monitor, patience, min_epochs
+        self.best: tuple[float, float] | None = None
         self.best_epoch: int | None = None
         self.wait = 0
+        self.epoch = 0
+
+    def _key(self, record: EpochRecord) -> tuple[float, float]:
+        acc, loss = record.val_acc, record.val_loss
+        return (acc, -loss) if self.monitor == "val_acc" else (-loss, acc)
 
     def update(self, record: EpochRecord) -> bool:
         """Record an epoch; True when it improved on the best so far."""
-        value = getattr(record, self.monitor)
-        better = self.best is None or (value < self.best - self.min_delta if self.mode == "min"
-                                       else value > self.best + self.min_delta)
+        key, self.epoch = self._key(record), record.epoch
+        better = self.best is None or key > self.best
         if better:
-            self.best, self.best_epoch, self.wait = value, record.epoch, 0
+            self.best, self.best_epoch, self.wait = key, record.epoch, 0
         else:
             self.wait += 1
         return better
 
     @property
     def should_stop(self) -> bool:
-        return self.wait >= self.patience
+        return self.wait >= self.patience and self.epoch >= self.min_epochs
 
 
 def warmup_cosine(total_steps: int, warmup: float) -> Callable[[int], float]:
@@ -139,75 +148,100 @@ def recalibrate_batchnorm(model: AdaptedModel, source: BatchSource, start: int, 
         m.momentum = momentum
 
 
-def run_training(model: AdaptedModel, groups: list[dict], start: int, train: BatchSource, val: BatchSource,
-                 cfg: TrainConfig, epochs: int, *, stage: str, callbacks: Sequence[Callback] = (),
-                 result: FitResult | None = None, include_start: bool = False) -> FitResult:
-    """Train the trainable parameters; restore the best epoch's weights at the end.
+def run_training(model: AdaptedModel, groups: list[dict], start: int, train: BatchSource, val: BatchSource | None,
+                 cfg: TrainConfig, default_epochs: int, *, stage: str, min_steps: int = 0,
+                 callbacks: Sequence[Callback] = (), result: FitResult | None = None, include_start: bool = False,
+                 objective: Objective | None = None) -> FitResult:
+    """Train the trainable parameters on ``objective`` (cross-entropy by default); restore the best epoch's weights.
 
     ``include_start``: the starting weights (epoch 0) are a candidate too, for a stage that starts
-    from a fitted model (LP-FT's fine-tune starts from the probe's solution).
+    from a fitted model (a fine-tune whose head starts from the probe's solution). An objective that
+    does not validate (or ``val=None``) trains every planned epoch and keeps the last weights.
+
+    Epochs: ``cfg.epochs`` when set, else ``default_epochs`` raised until the run makes ``min_steps``
+    updates (``cfg.min_steps`` overrides it); what was planned is added to ``result.stages[-1]``.
     """
     device = next(model.parameters()).device
+    objective = objective or Objective()
+    validates = objective.validates and val is not None
     result = result or FitResult(strategy=stage)
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    objective.start(model, train, start, device)
+    steps_per_epoch = objective.steps_per_epoch(len(train), cfg.batch_size)
+    epochs = cfg.plan_epochs(default_epochs, min_steps, steps_per_epoch)
     optimizer = torch.optim.AdamW(groups, lr=groups[0]["lr"], weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps_per_epoch * epochs, cfg.warmup))
     params = [p for g in groups for p in g["params"]]
     trainable = count_trainable(model)
     result.trainable_params = max(result.trainable_params, trainable)
-    stopper = EarlyStopping(cfg.monitor, cfg.patience)
-    best_state = copy_trainable_state(model)
+    patience, min_epochs = cfg.stopping(epochs)
+    if result.stages:
+        result.stages[-1].update(epochs=epochs, steps_per_epoch=steps_per_epoch, objective=objective.describe(),
+                                 **({"patience": patience, "min_epochs": min_epochs, "monitor": cfg.monitor}
+                                    if validates else {}))
+    stopper = EarlyStopping(cfg.monitor, patience, min_epochs)
+    best_state = copy_trainable_state(model) if validates else None
     generator = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     dtype = cfg.resolve_precision(device)
     for cb in callbacks:
         cb.stop_requested, cb.model = False, model
         cb.on_fit_start({"strategy": result.strategy, "stage": stage, "epochs": epochs,
-                         "steps_per_epoch": steps_per_epoch, "trainable_params": trainable, "start_block": start})
+                         "steps_per_epoch": steps_per_epoch, "trainable_params": trainable, "start_block": start,
+                         "patience": patience if validates else None, "min_epochs": min_epochs,
+                         "monitor": cfg.monitor if validates else None, "objective": objective.describe()})
     reason = StopReason.MAX_EPOCHS
-    if include_start:
+    if include_start and validates:
         val_loss, val_acc, _ = evaluate(model, val, start, device, cfg.eval_batch_size)
         record = EpochRecord(stage, 0, None, val_loss, val_acc, 0.0, 0.0, trainable)
         result.records.append(record)
         stopper.update(record)
         result.best_epoch, result.best_val_loss, result.best_val_acc = 0, val_loss, val_acc
+        for cb in callbacks:
+            cb.on_epoch_end(record)
     for epoch in range(1, epochs + 1):
         tic = time.perf_counter()
         set_train_mode(model)
-        total, seen, finite = 0.0, 0, True
-        for index in torch.randperm(len(train), generator=generator).split(cfg.batch_size):
-            state, labels = train.batch(index.tolist(), rng)
+        total, seen = torch.zeros((), device=device), 0  # summed on the device: no host sync per step
+        for index in objective.steps(len(train), cfg.batch_size, generator):
+            state, labels = train.batch(index, rng)
+            batch = Batch(index, _to(state, device), labels.to(device, non_blocking=True))
             with autocast(dtype, device):
-                logits = model(_to(state, device), start)
-            loss = nn.functional.cross_entropy(logits.float(), labels.to(device))
-            if not torch.isfinite(loss):
-                finite = False
-                break
+                loss = objective.loss(model, batch, start).float()
+            penalty = objective.penalty(model)
+            if penalty is not None:
+                loss = loss + penalty
             optimizer_step(loss, optimizer, scheduler, params, cfg.grad_clip)
-            total += loss.item() * len(labels)
-            seen += len(labels)
-        if not finite:
+            total += loss.detach() * len(index)
+            seen += len(index)
+        train_loss = total.item() / max(1, seen)
+        if not math.isfinite(train_loss):
             reason = StopReason.NON_FINITE_LOSS
             result.notes.append(f"{stage}: the loss became non-finite in epoch {epoch}; kept the best weights "
                                 "so far. Try a lower learning rate.")
+            if best_state is None:  # nothing validated to fall back on: the weights are unusable
+                raise HeadstartError(f"{stage}: the loss became non-finite in epoch {epoch}; lower the learning "
+                                     "rate (lr=...).")
             break
-        recalibrate_batchnorm(model, train, start, device, cfg.eval_batch_size)
-        val_loss, val_acc, _ = evaluate(model, val, start, device, cfg.eval_batch_size)
-        record = EpochRecord(stage, epoch, total / max(1, seen), val_loss, val_acc, time.perf_counter() - tic,
+        val_loss = val_acc = None
+        if validates:
+            recalibrate_batchnorm(model, train, start, device, cfg.eval_batch_size)
+            val_loss, val_acc, _ = evaluate(model, val, start, device, cfg.eval_batch_size)
+        record = EpochRecord(stage, epoch, train_loss, val_loss, val_acc, time.perf_counter() - tic,
                              optimizer.param_groups[0]["lr"], trainable)
         result.records.append(record)
-        if stopper.update(record):
+        if validates and stopper.update(record):
             best_state = copy_trainable_state(model)
             result.best_epoch, result.best_val_loss, result.best_val_acc = epoch, val_loss, val_acc
         for cb in callbacks:
             cb.on_epoch_end(record)
-        if stopper.should_stop:
+        if validates and stopper.should_stop:
             reason = StopReason.EARLY_STOPPED
             break
         if any(cb.stop_requested for cb in callbacks):
             reason = StopReason.INTERRUPTED
             break
-    model.load_state_dict(best_state, strict=False)
+    if best_state is not None:
+        model.load_state_dict(best_state, strict=False)
     result.stop_reason = reason
     for cb in callbacks:
         cb.on_fit_end(result)

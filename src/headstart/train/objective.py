@@ -1,0 +1,70 @@
+"""What the training loop minimises, and over which batches: the one hook every training stage plugs into.
+
+The loop owns the rest (optimiser, schedule, clipping, precision, validation, early stopping,
+callbacks, interrupts, the NaN policy); an ``Objective`` says only
+
+- ``steps(n, batch_size, generator)``: the index lists of one epoch (default: a shuffled partition);
+- ``loss(model, batch, start)``: the data term of one step (default: cross-entropy of the head);
+- ``penalty(model)``: a term on the weights added every step (L2-SP, EWC; default: none);
+- ``start(model, train, start, device)``: called once before the first step, to snapshot the
+  starting weights, precompute a frozen teacher's outputs on the training items (LwF), or open a
+  second batch stream (unlabelled target data for domain adaptation) that ``loss`` then draws from;
+- ``validates``: False for an objective with nothing held out (contrastive training sees the
+  validation labels too): the loop then records training loss only and never early-stops.
+
+``Batch.index`` are positions in the training source, so per-example side information computed in
+``start`` (a teacher's logits) lines up with the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from ..backbones import State
+
+if TYPE_CHECKING:
+    from .loop import BatchSource
+    from .model import AdaptedModel
+
+__all__ = ["Batch", "CrossEntropy", "Objective"]
+
+
+@dataclass
+class Batch:
+    index: list[int]  # positions in the training source
+    state: State  # model-ready inputs (on the device)
+    labels: Tensor  # on the device
+
+
+class Objective:
+    """Cross-entropy of the head's logits over shuffled mini-batches; subclass and override what differs."""
+
+    validates: bool = True
+
+    def steps(self, n: int, batch_size: int, generator: torch.Generator) -> list[list[int]]:
+        return [i.tolist() for i in torch.randperm(n, generator=generator).split(batch_size)]
+
+    def steps_per_epoch(self, n: int, batch_size: int) -> int:
+        return math.ceil(n / batch_size)
+
+    def start(self, model: AdaptedModel, train: BatchSource, start: int,  # noqa: B027 (optional hook)
+              device: torch.device) -> None:
+        """Once, before the first step."""
+
+    def loss(self, model: AdaptedModel, batch: Batch, start: int) -> Tensor:
+        return nn.functional.cross_entropy(model(batch.state, start).float(), batch.labels)
+
+    def penalty(self, model: AdaptedModel) -> Tensor | None:
+        return None
+
+    def describe(self) -> str:
+        return "cross-entropy"
+
+
+class CrossEntropy(Objective):
+    """The default objective, by name."""
