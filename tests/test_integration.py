@@ -79,6 +79,19 @@ def test_cli_fit_then_predict_text(tmp_path, reviews_csv):
     assert len(rows) == 121 and {r["label"] for r in rows} <= {"fresh", "rotten"}
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in rows)
 
+    # deployment: ONNX (LoRA merged into the graph), checked by ONNX Runtime, predicted without torch
+    exported = json.loads(_cli("export", str(out), "--out", str(tmp_path / "onnx"), "--json").stdout)
+    assert exported["lora_layers_merged"] == 36 and exported["check"]["max_abs_diff"] < 1e-4
+    code = ("import json, sys; from headstart.deploy import OnnxClassifier; "
+            f"c = OnnxClassifier({str(tmp_path / 'onnx')!r}); p = c.predict_proba(['A triumph.', 'Dull.']); "
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'p': p.tolist(), "
+            "'y': c.predict(['A triumph.']).tolist()}))")
+    deployed = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                         check=True).stdout)
+    by_torch = {r["input"]: r for r in json.loads(_cli("predict", str(out), "A triumph.", "Dull.", "--json").stdout)}
+    assert not deployed["torch"] and deployed["y"] == [by_torch["A triumph."]["label"]]
+    assert abs(deployed["p"][0][1] - by_torch["A triumph."]["probabilities"]["rotten"]) < 1e-3
+
 
 def test_cli_bad_inputs_end_in_one_sentence(tmp_path, reviews_csv):
     out = tmp_path / "model"

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from collections.abc import Callable, Sequence
@@ -165,6 +166,25 @@ class Adapter(ClassifierMixin, BaseEstimator):
 
         self._check_fitted()
         return save_adapter(self, Path(folder))
+
+    def merge_lora(self) -> Adapter:
+        """A copy with every LoRA update folded into its base weights (W + B·A·alpha/r): the same predictions
+        from the plain architecture, one matmul per layer; ``save`` then keeps the adapted blocks in full."""
+        from .export import merge_lora
+
+        self._check_fitted()
+        merged = copy.deepcopy(self)
+        if merge_lora(merged.model_) == 0:
+            raise HeadstartError(f"This model ({self.strategy_.spec}) has no LoRA adapters to merge.")
+        merged.merged_ = True
+        return merged
+
+    def export_onnx(self, folder: str | Path, *, examples: Sequence[Any] | None = None,
+                    atol: float = 1e-4) -> dict[str, Any]:
+        """ONNX for ONNX Runtime (``headstart.deploy.OnnxClassifier``), checked on ``examples``; see ``export``."""
+        from .export import export_onnx
+
+        return export_onnx(self, folder, examples=examples, atol=atol)
 
     @classmethod
     def load(cls, folder: str | Path, backbone: BackboneArg | None = None) -> Adapter:

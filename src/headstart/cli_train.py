@@ -144,6 +144,31 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         print(f"{r['label']}\t{r['probability']:.3f}\t{shown}")
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    from .adapter import Adapter
+
+    out = check_out(args.out)
+    adapter = Adapter.load(args.model)
+    if args.format == "merged":
+        adapter.merge_lora().save(out)
+        result = {"format": "merged", "out": str(out), "note": "LoRA folded into the weights; load with "
+                  "Adapter.load (or `headstart predict`) as any saved model"}
+    else:
+        examples = _expand_inputs(args.examples, adapter.modality_, None, "utf-8") if args.examples else None
+        manifest = adapter.export_onnx(out, examples=examples, atol=args.atol)
+        result = {"format": "onnx", "out": str(out), "check": manifest["check"],
+                  "lora_layers_merged": manifest["lora_layers_merged"]}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.format == "merged":
+        print(f"merged model saved in {out}")
+    else:
+        check = result["check"]
+        print(f"ONNX model in {out}: ONNX Runtime reproduces the PyTorch probabilities on {check['examples']} "
+              f"examples (max difference {check['max_abs_diff']:.1e}); predict with "
+              f"headstart.deploy.OnnxClassifier({str(out)!r})")
+
+
 def add_common_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", default=None,
                    help="a registered backbone (`headstart backbones`); default minilm-l6 / mobilenetv2")
@@ -183,3 +208,15 @@ def add_train_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("--encoding", default="utf-8", help="encoding of a CSV/TSV/JSONL input")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="export a saved model for deployment: ONNX (checked) or LoRA merged")
+    p.add_argument("model", help="a folder written by `headstart fit`")
+    p.add_argument("--out", required=True, help="folder to write the export to")
+    p.add_argument("--format", choices=("onnx", "merged"), default="onnx",
+                   help="onnx (default: model.onnx + deploy.json, for headstart.deploy) or merged (LoRA folded "
+                        "into the weights, a saved headstart model)")
+    p.add_argument("--examples", nargs="*", help="inputs (texts, files, a folder) to check the ONNX model on "
+                                                 "(default: built-in ones)")
+    p.add_argument("--atol", type=float, default=1e-4, help="largest allowed probability difference (default 1e-4)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_export)

@@ -39,12 +39,14 @@ WEIGHTS, CONFIG = "adapter.safetensors", "adapter.json"
 
 def _saved_tensors(adapter: Adapter) -> dict[str, torch.Tensor]:
     model, strategy = adapter.model_, adapter.strategy_
+    merged = getattr(adapter, "merged_", False)  # LoRA folded into the weights: the trained blocks in full
     trained = {i for stage in strategy.stages() for i in stage.plan(model.n_blocks).block_scales}
     keep_blocks = {f"backbone.blocks.{i}." for i in trained} if strategy.pretrained else {
         "backbone."}  # a random init is not reproducible across versions: keep every weight
     out = {}
     for key, tensor in model.state_dict().items():
-        if key.startswith("head.") or (any(key.startswith(p) for p in keep_blocks) and strategy.save_filter(key)):
+        if key.startswith("head.") or (any(key.startswith(p) for p in keep_blocks)
+                                       and (merged or strategy.save_filter(key))):
             out[key] = tensor.detach().cpu().contiguous()
     return out
 
@@ -76,6 +78,7 @@ def save_adapter(adapter: Adapter, folder: Path) -> Path:
         "backbone": {**adapter.backbone_identity_, "registered_name": backbone,
                      "options": adapter.backbone_options},
         "strategy": {"spec": adapter.strategy_.spec, "options": adapter.strategy_.options()},
+        "merged_lora": bool(getattr(adapter, "merged_", False)),
         "train_config": adapter.config_.to_dict(),
         "classes": adapter.classes_.tolist(), "modality": adapter.modality_,
         "saved_tensors": sorted(tensors), "saved_parameters": int(sum(t.numel() for t in tensors.values())),
@@ -134,7 +137,9 @@ def load_adapter(cls: type[Adapter], folder: Path, backbone_arg: Any = None) -> 
             "it was trained on."
         )
     model = AdaptedModel(backbone, len(config["classes"]))
-    prepare_model(model, strategy)
+    merged = bool(config.get("merged_lora"))
+    if not merged:  # a merged LoRA model is the plain architecture with its updated weights
+        prepare_model(model, strategy)
     try:
         tensors = load_file(str(folder / WEIGHTS))
     except Exception as exc:  # safetensors raises its own error types for a damaged header
@@ -154,4 +159,5 @@ def load_adapter(cls: type[Adapter], folder: Path, backbone_arg: Any = None) -> 
     adapter.modality_ = config["modality"]
     adapter.backbone_identity_ = identity
     adapter.saved_config_ = config
+    adapter.merged_ = merged
     return adapter
