@@ -82,7 +82,9 @@ class Adapter(ClassifierMixin, BaseEstimator):
         self.grad_clip, self.seed, self.augment, self.cache_features = grad_clip, seed, augment, cache_features
         self.eval_batch_size, self.device, self.precision = eval_batch_size, device, precision
         # keyword strategy options join strategy_options, so get_params (and clone) see them
-        self.strategy_options = {**(strategy_options or {}), **options} if options else strategy_options
+        # (a non-dict strategy_options is kept as given and refused by fit, so set_params never raises)
+        self.strategy_options = ({**(strategy_options or {}), **options}
+                                 if options and isinstance(strategy_options, (dict, type(None))) else strategy_options)
         self.backbone_options = backbone_options
         self.feature_cache = feature_cache
         self.callbacks = callbacks
@@ -105,6 +107,9 @@ class Adapter(ClassifierMixin, BaseEstimator):
             val_task = self._align_classes(val_task, train.classes)
         train.require_classes()
         cfg = self._train_config()
+        if not isinstance(self.strategy_options, (dict, type(None))):
+            raise HeadstartError(f"strategy_options must be a dict of the strategy's options (e.g. {{'rank': 4}}); "
+                                 f"got {type(self.strategy_options).__name__}.")
         strategy = create_strategy(self.strategy, **(self.strategy_options or {}))
         device = cfg.resolve_device()
         # The seed fixes everything the fit draws (a random init included) without touching the caller's
@@ -212,7 +217,8 @@ class Adapter(ClassifierMixin, BaseEstimator):
                 raise HeadstartError(f"{what} is a Task, which carries its labels; do not pass y as well.")
             return X
         if y is None:
-            raise HeadstartError(f"{what} needs labels: pass y=..., or a Task (headstart.data.load_task).")
+            raise HeadstartError(f"Adapter requires y to be passed, but the target y is None: {what} needs labels "
+                                 "(y=...), or pass a Task (headstart.data.load_task).")
         if len(X) != len(y):
             raise HeadstartError(f"{what} has {len(X)} inputs but {len(y)} labels.")
         return from_arrays(X, y, name=what, min_classes=min_classes)

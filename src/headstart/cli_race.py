@@ -43,13 +43,15 @@ def _table(rows: list[Any], best: dict[Any, str]) -> str:
 
 
 def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, as_json: bool,
-         load_options: dict[str, Any] | None = None, task: Any = None) -> None:
+         load_options: dict[str, Any] | None = None, task: Any = None, report_to: str | None = None) -> None:
     """Advise (once), run what is missing of the grid, write the report, print the outcome."""
     from .race import RaceSpec, ResultStore, advise, prepare_race, run_race, summarize
     from .race.analysis import best_per_budget, choice_line, negative_transfer, recommend
     from .report import advice_check, write_report
+    from .tracking import make_trackers
 
     spec = RaceSpec(**spec_kwargs)
+    trackers = make_trackers(report_to, out)  # a missing tracking library fails before any work
     data = prepare_race(spec, task, load_options=load_options)
     if advice:
         with ResultStore(out / "results.sqlite") as store:
@@ -62,7 +64,7 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
                 found = advise(data.task, spec.backbone, backbone_options=spec.backbone_options,
                                seed=spec.split_seed, pool=data.splits.pool).to_dict()
                 store.set_meta("advice", {**found, **wanted})
-    records = run_race(spec, out, data=data, progress=not quiet)
+    records = run_race(spec, out, data=data, progress=not quiet, trackers=trackers)
     report = write_report(out)
     if as_json:  # the summary the report wrote: one place builds it
         summary = json.loads((out / "results.json").read_text(encoding="utf-8"))
@@ -103,7 +105,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
             "seeds": args.seeds, "split_seed": args.split_seed, "test_limit": args.test_limit, "test": args.test,
             "train_options": options, "backbone_options": backbone_options(args)}
     race(spec, Path(args.out), advice=not args.no_advice, quiet=args.quiet, as_json=args.json,
-         load_options=load_options, task=task)
+         load_options=load_options, task=task, report_to=args.report_to)
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -111,7 +113,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         print("headstart demo: a race of scratch, scratch-small, probe, partial:2, full and lora on rotten-tomatoes "
               "with minilm-l6, at 8, 32 and 64 labels per class, 2 seeds (about five minutes on 2 CPU cores)",
               file=sys.stderr if args.json else sys.stdout)
-    race(dict(DEMO), Path(args.out), advice=True, quiet=args.quiet, as_json=args.json)
+    race(dict(DEMO), Path(args.out), advice=True, quiet=args.quiet, as_json=args.json, report_to=args.report_to)
 
 
 def _cmd_advise(args: argparse.Namespace) -> None:
@@ -156,6 +158,7 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
                    "(a fixed subset in the natural class proportions)")
     p.add_argument("--no-advice", action="store_true", help="skip the advisor's pre-race recommendation")
     p.add_argument("--out", required=True, help="results folder (re-running resumes; a changed grid adds runs)")
+    p.add_argument("--report-to", help="also log every run to mlflow and/or tensorboard (comma-separated)")
     data_options(p)
     p.set_defaults(func=_cmd_compare, seed=None)
 
@@ -177,6 +180,7 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
 
     p = sub.add_parser("demo", help="the main job on the built-in example: a small race and its report")
     p.add_argument("--out", default="runs/demo", help="results folder (default runs/demo)")
+    p.add_argument("--report-to", help="also log every run to mlflow and/or tensorboard (comma-separated)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the result table as JSON")
     p.set_defaults(func=_cmd_demo)

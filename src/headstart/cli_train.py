@@ -54,22 +54,28 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     from .adapter import Adapter
     from .data import draw, load_task, make_splits, parse_budget
     from .data.splits import check_budgets
+    from .options import options_for
+    from .tracking import fit_record, make_trackers
 
     check_out(args.out)
-    from .options import options_for
-
     options = options_for(train_options(args), args.strategy)  # bad --set values fail before the data are read
+    trackers = make_trackers(args.report_to, args.out)
     task = load_task(args.data, text_column=args.text_column, label_column=args.label_column,
                      encoding=args.encoding, strict=args.strict, normalize_labels=args.normalize_labels)
     splits = make_splits(task, seed=args.split_seed)
     check_budgets(task, splits, [parse_budget(args.budget)])
     train_idx, val_idx = draw(task, splits, parse_budget(args.budget), seed=args.seed or 0)
     args.backbone = args.backbone or DEFAULT_BACKBONE[task.modality]
+    params = {"data": args.data, "backbone": args.backbone, "strategy": args.strategy, "budget": args.budget,
+              "seed": args.seed or 0, "options": options}
+    callbacks = [t.start(f"fit {args.strategy}", params) for t in trackers]
     adapter = Adapter(args.backbone, args.strategy, backbone_options=backbone_options(args),
-                      progress=not args.quiet, **options)
+                      progress=not args.quiet, callbacks=callbacks, **options)
     adapter.fit(task.subset(train_idx), val=task.subset(val_idx))
     test = task.subset(splits.test)
     accuracy = adapter.score(test)
+    for t in trackers:
+        t.finish({**fit_record(adapter.result_), "test_acc": accuracy})
     out = adapter.save(args.out)
     r = adapter.result_
     summary = {"data": task.name, "backbone": args.backbone, "strategy": adapter.strategy_.spec,
@@ -198,6 +204,7 @@ def add_train_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("--seed", type=int, help="seed of the budget draw and the training (default 0)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split (default 0)")
     p.add_argument("--out", required=True, help="folder to save the adapted model in")
+    p.add_argument("--report-to", help="also log the run to mlflow and/or tensorboard (comma-separated)")
     data_options(p)
     p.set_defaults(func=_cmd_fit)
 

@@ -12,5 +12,12 @@ class HeadstartError(ValueError):
     """
 
 
-class NotFittedError(HeadstartError):
+try:  # scikit-learn's own, so its tooling (check_is_fitted, check_estimator) recognises it
+    from sklearn.exceptions import NotFittedError as _NotFitted
+except ImportError:  # deployment (headstart.deploy) runs without scikit-learn
+    class _NotFitted(ValueError, AttributeError):  # type: ignore[no-redef]
+        pass
+
+
+class NotFittedError(HeadstartError, _NotFitted):
     """``predict``/``save`` was called on an adapter that has not been fitted or loaded."""

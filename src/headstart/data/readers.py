@@ -236,6 +236,15 @@ def from_arrays(inputs: Sequence[Any] | np.ndarray, labels: Sequence[Any] | np.n
                 min_classes: int = 2) -> Task:
     """Texts or images already in memory. Labels may be strings or integers; classes are sorted."""
     labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise HeadstartError(f"Labels must be one per example (a 1-D sequence); got shape {labels.shape}.")
+    if labels.dtype.kind in "fc":  # floats: whole numbers are class codes; anything else is not a class label
+        if not np.isfinite(labels).all():
+            raise HeadstartError("Labels contain NaN or infinity; every example needs a class label.")
+        if labels.dtype.kind == "c" or not np.equal(np.mod(labels, 1), 0).all():
+            raise HeadstartError("Unknown label type: continuous labels (fractional numbers) are not classes; "
+                                 "headstart classifies, so pass class labels (strings or integers).")
+        labels = labels.astype(np.int64)
     if modality is None:
         first = inputs[0] if len(inputs) else ""
         modality = "text" if isinstance(first, str) else "image"

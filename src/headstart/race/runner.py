@@ -25,6 +25,7 @@ from ..data.preview import preview
 from ..data.splits import check_budgets
 from ..errors import HeadstartError
 from ..fetch import cache_dir
+from ..tracking import Tracker
 from ..train import Callback, FeatureCache, ProgressBar
 from .grid import RaceSpec, RunSpec, default_budgets
 from .store import ResultStore
@@ -142,17 +143,19 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
 def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None, test_task: Task | None = None,
              data: RaceData | None = None, backbone: str | BackboneFactory | None = None, progress: bool = True,
              feature_cache: FeatureCache | None = None, load_options: dict[str, Any] | None = None,
-             on_run_end: Callable[[dict[str, Any], int, int], None] | None = None) -> list[dict[str, Any]]:
+             on_run_end: Callable[[dict[str, Any], int, int], None] | None = None,
+             trackers: Sequence[Tracker] = ()) -> list[dict[str, Any]]:
     """Run what is missing of ``spec`` into ``out/results.sqlite``; returns this grid's records.
 
     ``backbone`` overrides ``spec.backbone`` with a factory (custom or test backbones); ``test_task``
-    (or ``spec.test``) is the user's own test set; ``data`` is an already prepared race (``prepare_race``).
+    (or ``spec.test``) is the user's own test set; ``data`` is an already prepared race (``prepare_race``);
+    ``trackers`` (``headstart.tracking``) log every run it trains to MLflow / TensorBoard.
     """
     out = Path(out)
     data = data or prepare_race(spec, task, test_task, load_options=load_options)
     out.mkdir(parents=True, exist_ok=True)
     with _race_lock(out):
-        return _run_grid(spec, out, data, backbone, progress, feature_cache, on_run_end)
+        return _run_grid(spec, out, data, backbone, progress, feature_cache, on_run_end, trackers)
 
 
 @contextmanager
@@ -174,7 +177,8 @@ def _race_lock(out: Path) -> Iterator[None]:
 
 def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | BackboneFactory | None, progress: bool,
               feature_cache: FeatureCache | None,
-              on_run_end: Callable[[dict[str, Any], int, int], None] | None) -> list[dict[str, Any]]:
+              on_run_end: Callable[[dict[str, Any], int, int], None] | None,
+              trackers: Sequence[Tracker] = ()) -> list[dict[str, Any]]:
     store = ResultStore(out / "results.sqlite")
     keys = {run: spec.run_key(run, data.fingerprint, data.test_fingerprint) for run in spec.runs()}
     store.set_meta("spec", spec.to_dict())
@@ -194,8 +198,14 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
             if bar is not None:
                 bar.set_postfix_str(run.label)
             callbacks = [ProgressBar(run.label)] if progress else []
+            identity = spec.run_identity(run, data.fingerprint, data.test_fingerprint)
+            params = {"run": {"strategy": run.strategy, "budget": run.budget, "seed": run.seed}, "key": keys[run],
+                      **identity}
+            callbacks += [t.start(run.label, params) for t in trackers]
             record = _run_one(spec, data, run, backbone or spec.backbone, cache, callbacks)
             store.add(keys[run], run.strategy, run.budget, run.seed, record)
+            for t in trackers:
+                t.finish(record)
             if bar is not None:
                 bar.update(1)
             if on_run_end is not None:
@@ -203,6 +213,8 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
     finally:
         if bar is not None:
             bar.close()
+        for t in trackers:
+            t.close()
     records = store.records(set(keys.values()))
     store.close()
     return records
