@@ -143,10 +143,12 @@ def _fastfit(path: str, texts: list[str], labels: np.ndarray, test: list[str], s
             model_name_or_path=path, label_column_name="label", text_column_name="text", num_train_epochs=40,
             per_device_train_batch_size=32, per_device_eval_batch_size=64, max_text_length=MAX_LENGTH,
             dataloader_drop_last=False, num_repeats=4, optim="adafactor", clf_loss_factor=0.1, fp16=False,
-            use_cpu=True, seed=seed, output_dir=str(Path(out) / "run"), save_strategy="no", report_to=[], disable_tqdm=True,
+            use_cpu=True, seed=seed, output_dir=str(Path(out) / "run"), save_strategy="no", report_to=[],
+            disable_tqdm=True,
             # a custom dataset must have a "test" part (FastFit prepares it for trainer.test(), never called here):
             # the training texts stand in, so the real test texts are never handed to it before prediction
-            dataset=DatasetDict({part: Dataset.from_dict({"text": texts, "label": names}) for part in ("train", "test")}))
+            dataset=DatasetDict({part: Dataset.from_dict({"text": texts, "label": names})
+                                 for part in ("train", "test")}))
         model = trainer.train()
     tok, model = trainer.tokenizer, model.eval()
     tok.model_input_names = ["input_ids", "attention_mask"]  # FastFit renamed them for its training collator
@@ -197,18 +199,27 @@ def run_peers(data: str, budgets: list[int], seeds: int, out: Path, strategies: 
                 store.add(key, peer, budget, seed, {"peer": peer, "budget": budget, "seed": seed, "test_acc": acc,
                                                      "seconds": seconds, "n_train": len(index),
                                                      "n_test": len(test_labels)})
-    peer_records = store.records()
     store.close()
-    race_records = []
+    export_stored(data, out, seeds)
+
+
+def export_stored(data: str, out: Path, seeds: int) -> None:
+    """Every finished run of ``data`` in the stores under ``out`` into the JSONL file (rows are added, never
+    dropped). Only the benchmark's own grid is exported (every strategy, budget and seed at its defaults):
+    variants measured in the same store while tuning a default never reach the tables."""
+    peer_records, race_records = [], []
+    if (out / "peers.sqlite").exists():
+        with ResultStore(out / "peers.sqlite") as store:
+            peer_records = store.records()
     if (out / "headstart" / "results.sqlite").exists():
-        # only the benchmark's own grid (every strategy, budget and seed at its defaults): variants measured in
-        # the same store while tuning a default never reach the table
         grid = RaceSpec(data, "minilm-l6", strategies=STRATEGIES, budgets=[8, 32, 128], seeds=max(3, seeds),
                         test_limit=TEST_LIMIT, backbone_options={"max_length": MAX_LENGTH})
+        prepared = prepare_race(grid, load_task(data))
         keys = {grid.run_key(run, prepared.fingerprint, prepared.test_fingerprint) for run in grid.runs()}
         with ResultStore(out / "headstart" / "results.sqlite") as race_store:
             race_records = race_store.records(keys)
-    export(data, race_records + peer_records)
+    if peer_records or race_records:
+        export(data, race_records + peer_records)
 
 
 def export(data: str, records: list[dict]) -> None:
@@ -351,6 +362,8 @@ def main() -> None:
     for data in args.data.split(","):
         if _names(args.strategies) or _names(args.peers):
             run_peers(data, budgets, args.seeds, Path(args.out) / data, _names(args.strategies), _names(args.peers))
+        elif (Path(args.out) / data).exists():
+            export_stored(data, Path(args.out) / data, args.seeds)  # runs finished elsewhere (a resumed grid)
     from headstart import __version__
 
     for data in sorted({r["data"] for r in map(json.loads, RESULTS.read_text().splitlines()) if r}):

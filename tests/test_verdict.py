@@ -50,7 +50,8 @@ def test_the_key_holds_the_precision_a_run_trains_in():
 def test_explicit_defaults_and_resolved_auto_precision_give_the_same_key():
     run = RunSpec("probe", 8, 0)
     spec = RaceSpec("toy", "minilm-l6", strategies=["probe"], budgets=[8])
-    explicit = RaceSpec("toy", "minilm-l6", strategies=["probe"], budgets=[8], train_options={"patience": 5})
+    explicit = RaceSpec("toy", "minilm-l6", strategies=["probe"], budgets=[8],
+                        train_options={"monitor": "val_acc", "batch_size": 16})
     assert spec.run_key(run, "d") == explicit.run_key(run, "d")
     identity = spec.run_identity(run, "d")
     assert identity["train"]["precision"] in ("fp32", "torch.bfloat16") and identity["format"] >= 2
