@@ -32,6 +32,7 @@ class Scratch(Strategy):
     default_lr = 1e-3  # conv nets; transformer backbones declare a lower ``scratch_lr``
     default_head_lr = None
     default_epochs = 30
+    default_min_steps = 100  # the fine-tunes' step budget: a baseline must not lose for being stopped sooner
 
     def lr_for(self, backbone: Backbone) -> float:
         return backbone.scratch_lr  # what the architecture trains at from random init
