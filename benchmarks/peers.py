@@ -212,14 +212,19 @@ def export_stored(data: str, out: Path, seeds: int) -> None:
         with ResultStore(out / "peers.sqlite") as store:
             peer_records = store.records()
     if (out / "headstart" / "results.sqlite").exists():
-        grid = RaceSpec(data, "minilm-l6", strategies=STRATEGIES, budgets=[8, 32, 128], seeds=max(3, seeds),
-                        test_limit=TEST_LIMIT, backbone_options={"max_length": MAX_LENGTH})
-        prepared = prepare_race(grid, load_task(data))
-        keys = {grid.run_key(run, prepared.fingerprint, prepared.test_fingerprint) for run in grid.runs()}
         with ResultStore(out / "headstart" / "results.sqlite") as race_store:
-            race_records = race_store.records(keys)
+            race_records = race_store.records(grid_keys(data, seeds))
     if peer_records or race_records:
         export(data, race_records + peer_records)
+
+
+def grid_keys(data: str, seeds: int) -> set[str]:
+    """The run keys of the benchmark's own grid under this headstart (every strategy, budget and seed at its
+    defaults): a default changed within a version gives new keys, so its older rows leave the tables."""
+    grid = RaceSpec(data, "minilm-l6", strategies=STRATEGIES, budgets=[8, 32, 128], seeds=max(3, seeds),
+                    test_limit=TEST_LIMIT, backbone_options={"max_length": MAX_LENGTH})
+    prepared = prepare_race(grid, load_task(data))
+    return {grid.run_key(run, prepared.fingerprint, prepared.test_fingerprint) for run in grid.runs()}
 
 
 def export(data: str, records: list[dict]) -> None:
@@ -241,6 +246,9 @@ def stored(data: str, seeds: int, version: str | None = None) -> tuple[list[dict
 
     rows = [r for r in map(json.loads, RESULTS.read_text().splitlines()) if r and r["data"] == data]
     rows = [r for r in rows if r["seed"] < seeds]
+    if (version or __version__) == __version__:  # this version's rows: only its current grid (defaults as now)
+        current = grid_keys(data, seeds)
+        rows = [r for r in rows if not r.get("strategy") or r["key"] in current]
     race = [{**r, "from_scratch": r["strategy"].startswith("scratch"), "test_macro_f1": r["test_acc"],
              "n_selection": 0, "per_class": r["budget"], "seconds_per_epoch": None, "epochs": r.get("epochs") or 0,
              "delta_l2": 0.0, "delta_relative": 0.0}
