@@ -135,3 +135,25 @@ def test_every_module_of_the_package_is_discovered():
     assert {cls.__module__ for cls in STRATEGIES.values()} <= modules
     assert modules - {cls.__module__ for cls in STRATEGIES.values()} == {"headstart.strategies.base",
                                                                           "headstart.strategies.runner"}
+
+
+def test_the_probe_runs_blas_on_one_thread_for_small_fits(monkeypatch):
+    """On a few hundred rows OpenBLAS's threads cost more than they save (20x, BENCHMARKS.md probe-speed)."""
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    from headstart.strategies import probe as probe_module
+
+    seen = []
+
+    def record(self, *args, **kwargs):
+        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        return {"C": 1.0, "val_loss": None, "val_acc": None}
+
+    monkeypatch.setattr(probe_module.Probe, "_solve", record)
+    model = AdaptedModel(tiny_backbone("minilm-l6"), 2)
+    x, y = torch.zeros(8, model.backbone.feature_dim), np.array([0, 1] * 4)
+    probe_module.Probe().solve(model, x, y, x, y)
+    monkeypatch.setattr(probe_module, "SMALL", 0)  # a large problem keeps the library's own thread count
+    probe_module.Probe().solve(model, x, y, x, y)
+    assert seen[0] == {1} and seen[1] == {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}

@@ -28,6 +28,8 @@ from .base import Strategy, register_strategy
 
 log = logging.getLogger(__name__)
 
+SMALL = 4_000_000  # feature values (rows × dims) up to which the probe's fits run BLAS on one thread
+
 
 @register_strategy
 @dataclass
@@ -66,7 +68,18 @@ class Probe(Strategy):
               y_val: np.ndarray, *, seed: int = 0) -> dict[str, float]:
         """Fit the head in closed form; returns the chosen C and its held-out loss and accuracy.
 
-        C is chosen by held-out log-loss (a proper scoring rule: on a few examples accuracy ties often)."""
+        C is chosen by held-out log-loss (a proper scoring rule: on a few examples accuracy ties often).
+        BLAS runs single-threaded for a small problem: on a few hundred rows, OpenBLAS's thread start-up and
+        spin-waiting cost more than the arithmetic (a 30 × 1280 fit took 0.66 s on two threads, 0.03 s on one,
+        BENCHMARKS.md).
+        """
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1 if x_train.numel() + x_val.numel() <= SMALL else None):
+            return self._solve(model, x_train, y_train, x_val, y_val, seed=seed)
+
+    def _solve(self, model: AdaptedModel, x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor,
+               y_val: np.ndarray, *, seed: int = 0) -> dict[str, float]:
         n_classes = model.head.out_features
         xt, xv = x_train.double().numpy(), x_val.double().numpy()
         if self.selection == "cv":
