@@ -292,6 +292,9 @@ def table(data: str, race_records: list[dict], peers: list[dict], budgets: list[
             curves.setdefault(peer, {})[b] = (mean, std)
             cells.append(f"{mean:.3f} ± {std:.3f}, {np.mean([p['seconds'] for p in rs]):.0f}s" + _seeds(len(rs), seeds))
         lines.append(f"| {budget_label(b)} | " + " | ".join(cells) + " |")
+    if len(lines) == 2:
+        return (f"No peer has run on {data} under the current rules yet (`python benchmarks/peers.py --data {data}`)."
+                ), curves
     return "\n".join(lines), curves
 
 
@@ -399,14 +402,16 @@ def main() -> None:
             "benchmarks/peers.py --strategies none --peers none`); what they mean: the next section.")
     write_section("peers", "headstart vs FastFit, SetFit, HF Trainer and scikit-learn", body)
     write_section("strategies", f"Every strategy, headstart {args.before} vs {__version__}", (
-        f"The peers' draws and test examples (previous section), {args.seeds} seeds. Each cell: test accuracy mean ± "
+        f"The peers' draws and test examples (the peers section), {args.seeds} seeds. Each cell: test accuracy mean ± "
         "std over seeds, then (in brackets) the mean *selection* accuracy, the number every choice is made on. "
         f"{args.before}: every fine-tune from a random head at 1e-3, epochs counted as epochs (20: at 8 labels/class "
         f"that is 20 optimiser steps), early stopping on validation loss; `lp-ft` separate. {__version__}: every "
         "fine-tune starts from the probe's head (LP-FT; `lp-ft` is now an alias of `full`), plans at least 100 "
-        "optimiser steps, early-stops on validation accuracy (ties: lower loss) after a quarter of its epochs, LoRA "
-        "also adapts the feed-forward layers, LLDR's top block trains at 1e-4. What each change did: BENCHMARKS.md, "
-        "\"Fine-tuning changes\".\n\n" + "\n\n".join(per_strategy)))
+        "optimiser steps (the from-scratch baselines too), early-stops on validation accuracy (ties: lower loss) "
+        "after a quarter of its epochs, LoRA also adapts the feed-forward layers, LLDR's top block trains at 1e-4. "
+        "Why, and what it changed: the changelog entry \"Fine-tunes that earn their place\" in the peer notes. "
+        "Cells are filled as the resumable grid runs (`python benchmarks/peers.py --peers none`).\n\n"
+        + "\n\n".join(per_strategy)))
 
 
 if __name__ == "__main__":
