@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,14 +55,22 @@ class _RunCallback(Callback):
         self.step += 1
 
 
-class Tracker:
+def _final(record: dict[str, Any]) -> dict[str, float]:
+    """The run's final numbers that a tracker logs (booleans and missing values left out)."""
+    return {k: float(record[k]) for k in FINAL
+            if isinstance(record.get(k), (int, float)) and not isinstance(record.get(k), bool)}
+
+
+class Tracker(ABC):
     """One per race (or fit): ``start`` a run (returns the callback to train with), ``finish`` it with its record."""
 
+    @abstractmethod
     def start(self, name: str, params: dict[str, Any]) -> Callback:
-        raise NotImplementedError
+        """A new run named ``name`` with its configuration; the callback logs its epochs."""
 
+    @abstractmethod
     def finish(self, record: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """The run's final record (metrics, stop reason); closes the run."""
 
     def close(self) -> None:  # noqa: B027 (optional)
         """After the last run."""
@@ -97,9 +106,8 @@ class MlflowTracker(Tracker):
     def finish(self, record: dict[str, Any]) -> None:
         if self.run_id is None:
             return
-        for key in FINAL:
-            if isinstance(record.get(key), (int, float)) and not isinstance(record.get(key), bool):
-                self.client.log_metric(self.run_id, key, float(record[key]))
+        for key, value in _final(record).items():
+            self.client.log_metric(self.run_id, key, value)
         if record.get("stop_reason"):
             self.client.set_tag(self.run_id, "stop_reason", record["stop_reason"])
         self.client.set_terminated(self.run_id)
@@ -127,9 +135,8 @@ class TensorBoardTracker(Tracker):
     def finish(self, record: dict[str, Any]) -> None:
         if self.writer is None:
             return
-        for key in FINAL:
-            if isinstance(record.get(key), (int, float)) and not isinstance(record.get(key), bool):
-                self.writer.add_scalar(f"final/{key}", float(record[key]), 0)
+        for key, value in _final(record).items():
+            self.writer.add_scalar(f"final/{key}", value, 0)
         self.writer.close()
         self.writer = None
 
