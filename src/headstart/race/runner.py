@@ -144,18 +144,23 @@ def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None, test_
              data: RaceData | None = None, backbone: str | BackboneFactory | None = None, progress: bool = True,
              feature_cache: FeatureCache | None = None, load_options: dict[str, Any] | None = None,
              on_run_end: Callable[[dict[str, Any], int, int], None] | None = None,
-             trackers: Sequence[Tracker] = ()) -> list[dict[str, Any]]:
+             trackers: Sequence[Tracker] = (), run_callbacks: Callable[[RunSpec], Sequence[Callback]] | None = None,
+             record_grid: bool = True) -> list[dict[str, Any]]:
     """Run what is missing of ``spec`` into ``out/results.sqlite``; returns this grid's records.
 
     ``backbone`` overrides ``spec.backbone`` with a factory (custom or test backbones); ``test_task``
     (or ``spec.test``) is the user's own test set; ``data`` is an already prepared race (``prepare_race``);
-    ``trackers`` (``headstart.tracking``) log every run it trains to MLflow / TensorBoard.
+    ``trackers`` (``headstart.tracking``) log every run it trains to MLflow / TensorBoard;
+    ``run_callbacks(run)`` gives training callbacks for one run (the lab's live view);
+    ``record_grid=False`` adds runs to the store without making ``spec`` the folder's grid (what the
+    report shows), as the lab does when it trains single settings beside a race.
     """
     out = Path(out)
     data = data or prepare_race(spec, task, test_task, load_options=load_options)
     out.mkdir(parents=True, exist_ok=True)
     with _race_lock(out):
-        return _run_grid(spec, out, data, backbone, progress, feature_cache, on_run_end, trackers)
+        return _run_grid(spec, out, data, backbone, progress, feature_cache, on_run_end, trackers, run_callbacks,
+                         record_grid)
 
 
 @contextmanager
@@ -178,12 +183,15 @@ def _race_lock(out: Path) -> Iterator[None]:
 def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | BackboneFactory | None, progress: bool,
               feature_cache: FeatureCache | None,
               on_run_end: Callable[[dict[str, Any], int, int], None] | None,
-              trackers: Sequence[Tracker] = ()) -> list[dict[str, Any]]:
+              trackers: Sequence[Tracker] = (), run_callbacks: Callable[[RunSpec], Sequence[Callback]] | None = None,
+              record_grid: bool = True) -> list[dict[str, Any]]:
     store = ResultStore(out / "results.sqlite")
     keys = {run: spec.run_key(run, data.fingerprint, data.test_fingerprint) for run in spec.runs()}
-    store.set_meta("spec", spec.to_dict())
-    store.set_meta("data", data.describe())
-    store.set_meta("grid", sorted(keys.values()))
+    if record_grid or store.get_meta("spec") is None:
+        store.set_meta("spec", spec.to_dict())
+        store.set_meta("data", data.describe())
+    if record_grid:
+        store.set_meta("grid", sorted(keys.values()))
     done = store.done_keys()
     todo = [run for run in spec.runs() if keys[run] not in done]
     log.info("race: %d runs in the grid, %d already finished, %d to run", len(keys), len(keys) - len(todo), len(todo))
@@ -198,6 +206,7 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
             if bar is not None:
                 bar.set_postfix_str(run.label)
             callbacks = [ProgressBar(run.label)] if progress else []
+            callbacks += list(run_callbacks(run)) if run_callbacks is not None else []
             identity = spec.run_identity(run, data.fingerprint, data.test_fingerprint)
             params = {"run": {"strategy": run.strategy, "budget": run.budget, "seed": run.seed}, "key": keys[run],
                       **identity}

@@ -1,0 +1,57 @@
+"""``headstart lab``: the live race in the browser (``headstart.lab``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .errors import HeadstartError
+
+__all__ = ["add_lab_command"]
+
+
+def _cmd_lab(args: argparse.Namespace) -> None:
+    try:
+        import sse_starlette  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn
+    except ImportError as e:
+        raise HeadstartError(f"The lab needs its web stack ({e.name} is missing): "
+                             "pip install 'headstart[lab]'.") from None
+    from .cli_train import backbone_options, train_options
+    from .lab.app import create_app
+    from .lab.session import LabSession
+
+    if not 0 < args.port < 65536:
+        raise HeadstartError(f"--port must be between 1 and 65535 (0 is not allowed here); got {args.port}.")
+    session = LabSession.open(args.data, out=args.out, backbone=args.backbone, scratch=args.scratch,
+                              test_limit=args.test_limit, train_options=train_options(args),
+                              backbone_options=backbone_options(args), load_options=_load_options(args))
+    app = create_app(session)
+    print(f"headstart lab: {session.task.name} × {session.spec.backbone}, runs in {session.folder}", file=sys.stderr)
+    print(f"open http://{args.host}:{args.port}/  (Ctrl-C stops; queued runs resume next time)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+
+
+def _load_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in ("text_column", "label_column", "encoding", "strict", "normalize_labels")
+            if getattr(args, k, None) not in (None, False)}
+
+
+def add_lab_command(sub: Any, data_options: Any) -> None:
+    from .cli_train import add_common_training_flags
+
+    p = sub.add_parser("lab", help="the live race in your browser: train scratch, frozen and fine-tune side by side")
+    p.add_argument("data", help="a race folder (written by `compare` or the lab), or data: a named example, a "
+                   "CSV/TSV/JSONL/.npz file, or an image folder")
+    add_common_training_flags(p)
+    p.add_argument("--scratch", choices=("scratch", "scratch-small"),
+                   help="the from-scratch entrant (default: the race's; scratch for new data)")
+    p.add_argument("--test-limit", type=int, help="score on at most this many selection and test examples each "
+                   "(default 500 for data; a race folder keeps its own)")
+    p.add_argument("--out", help="where the lab keeps its runs for DATA (default runs/lab-DATA-BACKBONE, reused)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    data_options(p)
+    p.set_defaults(func=_cmd_lab, strategies=None, seed=None)

@@ -1,0 +1,239 @@
+"""The lab's job queue: one worker trains one setting at a time (a CPU machine has no room for two).
+
+Jobs live in ``lab.sqlite`` beside the race store, so a restarted server finds its queue again: a job
+that was running when the server stopped is queued again (a run reaches the store only when it
+finishes, so nothing half-done is kept). Every job is an ordinary race run; a setting already in the
+store finishes at once without training. Cancelling a queued job drops it; cancelling the running one
+stops it at the end of the current epoch, and nothing of it is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import HeadstartError
+from ..train import Callback, EpochRecord, FitResult
+from ..train.loop import EarlyStopping
+from .events import EventHub
+from .session import LabSession, public_record
+
+__all__ = ["Job", "JobCancelled", "JobQueue"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    strategy TEXT NOT NULL, budget INTEGER NOT NULL, lr REAL, key TEXT NOT NULL,
+    state TEXT NOT NULL,       -- queued | running | done | failed | cancelled
+    message TEXT, created REAL NOT NULL, started REAL, ended REAL
+);
+"""
+ACTIVE = ("queued", "running")
+
+
+class JobCancelled(Exception):
+    """Raised inside the training loop (from a callback) to stop a cancelled job."""
+
+
+@dataclass
+class Job:
+    id: int
+    strategy: str
+    budget: int
+    lr: float | None
+    key: str
+    state: str
+    message: str | None = None
+    created: float = 0.0
+    started: float | None = None
+    ended: float | None = None
+    #: the live run: stages as they start, and every epoch with the early-stopping state after it
+    live: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self, live: bool = True) -> dict[str, Any]:
+        d = asdict(self)
+        if not live:
+            d.pop("live")
+        return d
+
+
+class LiveCallback(Callback):
+    """Streams a run as it trains: each stage's plan, each epoch with the best epoch so far and the patience
+    left (the loop's own ``EarlyStopping`` rule, replayed), and how each stage ended. Raises
+    ``JobCancelled`` at the next epoch once the job is cancelled."""
+
+    def __init__(self, queue: JobQueue, job: Job) -> None:
+        self.queue, self.job = queue, job
+        self._stopper: EarlyStopping | None = None
+        self._info: dict[str, Any] = {}
+        self._tic = time.time()
+
+    def _emit(self, kind: str, payload: dict[str, Any]) -> None:
+        event = {"type": kind, "job": self.job.id, "key": self.job.key, "strategy": self.job.strategy,
+                 "elapsed": time.time() - self._tic, **payload}
+        self.job.live.append(self.queue.hub.publish(event))
+
+    def _check(self) -> None:
+        if self.queue.cancel_requested(self.job.id):
+            raise JobCancelled()
+
+    def on_fit_start(self, info: dict[str, Any]) -> None:
+        self._check()
+        self._info = info
+        self._stopper = (EarlyStopping(info["monitor"], info["patience"], info["min_epochs"])
+                         if info.get("monitor") else None)
+        self._emit("stage", {k: info.get(k) for k in ("stage", "epochs", "steps_per_epoch", "trainable_params",
+                                                     "patience", "min_epochs", "monitor")})
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        best = wait = None
+        if self._stopper is not None and record.val_acc is not None:
+            self._stopper.update(record)
+            best, wait = self._stopper.best_epoch, self._stopper.wait
+        self._emit("epoch", {**asdict(record), "best_epoch": best, "wait": wait,
+                             "patience": self._info.get("patience"), "planned": self._info.get("epochs")})
+        self._check()
+
+    def on_fit_end(self, result: FitResult) -> None:
+        self._emit("stage_end", {"stage": self._info.get("stage"), "stop_reason": result.stop_reason.value,
+                                 "best_epoch": result.best_epoch, "best_val_acc": result.best_val_acc})
+
+
+class JobQueue:
+    def __init__(self, session: LabSession, hub: EventHub) -> None:
+        self.session, self.hub = session, hub
+        self._db_path = Path(session.folder) / "lab.sqlite"
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._cancel: set[int] = set()
+        self._jobs: dict[int, Job] = {}
+        self._closing = False
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+            # restart recovery: a job running when the server stopped left nothing in the store; run it again
+            db.execute("UPDATE jobs SET state = 'queued', started = NULL WHERE state = 'running'")
+            for row in db.execute("SELECT id, strategy, budget, lr, key, state, message, created, started, ended "
+                                  "FROM jobs ORDER BY id"):
+                self._jobs[row[0]] = Job(*row)
+        self._worker = threading.Thread(target=self._work, name="headstart-lab-worker", daemon=True)
+        self._worker.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self._db_path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def _save(self, job: Job) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE jobs SET state = ?, message = ?, started = ?, ended = ? WHERE id = ?",
+                       (job.state, job.message, job.started, job.ended, job.id))
+
+    def _announce(self, job: Job) -> None:
+        self.hub.publish({"type": "job", "job": job.id, **job.to_dict(live=False)})
+
+    # -- what the API calls ------------------------------------------------------------------------
+    def submit(self, strategy: str, budget: int, lr: float | None) -> Job:
+        """Queue a setting; the same setting already queued or running is that job, not a second one."""
+        key = self.session.key(strategy, budget, lr)
+        with self._lock:
+            same = next((j for j in self._jobs.values() if j.key == key and j.state in ACTIVE), None)
+            if same is not None:
+                return same
+            with self._connect() as db:
+                cur = db.execute("INSERT INTO jobs (strategy, budget, lr, key, state, created) VALUES "
+                                 "(?, ?, ?, ?, 'queued', ?)", (strategy, budget, lr, key, time.time()))
+                job = Job(cur.lastrowid, strategy, budget, lr, key, "queued", created=time.time())
+            self._jobs[job.id] = job
+            self._wake.notify_all()
+        self._announce(job)
+        return job
+
+    def cancel(self, job_id: int) -> Job:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise KeyError(job_id)
+            if job.state == "queued":
+                job.state, job.ended, job.message = "cancelled", time.time(), "cancelled before it started"
+                self._save(job)
+            elif job.state == "running":
+                self._cancel.add(job_id)
+        self._announce(job)
+        return job
+
+    def cancel_requested(self, job_id: int) -> bool:
+        with self._lock:
+            return job_id in self._cancel or self._closing
+
+    def get(self, job_id: int) -> Job:
+        with self._lock:
+            if job_id not in self._jobs:
+                raise KeyError(job_id)
+            return self._jobs[job_id]
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Until nothing is queued or running (tests, and a clean shutdown)."""
+        end = time.time() + timeout
+        while time.time() < end:
+            if not any(j.state in ACTIVE for j in self.jobs()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the worker: the running job is stopped at its next epoch and stays queued for next time."""
+        with self._lock:
+            self._closing = True
+            self._wake.notify_all()
+        self._worker.join(timeout)
+
+    # -- the worker ----------------------------------------------------------------------------------
+    def _next(self) -> Job | None:
+        with self._lock:
+            while not self._closing:
+                queued = [j for j in self._jobs.values() if j.state == "queued"]
+                if queued:
+                    job = min(queued, key=lambda j: j.id)
+                    job.state, job.started, job.live = "running", time.time(), []
+                    self._save(job)
+                    return job
+                self._wake.wait(timeout=1.0)
+            return None
+
+    def _work(self) -> None:
+        while (job := self._next()) is not None:
+            self._announce(job)
+            try:
+                record = self.session.record(job.key)
+                if record is None:
+                    record = self.session.train(job.strategy, job.budget, job.lr, [LiveCallback(self, job)])
+                job.state, job.message = "done", None
+                self.hub.publish({"type": "run", "job": job.id, "record": public_record(record)})
+            except JobCancelled:
+                with self._lock:
+                    closing = self._closing and job.id not in self._cancel
+                    self._cancel.discard(job.id)
+                if closing:  # the server is stopping: run it again next time
+                    job.state, job.started = "queued", None
+                    self._save(job)
+                    return
+                job.state, job.message = "cancelled", "cancelled while training; nothing of it was stored"
+            except HeadstartError as e:
+                job.state, job.message = "failed", str(e)
+            except Exception as e:  # a bug: the lab keeps serving, the job says what happened
+                log.exception("lab job %s failed", job.id)
+                job.state, job.message = "failed", f"{type(e).__name__}: {e}"
+            job.ended = time.time()
+            self._save(job)
+            self._announce(job)
