@@ -39,6 +39,16 @@ def test_merged_lora_predicts_the_same_and_saves_the_plain_architecture(tmp_path
     np.testing.assert_allclose(again.predict_proba(TEXTS), lora.predict_proba(TEXTS), atol=1e-6)
 
 
+def test_a_loaded_lora_model_merges_and_saves_again_with_its_training_record(tmp_path, lora):
+    lora.save(tmp_path / "saved")
+    loaded = Adapter.load(tmp_path / "saved", backbone=TEXT)
+    assert loaded.result_.to_dict() == lora.result_.to_dict()  # how it was trained survives the round trip
+    loaded.merge_lora().save(tmp_path / "merged")  # `headstart export saved/ --format merged` does this
+    again = Adapter.load(tmp_path / "merged", backbone=TEXT)
+    np.testing.assert_allclose(again.predict_proba(TEXTS), lora.predict_proba(TEXTS), atol=1e-6)
+    assert again.result_.best_epoch == lora.result_.best_epoch
+
+
 def test_merging_a_model_without_lora_is_refused():
     probe = Adapter(TEXT, "probe", feature_cache=None).fit(TEXTS, LABELS)
     with pytest.raises(HeadstartError, match=r"has no LoRA adapters to merge"):

@@ -26,7 +26,7 @@ from .backbones import resolve_backbone
 from .errors import HeadstartError
 from .fetch import sha256_file
 from .strategies import create_strategy, prepare_model
-from .train import AdaptedModel, TrainConfig
+from .train import AdaptedModel, FitResult, TrainConfig
 
 if TYPE_CHECKING:
     from .adapter import Adapter
@@ -160,4 +160,5 @@ def load_adapter(cls: type[Adapter], folder: Path, backbone_arg: Any = None) -> 
     adapter.backbone_identity_ = identity
     adapter.saved_config_ = config
     adapter.merged_ = merged
+    adapter.result_ = FitResult.from_dict(config["result"])  # how it was trained: kept when saved again
     return adapter

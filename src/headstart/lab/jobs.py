@@ -77,7 +77,7 @@ class LiveCallback(Callback):
 
     def _emit(self, kind: str, payload: dict[str, Any]) -> None:
         event = {"type": kind, "job": self.job.id, "key": self.job.key, "strategy": self.job.strategy,
-                 "elapsed": time.time() - self._tic, **payload}
+                 "time": time.time(), "elapsed": time.time() - self._tic, **payload}
         self.job.live.append(self.queue.hub.publish(event))
 
     def _check(self) -> None:

@@ -171,8 +171,8 @@ class LabSession:
 
     def store_state(self) -> tuple[int, float]:
         """(runs, newest finish time): what changes when any process adds a run to the store."""
-        records = self.records()
-        return len(records), max((r["finished"] for r in records), default=0.0)
+        with ResultStore(self.folder / "results.sqlite") as store:
+            return store.version()
 
     def train(self, strategy: str, budget: int, lr: float | None, callbacks: Sequence[Callback]) -> dict[str, Any]:
         """Train one setting into the store (nothing if it is there already); returns its record."""

@@ -74,8 +74,19 @@ class ResultStore:
             self._db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
                              (key, strategy, budget, seed, time.time(), json.dumps(record)))
 
+    def version(self) -> tuple[int, float]:
+        """(runs, newest finish time): changes whenever a run is added; cheap enough to poll."""
+        count, newest = self._db.execute("SELECT COUNT(*), MAX(finished) FROM runs").fetchone()
+        return int(count), float(newest or 0.0)
+
     def records(self, keys: set[str] | None = None) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT key, finished, record FROM runs ORDER BY finished")
+        """Every run (oldest first), or the runs with these keys (looked up by key, not by reading them all)."""
+        if keys is not None and len(keys) <= 500:
+            marks = ",".join("?" * len(keys))
+            rows = self._db.execute(f"SELECT key, finished, record FROM runs WHERE key IN ({marks}) ORDER BY finished",
+                                    sorted(keys))
+        else:
+            rows = self._db.execute("SELECT key, finished, record FROM runs ORDER BY finished")
         out = []
         for key, finished, record in rows:
             if keys is None or key in keys:

@@ -56,6 +56,14 @@ class FitResult:
         d["stop_reason"] = self.stop_reason.value
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FitResult:
+        """The inverse of ``to_dict`` (a saved model's record of its training)."""
+        known = {f for f in cls.__dataclass_fields__}
+        d = {k: v for k, v in d.items() if k in known}
+        records = [EpochRecord(**r) for r in d.pop("records", [])]
+        return cls(**{**d, "records": records, "stop_reason": StopReason(d.get("stop_reason", "max_epochs"))})
+
 
 class Callback:
     """Typed no-op hooks; override what you need.

@@ -10,7 +10,11 @@ const fmt = (n) => n.toLocaleString("en-US");
 const state = {
   lab: null, setting: null, live: {}, jobs: {}, view: "race", charts: {}, monitorKey: null,
   curves: null, lastEvent: 0, requestSeq: 0,
+  // what benchmarks/lab.py reads: seconds from an epoch's end (server clock) to its point drawn here,
+  // and when each setting was last drawn (performance.now())
+  metrics: { epochLatency: [], redraws: [] },
 };
+window.labMetrics = state.metrics;
 
 async function api(path, options) {
   const response = await fetch(path, options);
@@ -71,6 +75,7 @@ async function loadSetting() {
   if (seq !== state.requestSeq) return; // a newer slider position won
   state.setting = setting;
   drawRace();
+  state.metrics.redraws.push(performance.now());
   fillMonitorChoices();
   drawMonitor();
 }
@@ -348,9 +353,10 @@ function onEvent(ev) {
     liveOf(ev.key).stages.push(ev);
   } else if (ev.type === "epoch") {
     liveOf(ev.key).epochs.push(ev);
-    if (state.monitorKey !== ev.key && !state.monitorKey) state.monitorKey = ev.key;
+    if (!state.monitorKey) state.monitorKey = ev.key;
     drawRace();
     drawMonitor();
+    state.metrics.epochLatency.push(Date.now() / 1000 - ev.time);
   } else if (ev.type === "stage_end") {
     const live = liveOf(ev.key);
     const stage = live.stages[live.stages.length - 1];
@@ -384,7 +390,7 @@ async function start() {
   $("title").textContent = `${lab.data} × ${lab.backbone} · ${lab.classes.length} classes · runs in ${lab.folder}`;
   const frozen = $("frozen");
   frozen.max = String(lab.blocks.length);
-  frozen.value = "0";
+  frozen.value = String(Math.max(0, lab.blocks.length - 2)); // partial:2 to start; 0 is full
   const budget = $("budget");
   budget.max = String(lab.budgets.length - 1);
   budget.value = String(Math.max(0, lab.budgets.indexOf(8)));
