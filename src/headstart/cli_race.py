@@ -45,7 +45,8 @@ def _table(rows: list[Any], best: dict[Any, str]) -> str:
 
 
 def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, as_json: bool,
-         load_options: dict[str, Any] | None = None, task: Any = None, report_to: str | None = None) -> None:
+         load_options: dict[str, Any] | None = None, task: Any = None, report_to: str | None = None,
+         executor: Any = None) -> None:
     """Advise (once), run what is missing of the grid, write the report, print the outcome."""
     from .race import RaceSpec, ResultStore, advise, prepare_race, run_race, summarize
     from .race.analysis import best_per_budget, choice_line, negative_transfer, recommend
@@ -66,7 +67,7 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
                 found = advise(data.task, spec.backbone, backbone_options=spec.backbone_options,
                                seed=spec.split_seed, pool=data.splits.pool).to_dict()
                 store.set_meta("advice", {**found, **wanted})
-    records = run_race(spec, out, data=data, progress=not quiet, trackers=trackers)
+    records = run_race(spec, out, data=data, progress=not quiet, trackers=trackers, executor=executor)
     report = write_report(out)
     if as_json:  # the summary the report wrote: one place builds it
         summary = json.loads((out / "results.json").read_text(encoding="utf-8"))
@@ -95,9 +96,11 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     from .cli_train import check_out
     from .data import load_task
     from .race import DEFAULT_STRATEGIES
+    from .race.executors import make_executor
 
     check_out(args.out)
     options = train_options(args)  # bad --set values fail before the data are read
+    executor = make_executor(args.executor, address=args.address, threads=args.threads, device=args.device)
     load_options = {"text_column": args.text_column, "label_column": args.label_column, "encoding": args.encoding,
                     "strict": args.strict, "normalize_labels": args.normalize_labels}
     task = load_task(args.data, **load_options)
@@ -107,7 +110,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
             "seeds": args.seeds, "split_seed": args.split_seed, "test_limit": args.test_limit, "test": args.test,
             "train_options": options, "backbone_options": backbone_options(args)}
     race(spec, Path(args.out), advice=not args.no_advice, quiet=args.quiet, as_json=args.json,
-         load_options=load_options, task=task, report_to=args.report_to)
+         load_options=load_options, task=task, report_to=args.report_to, executor=executor)
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -161,6 +164,12 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("--no-advice", action="store_true", help="skip the advisor's pre-race recommendation")
     p.add_argument("--out", required=True, help="results folder (re-running resumes; a changed grid adds runs)")
     p.add_argument("--report-to", help="also log every run to mlflow and/or tensorboard (comma-separated)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where runs execute: here one after another (default), or as Ray tasks (headstart[ray])")
+    p.add_argument("--address", help="with --executor ray: a running Ray cluster ('auto', or HOST:PORT from `ray start "
+                   "--head`); default: a private Ray instance on this machine")
+    p.add_argument("--threads", type=int, help="torch threads per run (with Ray also the CPUs each run asks for; "
+                   "default: torch's own for local runs, 1 per Ray task)")
     data_options(p)
     p.set_defaults(func=_cmd_compare, seed=None)
 

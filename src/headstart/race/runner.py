@@ -26,7 +26,8 @@ from ..data.splits import check_budgets
 from ..errors import HeadstartError
 from ..fetch import cache_dir
 from ..tracking import Tracker
-from ..train import Callback, FeatureCache, ProgressBar
+from ..train import Callback, EpochRecord, FeatureCache, ProgressBar
+from .executors import Executor, LocalExecutor
 from .grid import RaceSpec, RunSpec, default_budgets
 from .store import ResultStore
 
@@ -132,7 +133,7 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
         "delta_l2": r.delta.get("l2"), "delta_relative": r.delta.get("relative"),
         "delta_per_block": r.delta.get("per_block"),
         "curve": [{"epoch": e.epoch, "stage": e.stage, "train_loss": e.train_loss, "val_loss": e.val_loss,
-                   "val_acc": e.val_acc} for e in r.records],
+                   "val_acc": e.val_acc, "seconds": e.seconds, "lr": e.lr} for e in r.records],
         "notes": r.notes, "stages": r.stages, "config": clf.config_.to_dict(),
         "device": str(next(clf.model_.parameters()).device), "threads": torch.get_num_threads(),
         "predict_ms_per_example": 1000 * predict_seconds / max(1, len(data.test)),
@@ -145,7 +146,7 @@ def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None, test_
              feature_cache: FeatureCache | None = None, load_options: dict[str, Any] | None = None,
              on_run_end: Callable[[dict[str, Any], int, int], None] | None = None,
              trackers: Sequence[Tracker] = (), run_callbacks: Callable[[RunSpec], Sequence[Callback]] | None = None,
-             record_grid: bool = True) -> list[dict[str, Any]]:
+             record_grid: bool = True, executor: Executor | None = None) -> list[dict[str, Any]]:
     """Run what is missing of ``spec`` into ``out/results.sqlite``; returns this grid's records.
 
     ``backbone`` overrides ``spec.backbone`` with a factory (custom or test backbones); ``test_task``
@@ -153,14 +154,16 @@ def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None, test_
     ``trackers`` (``headstart.tracking``) log every run it trains to MLflow / TensorBoard;
     ``run_callbacks(run)`` gives training callbacks for one run (the lab's live view);
     ``record_grid=False`` adds runs to the store without making ``spec`` the folder's grid (what the
-    report shows), as the lab does when it trains single settings beside a race.
+    report shows), as the lab does when it trains single settings beside a race;
+    ``executor`` runs the runs (``LocalExecutor`` by default; ``RayExecutor`` spreads them over Ray), while
+    this process alone writes the store.
     """
     out = Path(out)
     data = data or prepare_race(spec, task, test_task, load_options=load_options)
     out.mkdir(parents=True, exist_ok=True)
     with _race_lock(out):
         return _run_grid(spec, out, data, backbone, progress, feature_cache, on_run_end, trackers, run_callbacks,
-                         record_grid)
+                         record_grid, executor or LocalExecutor())
 
 
 @contextmanager
@@ -183,8 +186,8 @@ def _race_lock(out: Path) -> Iterator[None]:
 def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | BackboneFactory | None, progress: bool,
               feature_cache: FeatureCache | None,
               on_run_end: Callable[[dict[str, Any], int, int], None] | None,
-              trackers: Sequence[Tracker] = (), run_callbacks: Callable[[RunSpec], Sequence[Callback]] | None = None,
-              record_grid: bool = True) -> list[dict[str, Any]]:
+              trackers: Sequence[Tracker], run_callbacks: Callable[[RunSpec], Sequence[Callback]] | None,
+              record_grid: bool, executor: Executor) -> list[dict[str, Any]]:
     store = ResultStore(out / "results.sqlite")
     keys = {run: spec.run_key(run, data.fingerprint, data.test_fingerprint) for run in spec.runs()}
     if record_grid or store.get_meta("spec") is None:
@@ -194,24 +197,34 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
         store.set_meta("grid", sorted(keys.values()))
     done = store.done_keys()
     todo = [run for run in spec.runs() if keys[run] not in done]
-    log.info("race: %d runs in the grid, %d already finished, %d to run", len(keys), len(keys) - len(todo), len(todo))
+    log.info("race: %d runs in the grid, %d already finished, %d to run (%s executor)", len(keys),
+             len(keys) - len(todo), len(todo), executor.name)
     cache = feature_cache or FeatureCache(cache_dir() / "features")
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(keys), initial=len(keys) - len(todo), desc="race", unit="run")
+    started: dict[RunSpec, list[Callback]] = {}
+
+    def callbacks_for(run: RunSpec) -> list[Callback]:
+        """The run's training callbacks: the caller's, trackers' (started here, in the driver) and a bar."""
+        identity = spec.run_identity(run, data.fingerprint, data.test_fingerprint)
+        params = {"run": {"strategy": run.strategy, "budget": run.budget, "seed": run.seed}, "key": keys[run],
+                  **identity}
+        callbacks = list(run_callbacks(run)) if run_callbacks is not None else []
+        callbacks += [t.start(run.label, params) for t in trackers]
+        started[run] = callbacks
+        if bar is not None:
+            bar.set_postfix_str(run.label)
+        return callbacks + ([ProgressBar(run.label)] if progress else [])
+
     try:
-        for n, run in enumerate(todo, 1):
-            if bar is not None:
-                bar.set_postfix_str(run.label)
-            callbacks = [ProgressBar(run.label)] if progress else []
-            callbacks += list(run_callbacks(run)) if run_callbacks is not None else []
-            identity = spec.run_identity(run, data.fingerprint, data.test_fingerprint)
-            params = {"run": {"strategy": run.strategy, "budget": run.budget, "seed": run.seed}, "key": keys[run],
-                      **identity}
-            callbacks += [t.start(run.label, params) for t in trackers]
-            record = _run_one(spec, data, run, backbone or spec.backbone, cache, callbacks)
+        runs = executor.run(_run_one, spec, data, todo, backbone or spec.backbone, cache,
+                            callbacks_for if executor.live else lambda run: [])
+        for n, (run, record) in enumerate(runs, 1):
+            if not executor.live:  # trained elsewhere: the driver's callbacks get its epochs now
+                _replay(record, callbacks_for(run))
             store.add(keys[run], run.strategy, run.budget, run.seed, record)
             for t in trackers:
                 t.finish(record)
@@ -227,6 +240,15 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
     records = store.records(set(keys.values()))
     store.close()
     return records
+
+
+def _replay(record: dict[str, Any], callbacks: Sequence[Callback]) -> None:
+    """A finished run's epochs, as the training loop would have reported them."""
+    for entry in record.get("curve", []):
+        epoch = EpochRecord(entry["stage"], entry["epoch"], entry["train_loss"], entry["val_loss"], entry["val_acc"],
+                            entry.get("seconds", 0.0), entry.get("lr", 0.0), record["trainable_params"])
+        for cb in callbacks:
+            cb.on_epoch_end(epoch)
 
 
 def grid_records(store: ResultStore) -> tuple[list[dict[str, Any]], int]:

@@ -398,6 +398,8 @@ async function start() {
     ...lab.lr_choices.map((r) => Object.assign(document.createElement("option"), { value: String(r), textContent: String(r) })));
   frozen.addEventListener("input", onSliders);
   budget.addEventListener("input", onSliders);
+  // letting go of the budget slider re-races at that budget (settings already stored are not retrained)
+  budget.addEventListener("change", () => train(null));
   $("lr").addEventListener("change", onSliders);
   $("train-all").onclick = () => train(null);
   $("train-finetune").onclick = () => train("finetune");

@@ -1,0 +1,176 @@
+"""Where a race's runs execute: here, one after another (``LocalExecutor``), or as Ray tasks
+(``RayExecutor``: a local Ray instance or a cluster). Either way the driver commits every finished run
+to the one results store as it arrives, so resume, ``kill -9`` and re-runs behave the same.
+
+Ray is an optional extra (``pip install 'headstart[ray]'``); nothing here imports it until a
+``RayExecutor`` runs. Each run is one task with its resource needs (CPUs, and a GPU fraction on
+``cuda``); a task whose worker dies is retried by Ray (``max_retries``), and nothing of a failed attempt
+reaches the store. Training callbacks (progress bars, the lab's live view, trackers' per-epoch logging)
+run in the driver: with Ray they receive a run's epochs when it finishes, replayed from its record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..errors import HeadstartError
+
+if TYPE_CHECKING:
+    from ..train import Callback, FeatureCache
+    from .grid import RaceSpec, RunSpec
+    from .runner import RaceData
+
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "make_executor"]
+
+RunOne = Callable[..., dict[str, Any]]
+DEFAULT_CACHE = "<each node's own cache folder>"
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(threads)`` for the duration (unchanged when None)."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class Executor:
+    """Runs ``runs`` and yields ``(run, record)`` as each finishes (in any order)."""
+
+    name = ""
+    #: callbacks see epochs while a run trains (False: replayed from the record when it ends)
+    live = True
+
+    def run(self, run_one: RunOne, spec: RaceSpec, data: RaceData, runs: Sequence[RunSpec], backbone: Any,
+            cache: FeatureCache, callbacks_for: Callable[[RunSpec], Sequence[Callback]]
+            ) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {"executor": self.name}
+
+
+class LocalExecutor(Executor):
+    """One run after another in this process (the default on one machine)."""
+
+    name = "local"
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
+
+    def run(self, run_one, spec, data, runs, backbone, cache, callbacks_for):
+        with torch_threads(self.threads):
+            for run in runs:
+                yield run, run_one(spec, data, run, backbone, cache, callbacks_for(run))
+
+
+def _remote_run(run_one: RunOne, spec: RaceSpec, data: RaceData, run: RunSpec, backbone: Any,
+                cache_folder: str | None, threads: int) -> dict[str, Any]:
+    """One run inside a Ray worker: its own thread count and feature cache (the node's default folder, unless
+    the driver named one)."""
+    from ..fetch import cache_dir
+    from ..train import FeatureCache
+
+    folder = cache_dir() / "features" if cache_folder == DEFAULT_CACHE else cache_folder
+    with torch_threads(threads):
+        return run_one(spec, data, run, backbone, FeatureCache(folder), [])
+
+
+class RayExecutor(Executor):
+    """Every run a Ray task; results come back to the driver, which alone writes the store.
+
+    ``address``: a running cluster (``ray start --head`` prints it; "auto" finds a local one); None
+    starts a private Ray instance on this machine, listening on 127.0.0.1 only. ``threads``: torch
+    threads per run (Ray gives each task ``cpus_per_run`` CPUs; the default is one run per core pair).
+    """
+
+    name = "ray"
+    live = False
+
+    def __init__(self, address: str | None = None, *, cpus_per_run: float | None = None, gpus_per_run: float = 0.0,
+                 threads: int | None = None, max_retries: int = 3, num_cpus: int | None = None) -> None:
+        self.address, self.gpus_per_run, self.max_retries = address, gpus_per_run, max_retries
+        self.threads = threads or max(1, int(cpus_per_run or 1))
+        self.cpus_per_run = cpus_per_run if cpus_per_run is not None else float(self.threads)
+        self.num_cpus = num_cpus
+        self._started = False
+
+    def _ray(self):
+        try:
+            import ray
+        except ImportError:
+            raise HeadstartError("--executor ray needs Ray: pip install 'headstart[ray]'.") from None
+        if not ray.is_initialized():
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False)
+            else:
+                # workers import what this process imports (custom backbones, the caller's modules)
+                paths = os.pathsep.join(p for p in sys.path if p)
+                ray.init(num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                         _node_ip_address="127.0.0.1", runtime_env={"env_vars": {"PYTHONPATH": paths}})
+            self._started = True
+        return ray
+
+    def run(self, run_one, spec, data, runs, backbone, cache, callbacks_for):
+        ray = self._ray()
+        from ..fetch import cache_dir
+
+        folder = (None if cache.folder is None else DEFAULT_CACHE if cache.folder == cache_dir() / "features"
+                  else str(cache.folder))
+        task = ray.remote(_remote_run).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
+                                               max_retries=self.max_retries)
+        shared = ray.put(data)  # the data go to the object store once, not once per task
+        pending = {task.remote(run_one, spec, shared, run, backbone, folder, self.threads): run for run in runs}
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    run = pending.pop(ref)
+                    try:
+                        record = ray.get(ref)
+                    except ray.exceptions.RayTaskError as e:  # the run's own error, e.g. a HeadstartError
+                        raise e.as_instanceof_cause() from None
+                    yield run, record
+        finally:
+            for ref in pending:  # interrupted: stop what is still queued or running
+                ray.cancel(ref, force=True)
+
+    def shutdown(self) -> None:
+        if self._started:
+            import ray
+
+            ray.shutdown()
+            self._started = False
+
+    def describe(self) -> dict[str, Any]:
+        return {"executor": self.name, "address": self.address, "cpus_per_run": self.cpus_per_run,
+                "gpus_per_run": self.gpus_per_run, "threads": self.threads}
+
+
+EXECUTORS = {"local": LocalExecutor, "ray": RayExecutor}
+
+
+def make_executor(name: str | None, *, address: str | None = None, threads: int | None = None,
+                  device: str | None = None) -> Executor:
+    """The executor a command line names (``--executor``, ``--address``, ``--threads``)."""
+    name = name or "local"
+    if name not in EXECUTORS:
+        raise HeadstartError(f"--executor must be one of {', '.join(EXECUTORS)}; got {name!r}.")
+    if name == "local":
+        if address:
+            raise HeadstartError("--address names a Ray cluster; use it with --executor ray.")
+        return LocalExecutor(threads)
+    gpus = 1.0 if (device or "").startswith("cuda") else 0.0
+    return RayExecutor(address, threads=threads, gpus_per_run=gpus)
