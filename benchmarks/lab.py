@@ -89,8 +89,9 @@ def measure() -> dict:
                                        " return c.length === 3 && c.every((s) => s.textContent === 'done'); }",
                                        timeout=1_800_000)
                 train_s = time.perf_counter() - tic
-                per_run = page.evaluate("() => [...document.querySelectorAll('.counter')].map((c) => "
-                                        "[c.querySelector('.name').textContent, c.querySelector('.clock').textContent])")
+                per_run = page.evaluate("() => [...document.querySelectorAll('.counter')].map((c) => ["
+                                        "c.querySelector('.name').textContent, "
+                                        "c.querySelector('.clock').textContent])")
                 latency = page.evaluate("() => window.labMetrics.epochLatency")
                 moves = []
                 for _ in range(10):  # away to an untrained fine-tune (its scratch and probe are stored) and back
