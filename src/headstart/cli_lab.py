@@ -28,6 +28,7 @@ def _cmd_lab(args: argparse.Namespace) -> None:
     session = LabSession.open(args.data, out=args.out, backbone=args.backbone, scratch=args.scratch,
                               test_limit=args.test_limit, train_options=train_options(args),
                               backbone_options=backbone_options(args), load_options=_load_options(args))
+    session.describe()  # builds the architecture strips now, so the first page load does not wait for them
     app = create_app(session)
     print(f"headstart lab: {session.task.name} × {session.spec.backbone}, runs in {session.folder}", file=sys.stderr)
     print(f"open http://{args.host}:{args.port}/  (Ctrl-C stops; queued runs resume next time)", flush=True)
