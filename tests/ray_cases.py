@@ -93,5 +93,6 @@ def test_a_killed_worker_is_retried_and_every_run_is_stored_once(tmp_path, execu
 def test_the_command_line_names_its_executor():
     assert isinstance(make_executor(None), LocalExecutor)
     assert make_executor("ray", threads=2).threads == 2
+    assert make_executor("ray", device="cuda").gpus_per_run == 1.0 and make_executor("ray").gpus_per_run == 0.0
     with pytest.raises(Exception, match="--address names a Ray cluster"):
         make_executor("local", address="auto")

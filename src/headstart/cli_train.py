@@ -72,6 +72,10 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     adapter = Adapter(args.backbone, args.strategy, backbone_options=backbone_options(args),
                       progress=not args.quiet, callbacks=callbacks, **options)
     adapter.fit(task.subset(train_idx), val=task.subset(val_idx))
+    from .train.distributed import is_main_process
+
+    if not is_main_process():  # under `accelerate launch`: every process trained the same model; one writes it
+        return
     test = task.subset(splits.test)
     accuracy = adapter.score(test)
     for t in trackers:

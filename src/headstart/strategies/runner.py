@@ -40,7 +40,7 @@ def cached_source(model: AdaptedModel, cache: FeatureCache, boundary: int, task:
     """``task`` as cached states at ``boundary`` (pooled features at ``features_start``), ready to batch."""
     states = cache.states(model, boundary, task, range(len(task)), batch_size=batch_size, device=device)
     merge = stack_states if boundary == model.features_start else model.backbone.merge_states
-    return BatchSource(states, task.labels, merge)
+    return BatchSource(states, task.labels, merge, pin=device.type == "cuda")
 
 
 def _joined(train: Task, val: Task) -> Task:

@@ -20,6 +20,7 @@ from ..backbones import State
 from ..errors import HeadstartError
 from .callbacks import Callback, EpochRecord, FitResult, StopReason
 from .config import TrainConfig
+from .distributed import data_parallel
 from .model import AdaptedModel, copy_trainable_state, count_trainable, set_train_mode
 from .objective import Batch, Objective
 from .precision import autocast
@@ -36,6 +37,9 @@ class BatchSource:
     labels: np.ndarray
     to_state: Callable[[list[Any]], State]  # preprocess (raw) or merge_states (cached)
     augment: Callable[[Any, np.random.Generator], Any] | None = None
+    #: batches in page-locked memory, so copies to a GPU overlap compute (``non_blocking``), as a DataLoader's
+    #: ``pin_memory`` does; set for cached states bound for CUDA
+    pin: bool = False
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -44,7 +48,10 @@ class BatchSource:
         items = [self.items[i] for i in index]
         if self.augment is not None and rng is not None:
             items = [self.augment(x, rng) for x in items]
-        return self.to_state(items), torch.as_tensor(self.labels[np.asarray(index)], dtype=torch.long)
+        state, labels = self.to_state(items), torch.as_tensor(self.labels[np.asarray(index)], dtype=torch.long)
+        if self.pin:
+            state, labels = {k: v.pin_memory() for k, v in state.items()}, labels.pin_memory()
+        return state, labels
 
 
 class EarlyStopping:
@@ -92,10 +99,10 @@ def warmup_cosine(total_steps: int, warmup: float) -> Callable[[int], float]:
 
 
 def optimizer_step(loss: Tensor, optimizer: torch.optim.Optimizer, scheduler: Any, params: list[Tensor],
-                   grad_clip: float | None) -> None:
+                   grad_clip: float | None, backward: Callable[[Tensor], None] | None = None) -> None:
     """Backward, clip, step, schedule: the one update every training path uses."""
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (backward or Tensor.backward)(loss)
     if grad_clip is not None:
         nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()
@@ -183,6 +190,11 @@ def run_training(model: AdaptedModel, groups: list[dict], start: int, train: Bat
     generator = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     dtype = cfg.resolve_precision(device)
+    parallel = data_parallel() if any(p.requires_grad for p in model.parameters()) else None
+    if parallel is not None and type(objective) is not Objective:
+        raise HeadstartError(f"{stage}: multi-process training covers cross-entropy fine-tunes; "
+                             f"{objective.describe()} trains in one process (launch without accelerate).")
+    forward = parallel.wrap(model) if parallel is not None else model
     for cb in callbacks:
         cb.stop_requested, cb.model = False, model
         cb.on_fit_start({"strategy": result.strategy, "stage": stage, "epochs": epochs,
@@ -203,16 +215,21 @@ def run_training(model: AdaptedModel, groups: list[dict], start: int, train: Bat
         set_train_mode(model)
         total, seen = torch.zeros((), device=device), 0  # summed on the device: no host sync per step
         for index in objective.steps(len(train), cfg.batch_size, generator):
-            state, labels = train.batch(index, rng)
-            batch = Batch(index, _to(state, device), labels.to(device, non_blocking=True))
+            local = parallel.shard(index) if parallel is not None else index
+            state, labels = train.batch(local, rng)
+            batch = Batch(local, _to(state, device), labels.to(device, non_blocking=True))
             with autocast(dtype, device):
-                loss = objective.loss(model, batch, start).float()
+                loss = objective.loss(forward, batch, start).float()
             penalty = objective.penalty(model)
             if penalty is not None:
                 loss = loss + penalty
-            optimizer_step(loss, optimizer, scheduler, params, cfg.grad_clip)
-            total += loss.detach() * len(index)
-            seen += len(index)
+            weight = parallel.scale(len(local), len(index)) if parallel is not None else 1.0
+            optimizer_step(loss * weight if weight != 1.0 else loss, optimizer, scheduler, params, cfg.grad_clip,
+                           parallel.backward if parallel is not None else None)
+            total += loss.detach() * len(local)
+            seen += len(local)
+        if parallel is not None:  # the epoch's loss over every process's examples
+            total, seen = parallel.sum(total), len(train)
         train_loss = total.item() / max(1, seen)
         if not math.isfinite(train_loss):
             reason = StopReason.NON_FINITE_LOSS
