@@ -22,12 +22,15 @@ def _cmd_lab(args: argparse.Namespace) -> None:
     from .cli_train import backbone_options, train_options
     from .lab.app import create_app
     from .lab.session import LabSession
+    from .race.executors import make_executor
 
     if not 0 < args.port < 65536:
         raise HeadstartError(f"--port must be between 1 and 65535 (0 is not allowed here); got {args.port}.")
     session = LabSession.open(args.data, out=args.out, backbone=args.backbone, scratch=args.scratch,
                               test_limit=args.test_limit, train_options=train_options(args),
-                              backbone_options=backbone_options(args), load_options=_load_options(args))
+                              backbone_options=backbone_options(args), load_options=_load_options(args),
+                              executor=make_executor(args.executor, address=args.address, threads=args.threads,
+                                                     device=args.device))
     session.describe()  # builds the architecture strips now, so the first page load does not wait for them
     app = create_app(session)
     print(f"headstart lab: {session.task.name} × {session.spec.backbone}, runs in {session.folder}", file=sys.stderr)
@@ -52,6 +55,10 @@ def add_lab_command(sub: Any, data_options: Any) -> None:
     p.add_argument("--test-limit", type=int, help="score on at most this many selection and test examples each "
                    "(default 500 for data; a race folder keeps its own)")
     p.add_argument("--out", help="where the lab keeps its runs for DATA (default runs/lab-DATA-BACKBONE, reused)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="where the lab's runs train: here (default; epochs stream live) or as Ray tasks")
+    p.add_argument("--address", help="with --executor ray: a running Ray cluster (default: a private one here)")
+    p.add_argument("--threads", type=int, help="torch threads per run")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
     data_options(p)

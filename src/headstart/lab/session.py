@@ -19,6 +19,7 @@ from ..backbones import Backbone
 from ..errors import HeadstartError
 from ..race import RaceSpec, ResultStore, prepare_race, run_race
 from ..race.analysis import best_per_budget, budget_label, choice_line, negative_transfer, recommend, summarize
+from ..race.executors import Executor
 from ..race.grid import RunSpec
 from ..report.details import chance, near_chance
 from ..strategies import create_strategy
@@ -55,12 +56,13 @@ class LabSession:
 
     def __init__(self, folder: Path, spec: RaceSpec, scratch: str, *,
                  backbone: str | Callable[[bool], Backbone] | None = None,
-                 load_options: dict[str, Any] | None = None) -> None:
+                 load_options: dict[str, Any] | None = None, executor: Executor | None = None) -> None:
         if scratch not in SCRATCH_OPTIONS:
             raise HeadstartError(f"The lab's from-scratch entrant must be one of {', '.join(SCRATCH_OPTIONS)}; "
                                  f"got {scratch!r}.")
         self.folder, self.spec, self.scratch = Path(folder), spec, scratch
         self.backbone = backbone or spec.backbone
+        self.executor = executor  # None: train here; a RayExecutor sends each run to Ray (epochs shown when it ends)
         self.data = prepare_race(spec, load_options=load_options)
         self.task = self.data.task
         counts = np.bincount(self.task.labels[self.data.splits.pool], minlength=len(self.task.classes))
@@ -80,7 +82,8 @@ class LabSession:
     def open(cls, target: str, *, out: str | None = None, backbone: str | None = None, scratch: str | None = None,
              test_limit: int | None = None, train_options: dict[str, Any] | None = None,
              backbone_options: dict[str, Any] | None = None, load_options: dict[str, Any] | None = None,
-             backbone_factory: Callable[[bool], Backbone] | None = None) -> LabSession:
+             backbone_factory: Callable[[bool], Backbone] | None = None,
+             executor: Executor | None = None) -> LabSession:
         """``target`` is a race folder (its store and settings are used) or data (a named example or a file:
         the lab keeps its runs in ``out``, by default ``runs/lab-<data>-<backbone>``, reused next time)."""
         path = Path(target)
@@ -93,7 +96,7 @@ class LabSession:
             base = {k: v for k, v in saved.items() if k in _SPEC_FIELDS}
             scratch = scratch or saved.get("scratch") or next((s for s in SCRATCH_OPTIONS if s in raced), "scratch")
             spec = RaceSpec(**base, strategies=["probe"], budgets=[None], seeds=1)
-            return cls(path, spec, scratch, backbone=backbone_factory, load_options=load_options)
+            return cls(path, spec, scratch, backbone=backbone_factory, load_options=load_options, executor=executor)
         from ..cli_train import DEFAULT_BACKBONE
         from ..data import load_task
 
@@ -103,7 +106,8 @@ class LabSession:
         spec = RaceSpec(target, name, strategies=["probe"], budgets=[None], seeds=1,
                         test_limit=test_limit if test_limit is not None else LAB_TEST_LIMIT,
                         train_options=dict(train_options or {}), backbone_options=dict(backbone_options or {}))
-        return cls(folder, spec, scratch or "scratch", backbone=backbone_factory, load_options=load_options)
+        return cls(folder, spec, scratch or "scratch", backbone=backbone_factory, load_options=load_options,
+                   executor=executor)
 
     # -- settings --------------------------------------------------------------------------------
     @property
@@ -177,7 +181,8 @@ class LabSession:
     def train(self, strategy: str, budget: int, lr: float | None, callbacks: Sequence[Callback]) -> dict[str, Any]:
         """Train one setting into the store (nothing if it is there already); returns its record."""
         records = run_race(self.job_spec(strategy, budget, lr), self.folder, data=self.data, backbone=self.backbone,
-                           progress=False, run_callbacks=lambda run: callbacks, record_grid=False)
+                           progress=False, run_callbacks=lambda run: callbacks, record_grid=False,
+                           executor=self.executor)
         return records[0]
 
     def base_records(self) -> list[dict[str, Any]]:
