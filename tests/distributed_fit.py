@@ -1,5 +1,6 @@
 """One fit, printed as JSON (per-epoch training and validation loss): run by ``test_distributed.py`` in one
-process and under ``accelerate launch --num_processes 2 --cpu`` at the same global batch."""
+process and under ``accelerate launch --multi_gpu --num_processes 2`` (torchrun; gloo on CPUs) at the same
+global batch."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ import pytest
 
 from headstart.race import ResultStore, run_race
 from headstart.race.executors import LocalExecutor, RayExecutor, make_executor
+from headstart.train import FeatureCache
 
 from .conftest import tiny_backbone
 from .race_child import toy_spec, toy_task
@@ -26,10 +27,11 @@ def tiny(pretrained: bool):
     return tiny_backbone("minilm-l6", pretrained)
 
 
-def stalling(marker: str, pretrained: bool):
-    """The tiny backbone, but the first call anywhere writes its process id and waits to be killed."""
+def stalling(marker: str, driver: int, pretrained: bool):
+    """The tiny backbone, but its first call in a Ray worker writes the worker's process id and waits to be
+    killed (the driver builds it too, to warm the feature cache: not there)."""
     path = Path(marker)
-    if not path.exists():
+    if os.getpid() != driver and not path.exists():
         path.write_text(str(os.getpid()))
         time.sleep(120)
     return tiny_backbone("minilm-l6", pretrained)
@@ -50,8 +52,10 @@ def test_a_ray_race_gives_the_local_executors_numbers(tmp_path, executor):
     spec = dict(budgets=(4, 8), seeds=2, strategies=("scratch-small", "probe", "lora"))
     local = run_race(toy_spec(**spec), tmp_path / "local", task=toy_task(), backbone=tiny, progress=False,
                      executor=LocalExecutor(threads=1))
+    cache = FeatureCache(tmp_path / "features")
     remote = run_race(toy_spec(**spec), tmp_path / "ray", task=toy_task(), backbone=tiny, progress=False,
-                      executor=executor)
+                      executor=executor, feature_cache=cache)
+    assert cache.misses > 0 and list((tmp_path / "features").rglob("*.safetensors"))  # warmed once, by the driver
     assert len(remote) == 12 and _numbers(remote) == _numbers(local)
     assert {r["threads"] for r in remote} == {1}
     # resuming with Ray adds nothing: the driver's store already holds every run
@@ -67,7 +71,7 @@ def test_a_killed_worker_is_retried_and_every_run_is_stored_once(tmp_path, execu
 
     def race():
         result["records"] = run_race(toy_spec(budgets=(4,), seeds=2, strategies=("scratch-small", "probe")), out,
-                                     task=toy_task(), backbone=functools.partial(stalling, str(marker)),
+                                     task=toy_task(), backbone=functools.partial(stalling, str(marker), os.getpid()),
                                      progress=False, executor=executor)
 
     thread = threading.Thread(target=race)

@@ -29,7 +29,7 @@ def _curves(command: str) -> dict:
 def test_two_processes_follow_one_at_the_same_global_batch():
     assert shutil.which("unshare") and shutil.which("ip"), "needs util-linux's unshare and iproute2's ip"
     one = _curves(f"{sys.executable} {SCRIPT} 8")
-    launcher = (f"{sys.executable} -m accelerate.commands.launch --cpu --num_processes 2 --num_machines 1 "
+    launcher = (f"{sys.executable} -m accelerate.commands.launch --multi_gpu --num_processes 2 --num_machines 1 "
                 "--mixed_precision no --dynamo_backend no --main_process_port 29517")
     two = _curves(f"{launcher} {SCRIPT} 8")
     assert (one["processes"], two["processes"]) == (1, 2)

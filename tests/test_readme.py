@@ -19,6 +19,9 @@ from headstart import load_task
 pytestmark = pytest.mark.integration
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+#: the README's sections whose examples run here: the race, and fit/predict/save/load with export and deploy
+#: (the lab, a cluster and multi-process launches have their own tests)
+RUN_SECTIONS = ("The race", "One model")
 USER_FILES = ("reviews.csv", "reviews_test.csv", "new_reviews.csv", "model/", "lora-model/", "model-onnx/",
               "model-merged/")
 
@@ -29,7 +32,10 @@ def readme_examples() -> list[tuple[str, str]]:
     A bash block contributes each `headstart ...` command (backslash continuations joined, comments
     dropped); a Python block that imports headstart contributes its whole text."""
     examples = []
-    for lang, body in re.findall(r"```(bash|python)\n(.*?)```", README.read_text(encoding="utf-8"), re.S):
+    text = README.read_text(encoding="utf-8")
+    sections = re.split(r"^## ", text, flags=re.M)
+    chosen = "".join(s for s in sections if s.startswith(RUN_SECTIONS))
+    for lang, body in re.findall(r"```(bash|python)\n(.*?)```", chosen, re.S):
         if lang == "python":
             if "from headstart" in body and any(f in body for f in USER_FILES):
                 examples.append(("python", body))

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .grid import RaceSpec, RunSpec
     from .runner import RaceData
 
-__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "make_executor"]
+__all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "make_executor", "warm_features"]
 
 RunOne = Callable[..., dict[str, Any]]
 DEFAULT_CACHE = "<each node's own cache folder>"
@@ -127,6 +127,9 @@ class RayExecutor(Executor):
         ray = self._ray()
         from ..fetch import cache_dir
 
+        if cache.folder is not None:
+            warm_features(spec, data, runs, backbone, cache)
+
         folder = (None if cache.folder is None else DEFAULT_CACHE if cache.folder == cache_dir() / "features"
                   else str(cache.folder))
         task = ray.remote(_remote_run).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
@@ -157,6 +160,30 @@ class RayExecutor(Executor):
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name, "address": self.address, "cpus_per_run": self.cpus_per_run,
                 "gpus_per_run": self.gpus_per_run, "threads": self.threads}
+
+
+def warm_features(spec: RaceSpec, data: RaceData, runs: Sequence[RunSpec], backbone: Any,
+                  cache: FeatureCache) -> None:
+    """Compute, once, the pretrained body's pooled features of every example the runs will look at (their
+    draws, the selection and the test part), into the cache folder the tasks read, before any task starts:
+    otherwise two tasks on one node would both compute the same features."""
+    from ..backbones import resolve_backbone
+    from ..data import draw
+    from ..strategies import create_strategy
+    from ..train import AdaptedModel
+
+    pretrained = [r for r in runs if create_strategy(r.strategy).pretrained]
+    if not pretrained:
+        return
+    index: set[int] = set()
+    for r in pretrained:
+        train, val = draw(data.task, data.splits, r.budget, seed=r.seed)
+        index.update(int(i) for i in train)
+        index.update(int(i) for i in val)
+    model = AdaptedModel(resolve_backbone(backbone, True, **spec.backbone_options), len(data.task.classes))
+    cache.states(model, model.features_start, data.task, sorted(index))
+    for part in (data.selection, data.test):
+        cache.states(model, model.features_start, part, range(len(part)))
 
 
 EXECUTORS = {"local": LocalExecutor, "ray": RayExecutor}

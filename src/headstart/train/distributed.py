@@ -1,6 +1,6 @@
 """Data-parallel training across processes with Hugging Face Accelerate (DDP), for one large fine-tune.
 
-Launch any headstart entry point with ``accelerate launch --num_processes N [--cpu] ...``: every
+Launch any headstart entry point with ``accelerate launch --multi_gpu --num_processes N ...`` (torchrun): every
 process runs the same fit, with the same seed; each optimiser step's batch (the global batch,
 ``batch_size``) is split across the processes, their gradients are averaged by DDP, and every process
 applies the same update, so N processes follow one process's run at the same global batch. Accelerate
