@@ -71,8 +71,9 @@ def section() -> str:
     for r in rows:
         workers = 2 if r["executor"].startswith("ray") else 1
         overhead = (r["wall_s"] - r["run_seconds"] / workers) / r["runs"]
+        same = ("yes" if r["same_numbers"] else "NO") if workers == 2 else "–"
         lines.append(f"| {r['date']} | {r['executor']} | {r['wall_s']:.0f} s | {r['run_seconds']:.0f} s | "
-                     f"{r['runs']} | {overhead:.1f} s | {'yes' if r['same_numbers'] else 'NO'} |")
+                     f"{r['runs']} | {overhead:.1f} s | {same} |")
     last = {r["executor"]: r for r in rows}
     ratio = last["local, 2 threads"]["wall_s"] / last["ray, 2 workers × 1 thread"]["wall_s"]
     return ("rotten-tomatoes, minilm-l6; scratch-small, probe and partial:2 at 8 and 32 labels/class, 2 seeds, "
