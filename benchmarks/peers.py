@@ -4,6 +4,10 @@
     python benchmarks/peers.py                      # rotten-tomatoes and vader-tweets, 8/32/128 per class, 3 seeds
     python benchmarks/peers.py --data vader-tweets --budgets 128 --strategies probe,contrastive,lora
     python benchmarks/peers.py --strategies none --peers none   # only rewrite the table from what is stored
+    # the per-strategy table's "before" columns: headstart 0.1.0 (commit 3c62f2b) in a worktree, this script
+    git worktree add /tmp/before 3c62f2b && PYTHONPATH=/tmp/before/src python benchmarks/peers.py --peers none \
+        --strategies scratch,scratch-small,probe,partial:2,full,lldr,lora,contrastive,lp-ft \
+        --out runs/peers-0.1.0 --no-tables
 
 The whole default grid takes hours on 2 CPU cores (SetFit alone about 11 minutes per run at
 128/class); every finished run is stored, so an interrupted run continues where it stopped.
@@ -37,17 +41,20 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import ROOT, write_section  # noqa: E402
+from _targets import targets_table  # noqa: E402
 
 from headstart.backbones.text import _minilm_dir  # noqa: E402
 from headstart.data import draw, load_task  # noqa: E402
 from headstart.race import RaceSpec, ResultStore, prepare_race, run_race, summarize  # noqa: E402
 from headstart.race.analysis import budget_label  # noqa: E402
+from headstart.race.grid import RunSpec  # noqa: E402
 from headstart.race.store import RESULTS_FORMAT  # noqa: E402
 
 STRATEGIES = ["scratch", "scratch-small", "probe", "partial:2", "full", "lldr", "lora", "contrastive"]
@@ -168,19 +175,42 @@ RUNNERS = {"fastfit": _fastfit, "setfit": _setfit, "hf-trainer": _hf_trainer,
            "sklearn-logreg": _sklearn}
 
 
+@dataclass
+class _Remaining(RaceSpec):
+    """The grid minus the runs whose rows are already committed to the JSONL file: a fresh clone (no stores)
+    resumes a long run where the committed rows end instead of training them again."""
+
+    only: tuple[RunSpec, ...] = ()
+
+    def runs(self) -> list[RunSpec]:
+        return list(self.only)
+
+
+def committed_keys() -> set[str]:
+    return {r["key"] for r in map(json.loads, RESULTS.read_text().splitlines()) if r} if RESULTS.exists() else set()
+
+
 def run_peers(data: str, budgets: list[int], seeds: int, out: Path, strategies: list[str], peers: list[str]) -> None:
-    """Adds the missing runs, then exports every stored headstart and peer record to the JSONL file."""
+    """Adds the missing runs (missing from the stores under ``out`` and from the JSONL file), then exports every
+    stored headstart and peer record to the JSONL file."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     path = str(_minilm_dir())
     task = load_task(data)
     spec = RaceSpec(data, "minilm-l6", strategies=strategies or STRATEGIES, budgets=list(budgets), seeds=seeds,
                     test_limit=TEST_LIMIT, backbone_options={"max_length": MAX_LENGTH})
-    if strategies:
-        run_race(spec, out / "headstart", task=task, progress=False)
     prepared = prepare_race(spec, task)
+    committed = committed_keys()
+    if strategies:
+        todo = tuple(run for run in spec.runs()
+                     if spec.run_key(run, prepared.fingerprint, prepared.test_fingerprint) not in committed)
+        print(f"{data}: {len(spec.runs()) - len(todo)} headstart runs committed already, {len(todo)} to run "
+              "(or found in the store)", flush=True)
+        if todo:
+            rest = _Remaining(**{**asdict(spec), "only": todo})
+            run_race(rest, out / "headstart", task=task, data=prepared, progress=False)
     test_texts, test_labels = list(prepared.test.inputs), prepared.test.labels
     store = ResultStore(out / "peers.sqlite")
-    done = store.done_keys()
+    done = store.done_keys() | committed
     for budget in budgets:
         for seed in range(seeds):
             tr, va = draw(task, prepared.splits, budget, seed=seed)
@@ -199,11 +229,12 @@ def run_peers(data: str, budgets: list[int], seeds: int, out: Path, strategies: 
                 store.add(key, peer, budget, seed, {"peer": peer, "budget": budget, "seed": seed, "test_acc": acc,
                                                      "seconds": seconds, "n_train": len(index),
                                                      "n_test": len(test_labels)})
+                export_stored(data, out, seeds, strategies)  # each finished peer run reaches the JSONL at once
     store.close()
-    export_stored(data, out, seeds)
+    export_stored(data, out, seeds, strategies)
 
 
-def export_stored(data: str, out: Path, seeds: int) -> None:
+def export_stored(data: str, out: Path, seeds: int, strategies: list[str] = ()) -> None:
     """Every finished run of ``data`` in the stores under ``out`` into the JSONL file (rows are added, never
     dropped). Only the benchmark's own grid is exported (every strategy, budget and seed at its defaults):
     variants measured in the same store while tuning a default never reach the tables."""
@@ -213,30 +244,39 @@ def export_stored(data: str, out: Path, seeds: int) -> None:
             peer_records = store.records()
     if (out / "headstart" / "results.sqlite").exists():
         with ResultStore(out / "headstart" / "results.sqlite") as race_store:
-            race_records = race_store.records(grid_keys(data, seeds))
+            race_records = race_store.records(grid_keys(data, seeds, strategies))
     if peer_records or race_records:
         export(data, race_records + peer_records)
 
 
-def grid_keys(data: str, seeds: int) -> set[str]:
+def grid_keys(data: str, seeds: int, strategies: list[str] = ()) -> set[str]:
     """The run keys of the benchmark's own grid under this headstart (every strategy, budget and seed at its
-    defaults): a default changed within a version gives new keys, so its older rows leave the tables."""
-    grid = RaceSpec(data, "minilm-l6", strategies=STRATEGIES, budgets=[8, 32, 128], seeds=max(3, seeds),
+    defaults, plus ``strategies`` asked for, such as an older version's ``lp-ft``): a default changed within a
+    version gives new keys, so its older rows leave the tables."""
+    names = list(dict.fromkeys([*STRATEGIES, *strategies]))
+    grid = RaceSpec(data, "minilm-l6", strategies=names, budgets=[8, 32, 128], seeds=max(3, seeds),
                     test_limit=TEST_LIMIT, backbone_options={"max_length": MAX_LENGTH})
     prepared = prepare_race(grid, load_task(data))
     return {grid.run_key(run, prepared.fingerprint, prepared.test_fingerprint) for run in grid.runs()}
 
 
 def export(data: str, records: list[dict]) -> None:
-    """Merge ``records`` into the JSONL file by key: rows already there are kept, never dropped."""
-    rows = {}
-    if RESULTS.exists():
-        rows = {r["key"]: r for r in map(json.loads, RESULTS.read_text().splitlines()) if r}
-    for r in records:
-        rows[r["key"]] = {k: r.get(k) for k in KEEP} | {"data": data}
+    """Merge ``records`` into the JSONL file by key: rows already there are kept, never dropped (a lock keeps two
+    benchmark processes, say this version and an older one measuring the "before" columns, from racing)."""
+    from filelock import FileLock
+
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    order = sorted(rows.values(), key=lambda r: (r["data"], r["budget"], r.get("strategy") or r.get("peer"), r["seed"]))
-    RESULTS.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in order))
+    with FileLock(str(RESULTS) + ".lock"):
+        rows = {}
+        if RESULTS.exists():
+            rows = {r["key"]: r for r in map(json.loads, RESULTS.read_text().splitlines()) if r}
+        for r in records:
+            rows[r["key"]] = {k: r.get(k) for k in KEEP} | {"data": data}
+        order = sorted(rows.values(),
+                       key=lambda r: (r["data"], r["budget"], r.get("strategy") or r.get("peer"), r["seed"]))
+        tmp = RESULTS.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in order))
+        tmp.replace(RESULTS)
 
 
 def stored(data: str, seeds: int, version: str | None = None) -> tuple[list[dict], list[dict], list[int]]:
@@ -367,6 +407,9 @@ def main() -> None:
     parser.add_argument("--peers", default=",".join(PEERS), help="peers to run ('none': only report what is stored)")
     parser.add_argument("--before", default=FIRST_VERSION, help="the headstart version the per-strategy table compares "
                                                                 "with")
+    parser.add_argument("--no-tables", action="store_true",
+                        help="run and export to the JSONL file only, leave BENCHMARKS.md alone (for an older headstart "
+                             "on PYTHONPATH measuring the per-strategy table's 'before' columns)")
     args = parser.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
     sections, per_strategy, curves = [], [], {}
@@ -375,13 +418,17 @@ def main() -> None:
             run_peers(data, budgets, args.seeds, Path(args.out) / data, _names(args.strategies), _names(args.peers))
         elif (Path(args.out) / data).exists():
             export_stored(data, Path(args.out) / data, args.seeds)  # runs finished elsewhere (a resumed grid)
+    if args.no_tables:
+        return
     from headstart import __version__
 
     for data in sorted({r["data"] for r in map(json.loads, RESULTS.read_text().splitlines()) if r}):
         race_records, peers, covered = stored(data, args.seeds)
         text, curves[data] = table(data, race_records, peers, covered, args.seeds)
         sections.append(f"### {data}\n\n{text}")
-        per_strategy.append(f"### {data}\n\n{strategy_table(data, args.seeds, args.before, __version__)}")
+        per_strategy.append(f"### {data}\n\n{strategy_table(data, args.seeds, args.before, __version__)}\n\n"
+                            f"Targets on {data} ({__version__}):\n\n"
+                            + targets_table(race_records, peers, args.seeds, TEST_LIMIT, TEST_LIMIT))
     image = ROOT / "benchmarks" / "peers.png"
     plot(curves, image)
     import setfit
@@ -411,6 +458,12 @@ def main() -> None:
         "after a quarter of its epochs, LoRA also adapts the feed-forward layers, LLDR's top block trains at 1e-4. "
         "Why, and what it changed: the changelog entry \"Fine-tunes that earn their place\" in the peer notes. "
         "Cells are filled as the resumable grid runs (`python benchmarks/peers.py --peers none`).\n\n"
+        "Under each table, the targets judged with the race's own noise rule (`benchmarks/_targets.py`): paired by "
+        "seed; noise = the spread of the paired differences over sqrt(seeds), at least the binomial error of a "
+        "difference on the 1,000 shared examples; \"level\" = not more than 2 noise units behind, \"ahead\" = more "
+        "than 2 ahead. Strategies are compared on selection accuracy; peers have no selection score, so comparisons "
+        "with a peer use test accuracy, against the peer with the best mean test accuracy (a choice that favours "
+        "the peer).\n\n"
         + "\n\n".join(per_strategy)))
 
 
