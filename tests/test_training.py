@@ -62,6 +62,17 @@ def test_early_stopping_restores_the_best_epochs_weights(text_task):
     assert torch.equal(clf.model_.head.weight, best) and not torch.equal(clf.model_.head.weight, last)
 
 
+def test_monitor_none_trains_every_planned_epoch_and_keeps_the_last_weights(text_task):
+    flipped = Task(text_task.inputs, 1 - text_task.labels, text_task.classes, "text")  # validation only gets worse
+    rec = Recorder(lambda: rec.model)
+    clf = Adapter(TEXT, "full", feature_cache=None, epochs=6, lr=3e-3, head_lr=3e-2, patience=1, min_epochs=0,
+                  monitor="none", callbacks=[rec])
+    clf.fit(text_task, val=flipped)
+    r = clf.result_
+    assert r.stop_reason is StopReason.SCHEDULE and r.best_epoch == 6 and r.records[-1].val_acc is not None
+    assert torch.equal(clf.model_.head.weight, rec.heads[6]) and not torch.equal(rec.heads[0], rec.heads[6])
+
+
 def test_early_stopping_waits_for_min_epochs_and_the_probes_head_is_epoch_0(text_task):
     flipped = Task(text_task.inputs, 1 - text_task.labels, text_task.classes, "text")
     clf = Adapter(TEXT, "full", feature_cache=None, epochs=12, lr=3e-3, patience=2, min_epochs=8)

@@ -18,6 +18,7 @@ class StopReason(str, Enum):
     NON_FINITE_LOSS = "non_finite_loss"  # the loss became NaN or infinite; best weights kept
     SOLVED = "solved"  # a closed-form solver (the L-BFGS probe) fitted the head
     INTERRUPTED = "interrupted"  # a callback asked to stop
+    SCHEDULE = "schedule"  # monitor='none': every planned epoch by design, the last weights kept
 
 
 @dataclass

@@ -33,8 +33,9 @@ class TrainConfig:
                                 "planned epochs when that is more)")
     min_epochs: int | None = _opt(None, "early stopping never fires before this epoch (default: a quarter of the "
                                   "planned epochs)")
-    monitor: str = _opt("val_acc", "early-stopping metric: 'val_acc' (ties broken by the lower loss) or 'val_loss' "
-                        "(ties broken by the higher accuracy)")
+    monitor: str = _opt("val_acc", "early-stopping metric: 'val_acc' (ties broken by the lower loss), 'val_loss' "
+                        "(ties broken by the higher accuracy), or 'none' (train every planned epoch and keep the last "
+                        "weights; validation is still measured and shown)")
     grad_clip: float | None = _opt(1.0, "clip the gradient norm to this (None: no clipping)")
     seed: int = _opt(0, "seeds the head init, batch order, dropout and augmentation")
     augment: bool = _opt(False, "label-preserving augmentation (bypasses the feature cache)")
@@ -67,8 +68,8 @@ class TrainConfig:
                 raise bad(name, "a positive integer or None")
         if self.min_epochs is not None and self.min_epochs < 0:
             raise bad("min_epochs", "a non-negative integer or None")
-        if self.monitor not in ("val_loss", "val_acc"):
-            raise bad("monitor", "'val_loss' or 'val_acc'")
+        if self.monitor not in ("val_loss", "val_acc", "none"):
+            raise bad("monitor", "'val_acc', 'val_loss' or 'none'")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise bad("grad_clip", "a positive float or None")
         if self.precision not in PRECISIONS:

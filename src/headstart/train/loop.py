@@ -58,7 +58,8 @@ class EarlyStopping:
     """Tracks the monitored metric; says when an epoch is the best so far and when patience ran out.
 
     ``val_acc`` breaks ties by the lower loss (accuracy on a few validation examples ties often),
-    ``val_loss`` by the higher accuracy. Stopping never fires before epoch ``min_epochs``.
+    ``val_loss`` by the higher accuracy. Stopping never fires before epoch ``min_epochs``. ``none``: every
+    epoch counts as the best so far (the last weights are kept) and stopping never fires.
     """
 
     def __init__(self, monitor: str = "val_acc", patience: int = 5, min_epochs: int = 0) -> None:
@@ -75,7 +76,7 @@ class EarlyStopping:
     def update(self, record: EpochRecord) -> bool:
         """Record an epoch; True when it improved on the best so far."""
         key, self.epoch = self._key(record), record.epoch
-        better = self.best is None or key > self.best
+        better = self.best is None or key > self.best or self.monitor == "none"
         if better:
             self.best, self.best_epoch, self.wait = key, record.epoch, 0
         else:
@@ -84,7 +85,7 @@ class EarlyStopping:
 
     @property
     def should_stop(self) -> bool:
-        return self.wait >= self.patience and self.epoch >= self.min_epochs
+        return self.monitor != "none" and self.wait >= self.patience and self.epoch >= self.min_epochs
 
 
 def warmup_cosine(total_steps: int, warmup: float) -> Callable[[int], float]:
@@ -247,7 +248,7 @@ def run_training(model: AdaptedModel, groups: list[dict], start: int, train: Bat
                              optimizer.param_groups[0]["lr"], trainable)
         result.records.append(record)
         if validates and stopper.update(record):
-            best_state = copy_trainable_state(model)
+            best_state = copy_trainable_state(model) if cfg.monitor != "none" else None  # none: the last weights stay
             result.best_epoch, result.best_val_loss, result.best_val_acc = epoch, val_loss, val_acc
         for cb in callbacks:
             cb.on_epoch_end(record)
@@ -259,6 +260,8 @@ def run_training(model: AdaptedModel, groups: list[dict], start: int, train: Bat
             break
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
+    if reason is StopReason.MAX_EPOCHS and validates and cfg.monitor == "none":
+        reason = StopReason.SCHEDULE
     result.stop_reason = reason
     for cb in callbacks:
         cb.on_fit_end(result)

@@ -266,12 +266,14 @@ function drawMonitor() {
     text = reason === "early_stopped"
       ? `Early stopping fired after epoch ${last}: ${plan.patience} epochs without a better validation score. Restored epoch ${best}'s weights (marked).`
       : reason === "max_epochs" ? `Ran all ${plan.epochs ?? last} planned epochs; kept epoch ${best}'s weights (marked), the best on validation.`
+      : reason === "schedule" ? `Ran all ${plan.epochs ?? last} planned epochs without early stopping (monitor=none); kept the last weights.`
       : reason === "interrupted" ? `Stopped on request after epoch ${last}; kept epoch ${best}'s weights.`
       : `Stopped: ${reason}; kept epoch ${best}'s weights.`;
   } else if (m.last) {
     const left = m.last.patience - m.last.wait;
     text = `Training: epoch ${m.last.epoch} of ${m.last.planned}. Best so far: epoch ${m.last.best_epoch}. `
-      + `Patience: ${left} of ${m.last.patience} epochs left` + (plan.min_epochs ? ` (never stops before epoch ${plan.min_epochs})` : "") + ".";
+      + (plan.monitor === "none" ? "No early stopping (monitor=none): the last epoch's weights are kept."
+        : `Patience: ${left} of ${m.last.patience} epochs left` + (plan.min_epochs ? ` (never stops before epoch ${plan.min_epochs})` : "") + ".");
   } else {
     text = "Not trained yet: press Train all three (or Train this fine-tune).";
   }
