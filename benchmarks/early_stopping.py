@@ -53,7 +53,7 @@ def run(data: str, strategies: list[str], budgets: list[int], seeds: int, out: P
     print(f"{data}: {len(spec.runs()) - len(todo)} runs committed already, {len(todo)} to run", flush=True)
     if todo:
         run_race(_Remaining(**{**asdict(spec), "only": todo}), out / data, task=task, data=prepared, progress=False,
-                 on_run_end=lambda record, i, n: export(data, [record]))
+                 on_run_end=lambda *_: export_store(data, out))  # each finished run reaches the JSONL at once
 
 
 def export(data: str, records: list[dict]) -> None:
