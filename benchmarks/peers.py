@@ -139,11 +139,14 @@ def _fastfit(path: str, texts: list[str], labels: np.ndarray, test: list[str], s
     import fastfit.train as fastfit_train
     from datasets import Dataset, DatasetDict
 
-    class _Trainer(fastfit_train.Trainer):
-        def __init__(self, *args, tokenizer=None, **kwargs):
-            super().__init__(*args, processing_class=tokenizer, **kwargs)
+    if not getattr(fastfit_train.Trainer, "_headstart_shim", False):  # once per process: the shim must not nest
+        class _Trainer(fastfit_train.Trainer):
+            _headstart_shim = True
 
-    fastfit_train.Trainer = _Trainer
+            def __init__(self, *args, tokenizer=None, **kwargs):
+                super().__init__(*args, processing_class=tokenizer, **kwargs)
+
+        fastfit_train.Trainer = _Trainer
     names = [classes[int(y)] for y in labels]
     with tempfile.TemporaryDirectory() as out:
         trainer = fastfit_train.FastFitTrainer(
