@@ -6,7 +6,9 @@ import datetime as _dt
 import os
 import platform
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 FILE = ROOT / "BENCHMARKS.md"
@@ -39,3 +41,26 @@ def write_section(key: str, title: str, body: str) -> None:
     pattern = re.compile(rf"<!-- {re.escape(key)}:start -->.*?<!-- {re.escape(key)}:end -->\n", re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block
     FILE.write_text(text, encoding="utf-8")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a compact results file (none when it does not exist yet)."""
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+
+def merge_jsonl(path: Path, rows: list[dict], order: Callable[[dict], Any]) -> None:
+    """Merge ``rows`` into the results file at ``path`` by their ``key``: rows already there are kept, never
+    dropped. A lock keeps two benchmark processes (say this version and an older one measuring "before"
+    columns) from racing; the file is replaced in one step, so a reader never sees half of it."""
+    import json
+
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        merged = {r["key"]: r for r in read_jsonl(path)} | {r["key"]: r for r in rows}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in sorted(merged.values(), key=order)))
+        tmp.replace(path)

@@ -10,17 +10,15 @@ made on); a peer has no selection score, so comparisons with peers use test accu
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from headstart.race.analysis import CLEARLY
+from headstart.race.analysis import CLEARLY, _noise
 
 FINE_TUNES = ["full", "lora", "lldr", "partial:2"]
 HF = ["hf-trainer", "hf-trainer-10ep"]
 
 
-def _by_seed(records: list[dict], name: str, budget: int, key: str) -> dict[int, float]:
+def by_seed(records: list[dict], name: str, budget: int, key: str) -> dict[int, float]:
     return {r["seed"]: r[key] for r in records
             if (r.get("strategy") or r.get("peer")) == name and r["budget"] == budget}
 
@@ -30,22 +28,19 @@ def compare(a: dict[int, float], b: dict[int, float], n: int) -> tuple[float, fl
     seeds = sorted(set(a) & set(b))
     if not seeds:
         return None
-    diffs = [a[s] - b[s] for s in seeds]
-    p = (np.mean([a[s] for s in seeds]) + np.mean([b[s] for s in seeds])) / 2
-    binomial = math.sqrt(2 * p * (1 - p) / n)
-    paired = float(np.std(diffs, ddof=1)) / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
-    return float(np.mean(diffs)), max(binomial, paired), len(seeds)
+    xs, ys = [a[s] for s in seeds], [b[s] for s in seeds]
+    return float(np.mean(xs) - np.mean(ys)), _noise(xs, ys, n), len(seeds)
+
+
+def state(diff: float, noise: float) -> str:
+    """'ahead', 'level' or 'behind' by the race's rule (more than CLEARLY noise units either way)."""
+    return "ahead" if diff > CLEARLY * noise else "behind" if diff < -CLEARLY * noise else "level"
 
 
 def _verdict(diff: float, noise: float, need: str) -> str:
-    if diff > CLEARLY * noise:
-        state = "ahead"
-    elif diff >= -CLEARLY * noise:
-        state = "level"
-    else:
-        state = "behind"
-    met = state == "ahead" if need == "ahead" else state != "behind"
-    return f"{state}: {'met' if met else '**not met**'}"
+    where = state(diff, noise)
+    met = where == "ahead" if need == "ahead" else where != "behind"
+    return f"{where}: {'met' if met else '**not met**'}"
 
 
 def _row(target: str, budget: int, cmp: tuple[float, float, int] | None, need: str, seeds: int,
@@ -62,30 +57,30 @@ def targets_table(race: list[dict], peers: list[dict], seeds: int, n_selection: 
     budgets = sorted({r["budget"] for r in race})
     lines = ["| target | labels/class | on | difference | noise | verdict |", "|---|---|---|---|---|---|"]
     for b in budgets:
-        probe = _by_seed(race, "probe", b, "sel_acc")
+        probe = by_seed(race, "probe", b, "sel_acc")
         for name in FINE_TUNES:
             need = "ahead" if b >= 128 else "level"
             lines.append(_row(f"`{name}` {'ahead of' if need == 'ahead' else 'level with'} `probe`", b,
-                              compare(_by_seed(race, name, b, "sel_acc"), probe, n_selection), need, seeds,
+                              compare(by_seed(race, name, b, "sel_acc"), probe, n_selection), need, seeds,
                               "selection"))
-        hf = [(np.mean(list(v.values())), name, v) for name in HF if (v := _by_seed(peers, name, b, "test_acc"))]
+        hf = [(np.mean(list(v.values())), name, v) for name in HF if (v := by_seed(peers, name, b, "test_acc"))]
         if hf:
             _, name, best_hf = max(hf)
             lines.append(_row(f"`full` level with the better HF Trainer run ({name})", b,
-                              compare(_by_seed(race, "full", b, "test_acc"), best_hf, n_test), "level", seeds, "test"))
+                              compare(by_seed(race, "full", b, "test_acc"), best_hf, n_test), "level", seeds, "test"))
         if b >= 128:
-            cmp = compare(_by_seed(race, "lora", b, "sel_acc"), _by_seed(race, "full", b, "sel_acc"), n_selection)
+            cmp = compare(by_seed(race, "lora", b, "sel_acc"), by_seed(race, "full", b, "sel_acc"), n_selection)
             if cmp is not None:
                 diff, noise, k = cmp
                 partial = "" if k == seeds else f" ({k} of {seeds} seeds)"
                 lines.append(f"| `lora` within one point of `full` | {b} | selection | {diff:+.3f} | – | "
                              f"{'met' if diff >= -0.01 else '**not met**'}{partial} |")
         names = {r["strategy"] for r in race if r["budget"] == b}
-        chosen = max(names, key=lambda s: np.mean(list(_by_seed(race, s, b, "sel_acc").values())))
+        chosen = max(names, key=lambda s: np.mean(list(by_seed(race, s, b, "sel_acc").values())))
         best_peers = [(np.mean(list(v.values())), p, v) for p in {r["peer"] for r in peers if r["budget"] == b}
-                      if (v := _by_seed(peers, p, b, "test_acc"))]
+                      if (v := by_seed(peers, p, b, "test_acc"))]
         if best_peers:
             _, peer, values = max(best_peers)
             lines.append(_row(f"headstart's choice (`{chosen}`) level with the best peer ({peer})", b,
-                              compare(_by_seed(race, chosen, b, "test_acc"), values, n_test), "level", seeds, "test"))
+                              compare(by_seed(race, chosen, b, "test_acc"), values, n_test), "level", seeds, "test"))
     return "\n".join(line for line in lines if line)

@@ -14,19 +14,16 @@ clone trains only what that file lacks.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import ROOT, write_section  # noqa: E402
-from _targets import compare  # noqa: E402
-from peers import MAX_LENGTH, RESULTS, TEST_LIMIT, _Remaining  # noqa: E402
+from _report import ROOT, merge_jsonl, read_jsonl, write_section  # noqa: E402
+from _targets import by_seed, compare, state  # noqa: E402
+from peers import MAX_LENGTH, RESULTS, TEST_LIMIT, race_missing  # noqa: E402
 
 from headstart.data import load_task  # noqa: E402
-from headstart.race import RaceSpec, ResultStore, prepare_race, run_race  # noqa: E402
-from headstart.race.analysis import CLEARLY  # noqa: E402
+from headstart.race import RaceSpec, ResultStore, prepare_race  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "early_stopping.jsonl"
 FINE_TUNES = ["full", "lora", "lldr", "partial:2"]
@@ -39,43 +36,22 @@ def _spec(data: str, strategies: list[str], budgets: list[int], seeds: int) -> R
                     backbone_options={"max_length": MAX_LENGTH}, train_options={"monitor": "none"})
 
 
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
-
-
 def run(data: str, strategies: list[str], budgets: list[int], seeds: int, out: Path) -> None:
     task = load_task(data)
     spec = _spec(data, strategies, budgets, seeds)
-    prepared = prepare_race(spec, task)
-    committed = {r["key"] for r in _rows(OUT)}
-    todo = tuple(run for run in spec.runs()
-                 if spec.run_key(run, prepared.fingerprint, prepared.test_fingerprint) not in committed)
-    print(f"{data}: {len(spec.runs()) - len(todo)} runs committed already, {len(todo)} to run", flush=True)
-    if todo:
-        run_race(_Remaining(**{**asdict(spec), "only": todo}), out / data, task=task, data=prepared, progress=False,
+    race_missing(spec, prepare_race(spec, task), task, out / data, {r["key"] for r in read_jsonl(OUT)},
                  on_run_end=lambda *_: export_store(data, out))  # each finished run reaches the JSONL at once
 
 
 def export(data: str, records: list[dict]) -> None:
-    from filelock import FileLock
-
-    with FileLock(str(OUT) + ".lock"):
-        rows = {r["key"]: r for r in _rows(OUT)}
-        for r in records:
-            rows[r["key"]] = {k: r.get(k) for k in KEEP} | {"data": data}
-        order = sorted(rows.values(), key=lambda r: (r["data"], r["budget"], r["strategy"], r["seed"]))
-        OUT.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in order))
+    merge_jsonl(OUT, [{k: r.get(k) for k in KEEP} | {"data": data} for r in records],
+                order=lambda r: (r["data"], r["budget"], r["strategy"], r["seed"]))
 
 
 def export_store(data: str, out: Path) -> None:
     if (out / data / "results.sqlite").exists():
         with ResultStore(out / data / "results.sqlite") as store:
             export(data, store.records())
-
-
-def _by_seed(rows: list[dict], data: str, strategy: str, budget: int, key: str, version: str) -> dict[int, float]:
-    return {r["seed"]: r[key] for r in rows if r["data"] == data and r.get("strategy") == strategy
-            and r["budget"] == budget and r.get("headstart") == version and r.get(key) is not None}
 
 
 def _mean(d: dict[int, float], seeds: list[int]) -> str:
@@ -86,30 +62,27 @@ def _mean(d: dict[int, float], seeds: list[int]) -> str:
 def section(seeds: int) -> str:
     from headstart import __version__
 
-    variant, default = _rows(OUT), _rows(RESULTS)
+    variant = [r for r in read_jsonl(OUT) if r.get("headstart") == __version__]
+    default = [r for r in read_jsonl(RESULTS) if r.get("headstart") == __version__ and r.get("strategy")]
     lines = ["| data | strategy | labels/class | selection: early stopping → none | difference (noise) | test: early "
              "stopping → none | epochs kept (none) |", "|---|---|---|---|---|---|---|"]
     for data in sorted({r["data"] for r in variant}):
+        ours, theirs = [r for r in variant if r["data"] == data], [r for r in default if r["data"] == data]
         for strategy in FINE_TUNES:
-            for b in sorted({r["budget"] for r in variant if r["data"] == data}):
-                none_sel = _by_seed(variant, data, strategy, b, "sel_acc", __version__)
-                es_sel = _by_seed(default, data, strategy, b, "sel_acc", __version__)
+            for b in sorted({r["budget"] for r in ours}):
+                none_sel, es_sel = by_seed(ours, strategy, b, "sel_acc"), by_seed(theirs, strategy, b, "sel_acc")
                 cmp = compare(none_sel, es_sel, TEST_LIMIT)
                 if cmp is None:
                     continue
                 diff, noise, k = cmp
-                tag = "ahead" if diff > CLEARLY * noise else "behind" if diff < -CLEARLY * noise else "level"
                 seeds_note = "" if k == seeds else f" ({k} of {seeds} seeds)"
                 shared = sorted(set(none_sel) & set(es_sel))
-                none_test = _by_seed(variant, data, strategy, b, "test_acc", __version__)
-                es_test = _by_seed(default, data, strategy, b, "test_acc", __version__)
-                epochs = sorted({r["epochs"] for r in variant if r["data"] == data and r["strategy"] == strategy
-                                 and r["budget"] == b})
-
+                none_test, es_test = by_seed(ours, strategy, b, "test_acc"), by_seed(theirs, strategy, b, "test_acc")
+                epochs = sorted({r["epochs"] for r in ours if r["strategy"] == strategy and r["budget"] == b})
                 sel = f"{_mean(es_sel, shared)} → {_mean(none_sel, shared)}"
                 test = f"{_mean(es_test, shared)} → {_mean(none_test, shared)}"
-                lines.append(f"| {data} | `{strategy}` | {b} | {sel} | {diff:+.3f} (±{noise:.3f}, {tag}){seeds_note} "
-                             f"| {test} | {', '.join(map(str, epochs))} |")
+                lines.append(f"| {data} | `{strategy}` | {b} | {sel} | {diff:+.3f} (±{noise:.3f}, "
+                             f"{state(diff, noise)}){seeds_note} | {test} | {', '.join(map(str, epochs))} |")
     return "\n".join(lines)
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import sys
 import tempfile
@@ -47,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import ROOT, write_section  # noqa: E402
+from _report import ROOT, merge_jsonl, read_jsonl, write_section  # noqa: E402
 from _targets import targets_table  # noqa: E402
 
 from headstart.backbones.text import _minilm_dir  # noqa: E402
@@ -190,7 +189,18 @@ class _Remaining(RaceSpec):
 
 
 def committed_keys() -> set[str]:
-    return {r["key"] for r in map(json.loads, RESULTS.read_text().splitlines()) if r} if RESULTS.exists() else set()
+    return {r["key"] for r in read_jsonl(RESULTS)}
+
+
+def race_missing(spec: RaceSpec, prepared, task, out: Path, committed: set[str], **options) -> None:
+    """Race the runs of ``spec`` whose keys are not in ``committed`` (the rows of a results file) into ``out``."""
+    todo = tuple(run for run in spec.runs()
+                 if spec.run_key(run, prepared.fingerprint, prepared.test_fingerprint) not in committed)
+    print(f"{spec.data}: {len(spec.runs()) - len(todo)} headstart runs committed already, {len(todo)} to run "
+          "(or found in the store)", flush=True)
+    if todo:
+        run_race(_Remaining(**{**asdict(spec), "only": todo}), out, task=task, data=prepared, progress=False,
+                 **options)
 
 
 def run_peers(data: str, budgets: list[int], seeds: int, out: Path, strategies: list[str], peers: list[str]) -> None:
@@ -204,13 +214,7 @@ def run_peers(data: str, budgets: list[int], seeds: int, out: Path, strategies: 
     prepared = prepare_race(spec, task)
     committed = committed_keys()
     if strategies:
-        todo = tuple(run for run in spec.runs()
-                     if spec.run_key(run, prepared.fingerprint, prepared.test_fingerprint) not in committed)
-        print(f"{data}: {len(spec.runs()) - len(todo)} headstart runs committed already, {len(todo)} to run "
-              "(or found in the store)", flush=True)
-        if todo:
-            rest = _Remaining(**{**asdict(spec), "only": todo})
-            run_race(rest, out / "headstart", task=task, data=prepared, progress=False)
+        race_missing(spec, prepared, task, out / "headstart", committed)
     test_texts, test_labels = list(prepared.test.inputs), prepared.test.labels
     store = ResultStore(out / "peers.sqlite")
     done = store.done_keys() | committed
@@ -229,10 +233,10 @@ def run_peers(data: str, budgets: list[int], seeds: int, out: Path, strategies: 
                 seconds = time.perf_counter() - tic
                 acc = float((pred == test_labels).mean())
                 print(f"{data} {peer} {budget}/class seed {seed}: {acc:.3f} in {seconds:.0f}s", flush=True)
-                store.add(key, peer, budget, seed, {"peer": peer, "budget": budget, "seed": seed, "test_acc": acc,
-                                                     "seconds": seconds, "n_train": len(index),
-                                                     "n_test": len(test_labels)})
-                export_stored(data, out, seeds, strategies)  # each finished peer run reaches the JSONL at once
+                record = {"peer": peer, "budget": budget, "seed": seed, "test_acc": acc, "seconds": seconds,
+                          "n_train": len(index), "n_test": len(test_labels)}
+                store.add(key, peer, budget, seed, record)
+                export(data, [{**record, "key": key}])  # each finished peer run reaches the JSONL at once
     store.close()
     export_stored(data, out, seeds, strategies)
 
@@ -264,22 +268,9 @@ def grid_keys(data: str, seeds: int, strategies: list[str] = ()) -> set[str]:
 
 
 def export(data: str, records: list[dict]) -> None:
-    """Merge ``records`` into the JSONL file by key: rows already there are kept, never dropped (a lock keeps two
-    benchmark processes, say this version and an older one measuring the "before" columns, from racing)."""
-    from filelock import FileLock
-
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(RESULTS) + ".lock"):
-        rows = {}
-        if RESULTS.exists():
-            rows = {r["key"]: r for r in map(json.loads, RESULTS.read_text().splitlines()) if r}
-        for r in records:
-            rows[r["key"]] = {k: r.get(k) for k in KEEP} | {"data": data}
-        order = sorted(rows.values(),
-                       key=lambda r: (r["data"], r["budget"], r.get("strategy") or r.get("peer"), r["seed"]))
-        tmp = RESULTS.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in order))
-        tmp.replace(RESULTS)
+    """Merge ``records`` into the JSONL file by key: rows already there are kept, never dropped."""
+    merge_jsonl(RESULTS, [{k: r.get(k) for k in KEEP} | {"data": data} for r in records],
+                order=lambda r: (r["data"], r["budget"], r.get("strategy") or r.get("peer"), r["seed"]))
 
 
 def stored(data: str, seeds: int, version: str | None = None) -> tuple[list[dict], list[dict], list[int]]:
@@ -287,7 +278,7 @@ def stored(data: str, seeds: int, version: str | None = None) -> tuple[list[dict
     JSONL, and the budgets the peers cover."""
     from headstart import __version__
 
-    rows = [r for r in map(json.loads, RESULTS.read_text().splitlines()) if r and r["data"] == data]
+    rows = [r for r in read_jsonl(RESULTS) if r["data"] == data]
     rows = [r for r in rows if r["seed"] < seeds]
     if (version or __version__) == __version__:  # this version's rows: only its current grid (defaults as now)
         current = grid_keys(data, seeds)
@@ -425,7 +416,7 @@ def main() -> None:
         return
     from headstart import __version__
 
-    for data in sorted({r["data"] for r in map(json.loads, RESULTS.read_text().splitlines()) if r}):
+    for data in sorted({r["data"] for r in read_jsonl(RESULTS)}):
         race_records, peers, covered = stored(data, args.seeds)
         text, curves[data] = table(data, race_records, peers, covered, args.seeds)
         sections.append(f"### {data}\n\n{text}")
