@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -46,17 +47,18 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-class Executor:
+class Executor(ABC):
     """Runs ``runs`` and yields ``(run, record)`` as each finishes (in any order)."""
 
     name = ""
     #: callbacks see epochs while a run trains (False: replayed from the record when it ends)
     live = True
 
+    @abstractmethod
     def run(self, run_one: RunOne, spec: RaceSpec, data: RaceData, runs: Sequence[RunSpec], backbone: Any,
             cache: FeatureCache, callbacks_for: Callable[[RunSpec], Sequence[Callback]]
             ) -> Iterator[tuple[RunSpec, dict[str, Any]]]:
-        raise NotImplementedError
+        """Each finished run with its record, as it finishes."""
 
     def describe(self) -> dict[str, Any]:
         return {"executor": self.name}

@@ -84,8 +84,13 @@ class EarlyStopping:
         return better
 
     @property
+    def restores(self) -> bool:
+        """False for ``none``: the run keeps its last weights, so nothing is snapshotted or restored."""
+        return self.monitor != "none"
+
+    @property
     def should_stop(self) -> bool:
-        return self.monitor != "none" and self.wait >= self.patience and self.epoch >= self.min_epochs
+        return self.restores and self.wait >= self.patience and self.epoch >= self.min_epochs
 
 
 def warmup_cosine(total_steps: int, warmup: float) -> Callable[[int], float]:
@@ -248,7 +253,7 @@ def run_training(model: AdaptedModel, groups: list[dict], start: int, train: Bat
                              optimizer.param_groups[0]["lr"], trainable)
         result.records.append(record)
         if validates and stopper.update(record):
-            best_state = copy_trainable_state(model) if cfg.monitor != "none" else None  # none: the last weights stay
+            best_state = copy_trainable_state(model) if stopper.restores else None
             result.best_epoch, result.best_val_loss, result.best_val_acc = epoch, val_loss, val_acc
         for cb in callbacks:
             cb.on_epoch_end(record)
@@ -260,7 +265,7 @@ def run_training(model: AdaptedModel, groups: list[dict], start: int, train: Bat
             break
     if best_state is not None:
         model.load_state_dict(best_state, strict=False)
-    if reason is StopReason.MAX_EPOCHS and validates and cfg.monitor == "none":
+    if reason is StopReason.MAX_EPOCHS and validates and not stopper.restores:
         reason = StopReason.SCHEDULE
     result.stop_reason = reason
     for cb in callbacks:
