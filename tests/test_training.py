@@ -54,7 +54,7 @@ def test_early_stopping_restores_the_best_epochs_weights(text_task):
     flipped = Task(text_task.inputs, 1 - text_task.labels, text_task.classes, "text")
     rec = Recorder(lambda: rec.model)
     clf = Adapter(TEXT, "full", feature_cache=None, epochs=30, lr=3e-3, head_lr=3e-2, patience=3, min_epochs=0,
-                  callbacks=[rec], head_init="random")
+                  monitor="val_acc", callbacks=[rec], head_init="random")
     clf.fit(text_task, val=flipped)
     r = clf.result_
     assert r.stop_reason is StopReason.EARLY_STOPPED and len(r.records) == r.best_epoch + 3
@@ -62,20 +62,33 @@ def test_early_stopping_restores_the_best_epochs_weights(text_task):
     assert torch.equal(clf.model_.head.weight, best) and not torch.equal(clf.model_.head.weight, last)
 
 
-def test_monitor_none_trains_every_planned_epoch_and_keeps_the_last_weights(text_task):
+@pytest.mark.parametrize("spec,monitor", [("full", None), ("partial:1", None), ("lora", "none")])
+def test_monitor_none_trains_every_planned_epoch_and_keeps_the_last_weights(text_task, spec, monitor):
+    # full and partial keep the last weights by default; lora (early stopping by default) when asked
     flipped = Task(text_task.inputs, 1 - text_task.labels, text_task.classes, "text")  # validation only gets worse
     rec = Recorder(lambda: rec.model)
-    clf = Adapter(TEXT, "full", feature_cache=None, epochs=6, lr=3e-3, head_lr=3e-2, patience=1, min_epochs=0,
-                  monitor="none", callbacks=[rec])
+    clf = Adapter(TEXT, spec, feature_cache=None, epochs=6, lr=3e-3, head_lr=3e-2, patience=1, min_epochs=0,
+                  monitor=monitor, callbacks=[rec])
     clf.fit(text_task, val=flipped)
     r = clf.result_
     assert r.stop_reason is StopReason.SCHEDULE and r.best_epoch == 6 and r.records[-1].val_acc is not None
+    assert r.stages[-1]["monitor"] == "none"
     assert torch.equal(clf.model_.head.weight, rec.heads[6]) and not torch.equal(rec.heads[0], rec.heads[6])
+
+
+@pytest.mark.parametrize("spec", ["lora", "scratch"])
+def test_lora_and_scratch_early_stop_by_default(text_task, spec):
+    flipped = Task(text_task.inputs, 1 - text_task.labels, text_task.classes, "text")
+    clf = Adapter(TEXT, spec, feature_cache=None, epochs=30, lr=3e-3, head_lr=3e-2, patience=2, min_epochs=0)
+    clf.fit(text_task, val=flipped)
+    r = clf.result_
+    assert r.stages[-1]["monitor"] == "val_acc"
+    assert r.stop_reason is StopReason.EARLY_STOPPED and len(r.records) < 30
 
 
 def test_early_stopping_waits_for_min_epochs_and_the_probes_head_is_epoch_0(text_task):
     flipped = Task(text_task.inputs, 1 - text_task.labels, text_task.classes, "text")
-    clf = Adapter(TEXT, "full", feature_cache=None, epochs=12, lr=3e-3, patience=2, min_epochs=8)
+    clf = Adapter(TEXT, "full", feature_cache=None, epochs=12, lr=3e-3, patience=2, min_epochs=8, monitor="val_acc")
     clf.fit(text_task, val=flipped)
     r = clf.result_
     assert r.records[0].epoch == 0 and r.records[0].train_loss is None  # the probe's solution, scored first

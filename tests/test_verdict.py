@@ -23,11 +23,22 @@ from .race_child import toy_spec, toy_task
 TINY = {"backbone": lambda p: tiny_backbone("minilm-l6", p), "progress": False}
 
 
-def test_a_changed_default_changes_the_run_key(monkeypatch):
+@pytest.mark.parametrize("name,value", [("default_lr", Full.default_lr * 2), ("default_monitor", "val_acc")])
+def test_a_changed_default_changes_the_run_key(monkeypatch, name, value):
     spec, run = RaceSpec("toy", "minilm-l6", strategies=["full"], budgets=[8]), RunSpec("full", 8, 0)
     before = spec.run_key(run, "data")
-    monkeypatch.setattr(Full, "default_lr", Full.default_lr * 2)
+    monkeypatch.setattr(Full, name, value)
     assert spec.run_key(run, "data") != before
+
+
+@pytest.mark.parametrize("strategy,default", [("full", "none"), ("lldr", "none"), ("partial:2", "none"),
+                                              ("lora", "val_acc"), ("scratch", "val_acc")])
+def test_the_key_holds_the_monitor_a_run_keeps_its_weights_by(strategy, default):
+    run = RunSpec(strategy, 8, 0)
+    keys = {m: RaceSpec("t", "minilm-l6", strategies=[strategy], budgets=[8],
+                        train_options={} if m is None else {"monitor": m}).run_key(run, "d")
+            for m in (None, "val_acc", "none")}
+    assert keys[None] == keys[default] and keys["val_acc"] != keys["none"]  # the default is the explicit run
 
 
 @pytest.mark.parametrize("change", [{"train_options": {"patience": 3}}, {"backbone_options": {"max_length": 16}},

@@ -68,7 +68,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
                  epochs: int | None = None, min_steps: int | None = None, batch_size: int = 16,
                  lr: float | None = None, head_lr: float | None = None, weight_decay: float = 0.01,
                  warmup: float = 0.1, patience: int | None = None, min_epochs: int | None = None,
-                 monitor: str = "val_acc", grad_clip: float | None = 1.0, seed: int = 0, augment: bool = False,
+                 monitor: str | None = None, grad_clip: float | None = 1.0, seed: int = 0, augment: bool = False,
                  cache_features: bool = True, eval_batch_size: int = 64, device: str = "auto",
                  precision: str = "auto", strategy_options: dict[str, Any] | None = None,
                  backbone_options: dict[str, Any] | None = None,

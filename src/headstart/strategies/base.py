@@ -14,8 +14,10 @@ adapt a backbone; the runner and the loop do the work. Every hook is declared he
 - ``closed_form`` with ``solve(...)``: fit the head without the loop (the L-BFGS probe);
 - class defaults: ``pretrained`` (False for a from-scratch baseline), ``default_lr`` (or ``lr_for``),
   ``default_head_lr`` (None: the head uses ``lr``), ``default_epochs``, ``default_min_steps`` (the
-  planned epochs grow until the run makes this many updates), ``starts_fitted`` (the stage starts
-  from a fitted model, so its starting weights are an early-stopping candidate);
+  planned epochs grow until the run makes this many updates), ``default_monitor`` (what decides which
+  epoch's weights are kept when ``TrainConfig.monitor`` is unset: ``val_acc`` early-stops and restores
+  the best epoch, ``none`` keeps the last), ``starts_fitted`` (the stage starts from a fitted model, so
+  its starting weights are an early-stopping candidate);
 - ``save_filter``: which trained tensors a saved model keeps (LoRA keeps only its adapters).
 
 A new strategy is one module in this package with ``@register_strategy`` on its class: the package's
@@ -84,6 +86,7 @@ class Strategy(ABC):
     default_head_lr: ClassVar[float | None] = 1e-3
     default_epochs: ClassVar[int] = 20
     default_min_steps: ClassVar[int] = 0
+    default_monitor: ClassVar[str] = "val_acc"
     closed_form: ClassVar[bool] = False
     starts_fitted: ClassVar[bool] = False
     trains_on_validation: ClassVar[bool] = False

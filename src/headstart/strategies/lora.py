@@ -23,6 +23,7 @@ class LoRA(FineTune):
     order = 60
     summary = "low-rank adapters (PEFT) on attention, feed-forward / pointwise layers, from the probe's head"
     default_lr = 1e-3
+    default_monitor = "val_acc"  # adapters at 1e-3 drift on tiny data: early stopping keeps them (BENCHMARKS.md)
     rank: int = field(default=8, metadata={"help": "rank of the low-rank update B·A"})
     alpha: float = field(default=16.0, metadata={"help": "scaling: the update is multiplied by alpha / rank"})
     dropout: float = field(default=0.05, metadata={"help": "dropout on the adapters' input"})

@@ -106,7 +106,8 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, c
         if stage.trains_on_validation:
             result.notes.append(f"{stage.spec}: trained on the {len(train)} training + {len(val)} validation "
                                 "examples (nothing held out, no early stopping)")
-        run_training(model, groups, start, train_src, val_src, cfg, stage.default_epochs, stage=stage.spec,
+        run_training(model, groups, start, train_src, val_src, cfg.resolve_monitor(stage.default_monitor),
+                     stage.default_epochs, stage=stage.spec,
                      min_steps=stage.default_min_steps, callbacks=callbacks, result=result,
                      include_start=stage.starts_fitted, objective=stage.objective(model, cfg))
     if cfg.resolve_precision(device) is not None and not all(s.closed_form for s in strategy.stages()):

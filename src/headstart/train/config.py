@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import HeadstartError
 
-__all__ = ["PRECISIONS", "TrainConfig"]
+__all__ = ["MONITORS", "PRECISIONS", "TrainConfig"]
 
 PRECISIONS = ("auto", "bf16", "fp32")  # of the training forward pass; see train/precision.py
+MONITORS = ("val_acc", "val_loss", "none")  # see TrainConfig.monitor
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -33,9 +34,11 @@ class TrainConfig:
                                 "planned epochs when that is more)")
     min_epochs: int | None = _opt(None, "early stopping never fires before this epoch (default: a quarter of the "
                                   "planned epochs)")
-    monitor: str = _opt("val_acc", "early-stopping metric: 'val_acc' (ties broken by the lower loss), 'val_loss' "
-                        "(ties broken by the higher accuracy), or 'none' (train every planned epoch and keep the last "
-                        "weights; validation is still measured and shown)")
+    monitor: str | None = _opt(None, "which epoch's weights are kept: 'val_acc' (early stopping on validation accuracy, "
+                               "ties broken by the lower loss, the best epoch restored), 'val_loss' (the reverse), "
+                               "'none' (every planned epoch, the last weights; validation is still measured and "
+                               "shown); None: the strategy's default ('none' for full, lldr and partial, 'val_acc' "
+                               "for the others)")
     grad_clip: float | None = _opt(1.0, "clip the gradient norm to this (None: no clipping)")
     seed: int = _opt(0, "seeds the head init, batch order, dropout and augmentation")
     augment: bool = _opt(False, "label-preserving augmentation (bypasses the feature cache)")
@@ -68,8 +71,8 @@ class TrainConfig:
                 raise bad(name, "a positive integer or None")
         if self.min_epochs is not None and self.min_epochs < 0:
             raise bad("min_epochs", "a non-negative integer or None")
-        if self.monitor not in ("val_loss", "val_acc", "none"):
-            raise bad("monitor", "'val_acc', 'val_loss' or 'none'")
+        if self.monitor not in (None, *MONITORS):
+            raise bad("monitor", "'val_acc', 'val_loss', 'none' or None")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise bad("grad_clip", "a positive float or None")
         if self.precision not in PRECISIONS:
@@ -94,6 +97,10 @@ class TrainConfig:
         """(patience, min_epochs) for a run of ``epochs`` planned epochs."""
         patience = self.patience if self.patience is not None else max(5, -(-epochs // 5))
         return patience, self.min_epochs if self.min_epochs is not None else epochs // 4
+
+    def resolve_monitor(self, default: str) -> TrainConfig:
+        """This config with ``monitor`` set: the explicit setting, else ``default`` (a strategy's)."""
+        return self if self.monitor is not None else replace(self, monitor=default)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

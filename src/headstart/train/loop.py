@@ -175,6 +175,7 @@ def run_training(model: AdaptedModel, groups: list[dict], start: int, train: Bat
     updates (``cfg.min_steps`` overrides it); what was planned is added to ``result.stages[-1]``.
     """
     device = next(model.parameters()).device
+    cfg = cfg.resolve_monitor("val_acc")  # a caller that did not resolve a strategy's default
     objective = objective or Objective()
     validates = objective.validates and val is not None
     result = result or FitResult(strategy=stage)
