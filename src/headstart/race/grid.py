@@ -80,7 +80,8 @@ class RaceSpec:
         cfg, strategy_options = TrainConfig.from_options({**self.options_for(run.strategy), "seed": run.seed})
         strategy = create_strategy(run.strategy, **strategy_options)
         device = cfg.resolve_device()
-        train = {**cfg.resolve_monitor(strategy.default_monitor).to_dict(), "device": str(device), "precision": str(cfg.resolve_precision(device) or "fp32")}
+        train = {**cfg.resolve_monitor(strategy.default_monitor).to_dict(), "device": str(device),
+                 "precision": str(cfg.resolve_precision(device) or "fp32")}
         return {"format": RESULTS_FORMAT, "headstart": __version__, "data": data_fingerprint,
                 "test": test_fingerprint, "split_seed": self.split_seed, "test_limit": self.test_limit,
                 "backbone": self.backbone, "backbone_options": self.backbone_options, "budget": run.budget,
