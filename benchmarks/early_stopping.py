@@ -105,10 +105,11 @@ def section(seeds: int) -> str:
     for data, label in variants:
         task = load_task(data)
         options = parse_options(label.split(", ") if label else [])
+        plain = set().union(*(_keys(_spec(data, FINE_TUNES, BUDGETS, seeds, m, {}), task) for m in MONITORS))
         found = {}
         for monitor in MONITORS:
             for key, cell in _keys(_spec(data, FINE_TUNES, BUDGETS, seeds, monitor, options), task).items():
-                if key in stored:
+                if key in stored and (not label or key not in plain):  # a setting's rows: the runs it changes
                     found[(monitor, *cell)] = stored[key]
         for strategy in FINE_TUNES:
             for b in BUDGETS:
