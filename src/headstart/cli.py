@@ -67,7 +67,7 @@ def _cmd_options(args: argparse.Namespace) -> None:
 
     strategy = create_strategy(args.strategy)
     sections = [(f"{strategy.spec}: {strategy.summary}", type(strategy), strategy),
-                ("training options (every strategy)", TrainConfig, TrainConfig())]
+                ("training options (every strategy)", TrainConfig, TrainConfig(monitor=strategy.default_monitor))]
     for title, cls, instance in sections:
         print(title)
         for f in dataclasses.fields(cls):
