@@ -341,6 +341,6 @@ def test_headstart_options_lists_every_option_with_its_default(capsys):
     assert main(["options", "lora"]) == 0
     out = capsys.readouterr().out
     assert "rank             a whole number" in out and "default 8" in out and "patience" in out
-    assert re.search(r"monitor +a word or none +default val_acc", out)  # the strategy's own default
-    assert main(["options", "full"]) == 0
-    assert re.search(r"monitor +a word or none +default none", capsys.readouterr().out)
+    assert re.search(r"monitor +a word or none +default none", out)  # the strategy's own default
+    assert main(["options", "scratch"]) == 0
+    assert re.search(r"monitor +a word or none +default val_acc", capsys.readouterr().out)

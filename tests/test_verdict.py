@@ -32,7 +32,7 @@ def test_a_changed_default_changes_the_run_key(monkeypatch, name, value):
 
 
 @pytest.mark.parametrize("strategy,default", [("full", "none"), ("lldr", "none"), ("partial:2", "none"),
-                                              ("lora", "val_acc"), ("scratch", "val_acc")])
+                                              ("lora", "none"), ("scratch", "val_acc")])
 def test_the_key_holds_the_monitor_a_run_keeps_its_weights_by(strategy, default):
     run = RunSpec(strategy, 8, 0)
     keys = {m: RaceSpec("t", "minilm-l6", strategies=[strategy], budgets=[8],

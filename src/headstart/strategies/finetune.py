@@ -10,13 +10,13 @@ them. ``head_init="random"`` gives the classic recipe (a new head at its own, hi
 
 ``lp-ft`` is therefore ``full`` (an alias, kept so that existing scripts and races keep working).
 
-Which weights are kept: ``full``, ``lldr`` and ``partial`` train their planned schedule and keep the last
-weights (``monitor="none"``), as the usual transformers recipe does. Their body moves at 5e-5..1e-4 and
-does not drift on a few hundred steps, while the "best" epoch on a validation split of 4 to 64
-examples per class is mostly the noise of that split: restoring it cost ``full`` 5 points of selection
-accuracy at 128 labels per class on rotten-tomatoes and never helped (BENCHMARKS.md, "Early stopping on
-a small validation split"). ``monitor="val_acc"`` brings early stopping back; validation is measured
-either way.
+Which weights are kept: every fine-tune trains its planned schedule and keeps the last weights
+(``monitor="none"``), as the usual transformers recipe does. At their rates (5e-5..1e-4 for the body,
+5e-4 for LoRA's adapters) they do not drift over a few hundred steps, while the "best" epoch on a
+validation split of 4 to 64 examples per class is mostly the noise of that split: restoring it cost
+``full`` 5 points of selection accuracy at 128 labels per class on rotten-tomatoes and never helped
+(BENCHMARKS.md, "Early stopping on a small validation split"). ``monitor="val_acc"`` brings early
+stopping back; validation is measured either way.
 """
 
 from __future__ import annotations

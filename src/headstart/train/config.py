@@ -37,8 +37,8 @@ class TrainConfig:
     monitor: str | None = _opt(None, "which epoch's weights are kept: 'val_acc' (early stopping on validation "
                                "accuracy, ties broken by the lower loss, the best epoch restored), 'val_loss' "
                                "(the reverse), 'none' (every planned epoch, the last weights; validation is still "
-                               "measured and shown); None: the strategy's default ('none' for full, lldr and "
-                               "partial, 'val_acc' for the others)")
+                               "measured and shown); None: the strategy's default ('none' for the fine-tunes, "
+                               "'val_acc' for the from-scratch baselines)")
     grad_clip: float | None = _opt(1.0, "clip the gradient norm to this (None: no clipping)")
     seed: int = _opt(0, "seeds the head init, batch order, dropout and augmentation")
     augment: bool = _opt(False, "label-preserving augmentation (bypasses the feature cache)")

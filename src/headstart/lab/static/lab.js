@@ -266,7 +266,7 @@ function drawMonitor() {
     text = reason === "early_stopped"
       ? `Early stopping fired after epoch ${last}: ${plan.patience} epochs without a better validation score. Restored epoch ${best}'s weights (marked).`
       : reason === "max_epochs" ? `Ran all ${plan.epochs ?? last} planned epochs; kept epoch ${best}'s weights (marked), the best on validation.`
-      : reason === "schedule" ? `Ran all ${plan.epochs ?? last} planned epochs without early stopping (monitor=none, the default of partial, full and lldr); kept epoch ${last}'s weights, the last.`
+      : reason === "schedule" ? `Ran all ${plan.epochs ?? last} planned epochs without early stopping (monitor=none, the fine-tunes' default); kept epoch ${last}'s weights, the last.`
       : reason === "interrupted" ? `Stopped on request after epoch ${last}; kept epoch ${best}'s weights.`
       : `Stopped: ${reason}; kept epoch ${best}'s weights.`;
   } else if (m.last) {
