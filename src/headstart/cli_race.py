@@ -13,13 +13,13 @@ from .cli_train import DEFAULT_BACKBONE, add_common_training_flags, backbone_opt
 __all__ = ["DEMO", "add_race_commands"]
 
 #: The built-in example: a small race that shows every kind of strategy in about five minutes on 2 CPU cores.
-#: The fine-tunes plan 50 optimiser steps instead of their default 100 (the one setting trimmed for time);
+#: The fine-tunes plan 30 optimiser steps instead of their default 100 (the one setting trimmed for time);
 #: scratch-small is the from-scratch baseline (the random-init MiniLM, far costlier, is in `compare`'s default).
 DEMO: dict[str, Any] = {
     "data": "rotten-tomatoes", "backbone": "minilm-l6",
     "strategies": ["scratch-small", "probe", "partial:2", "full", "lora"],
     "budgets": [8, 32], "seeds": 2, "test_limit": 400,
-    "train_options": {"min_steps": 50}, "backbone_options": {"max_length": 64},
+    "train_options": {"min_steps": 30}, "backbone_options": {"max_length": 64},
 }
 
 
