@@ -4,9 +4,9 @@ Every one starts its head from the closed-form probe fitted on the training labe
 cross-validation within them), the LP-FT idea (Kumar et al., 2022) applied to every fine-tune: a
 random head on a pretrained body sends large, uninformative gradients into the body for the first
 steps, and with a few dozen labels there are only a few dozen steps. The probe's solution is
-epoch 0 of the fine-tune, an early-stopping candidate, so a fine-tune never ends worse on validation
-than the probe it started from. The validation labels stay unseen until early stopping scores on
-them. ``head_init="random"`` gives the classic recipe (a new head at its own, higher rate).
+epoch 0 of the fine-tune; under early stopping (``monitor="val_acc"``) it is a candidate, so such a
+fine-tune never ends worse on validation than the probe it started from. The validation labels never
+train. ``head_init="random"`` gives the classic recipe (a new head at its own, higher rate).
 
 ``lp-ft`` is therefore ``full`` (an alias, kept so that existing scripts and races keep working).
 
