@@ -1,0 +1,141 @@
+"""Other settings of a strategy, raced against its default on the peers benchmark's draws.
+
+    python benchmarks/settings.py --data vader-tweets --strategies lldr --budgets 128 --set lldr.decay=0.9
+    python benchmarks/settings.py --strategies partial:2 --budgets 128 --set partial.lr=3e-4
+    python benchmarks/settings.py --strategies partial:4 --budgets 128   # a variant outside the peers grid
+    python benchmarks/settings.py --report          # only rebuild the section
+
+A target the defaults miss (``benchmarks/_targets.py``) needs the measurements that explain it: would
+a higher rate, a gentler decay, a larger rank or more epochs have met it? Each call races the given
+strategies with the ``--set`` options on the peers benchmark's draws, seeds, 1,000 selection and 1,000
+test examples (``benchmarks/peers.py``), so every run pairs by seed with the strategy's default run and
+with ``probe``, both in ``peers.jsonl``. Each row of ``benchmarks/results/settings.jsonl`` records the
+options it trained with and the learning rate they resolve to; the section is built from those rows
+and the current default grid of ``peers.jsonl``. Every run is stored (resumable); a fresh clone trains
+only what the files lack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import ROOT, merge_jsonl, read_jsonl, write_section  # noqa: E402
+from _targets import FINE_TUNES, by_seed, compare, state  # noqa: E402
+from early_stopping import _keys, _label, _lr  # noqa: E402
+from peers import MAX_LENGTH, RESULTS, TEST_LIMIT, race_missing, stored  # noqa: E402
+
+from headstart.data import load_task  # noqa: E402
+from headstart.options import parse_options  # noqa: E402
+from headstart.race import RaceSpec, ResultStore, prepare_race  # noqa: E402
+
+OUT = ROOT / "benchmarks" / "results" / "settings.jsonl"
+KEEP = ("data", "strategy", "budget", "seed", "sel_acc", "test_acc", "seconds", "epochs", "best_epoch", "stop_reason",
+        "key", "headstart")
+
+
+def run(data: str, strategies: list[str], budgets: list[int], seeds: int, out: Path,
+        options: dict[str, object]) -> None:
+    task = load_task(data)
+    spec = RaceSpec(data, "minilm-l6", strategies=strategies, budgets=budgets, seeds=seeds, test_limit=TEST_LIMIT,
+                    backbone_options={"max_length": MAX_LENGTH}, train_options=options)
+    prepared = prepare_race(spec, task)
+    keys = _keys(spec, prepared)
+    store = out / data / (_label(options).replace(" ", "").replace(",", "_") or "defaults")
+
+    def export_runs(*_) -> None:
+        if (store / "results.sqlite").exists():
+            with ResultStore(store / "results.sqlite") as s:
+                export(data, [r for r in s.records() if r["key"] in keys], options)
+
+    committed = {r["key"] for r in read_jsonl(RESULTS) + read_jsonl(OUT) if r.get("key")}
+    race_missing(spec, prepared, task, store, committed, on_run_end=export_runs)
+    export_runs()  # runs a killed earlier process finished
+
+
+def export(data: str, records: list[dict], options: dict[str, object]) -> None:
+    """Add ``records`` with the options and learning rate they trained at (rows already there are kept)."""
+    have = {r["key"] for r in read_jsonl(OUT)}
+    merge_jsonl(OUT, [{k: r.get(k) for k in KEEP} | {"data": data, "options": _label(options) or "defaults",
+                                                    "lr": _lr(r["strategy"], options)}
+                      for r in records if r["key"] not in have],
+                order=lambda r: (r["data"], r["strategy"], r["budget"], r["options"], r["seed"]))
+
+
+def _mean(values, digits: int = 3) -> str:
+    values = list(values)
+    return f"{np.mean(values):.{digits}f}" if values else "–"
+
+
+def _versus(a: dict[int, float], b: dict[int, float]) -> str:
+    cmp = compare(a, b, TEST_LIMIT)
+    if cmp is None:
+        return "–"
+    diff, noise, _ = cmp
+    return f"{diff:+.3f} (±{noise:.3f}, {state(diff, noise)})"
+
+
+def section(seeds: int) -> str:
+    """One line per dataset, strategy, budget and setting; the default's line first."""
+    rows = [r for r in read_jsonl(OUT) if r["seed"] < seeds]
+    lines = ["| data | strategy | labels/class | setting | selection | vs the default (noise) | vs `probe` (noise) "
+             "| test | seconds per run |", "|---|---|---|---|---|---|---|---|---|"]
+    order = {name: i for i, name in enumerate(FINE_TUNES)}
+    for data in sorted({r["data"] for r in rows}):
+        race, _, _ = stored(data, seeds)
+        cells = sorted({(r["strategy"], r["budget"]) for r in rows if r["data"] == data},
+                       key=lambda c: (order.get(c[0], len(order)), c[0], c[1]))
+        for strategy, budget in cells:
+            default = by_seed(race, strategy, budget, "sel_acc")
+            probe = by_seed(race, "probe", budget, "sel_acc")
+            base = [r for r in race if r["strategy"] == strategy and r["budget"] == budget]
+            if base:  # a strategy of the peers grid: its default run is there
+                lines.append(f"| {data} | `{strategy}` | {budget} | default | {_mean(default.values())} | – | "
+                             f"{_versus(default, probe)} | {_mean(r['test_acc'] for r in base)} | "
+                             f"{_mean((r['seconds'] for r in base), 0)} |")
+            mine = [r for r in rows if r["data"] == data and (r["strategy"], r["budget"]) == (strategy, budget)]
+            for label in sorted({r["options"] for r in mine}):
+                runs = [r for r in mine if r["options"] == label]
+                sel = {r["seed"]: r["sel_acc"] for r in runs}
+                partial = "" if len(sel) == seeds else f" ({len(sel)} of {seeds} seeds)"
+                lines.append(f"| {data} | `{strategy}` | {budget} | {label}{partial} | {_mean(sel.values())} | "
+                             f"{_versus(sel, default)} | {_versus(sel, probe)} | "
+                             f"{_mean(r['test_acc'] for r in runs)} | {_mean((r['seconds'] for r in runs), 0)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default="rotten-tomatoes,vader-tweets")
+    parser.add_argument("--strategies", default=",".join(FINE_TUNES))
+    parser.add_argument("--budgets", default="128")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a training or strategy option (partial.lr=3e-4, lldr.decay=0.9, epochs=40)")
+    parser.add_argument("--out", default=str(ROOT / "runs" / "settings"))
+    parser.add_argument("--report", action="store_true", help="only rebuild the section from what is stored")
+    parser.add_argument("--no-tables", action="store_true", help="run and export only, leave BENCHMARKS.md alone")
+    args = parser.parse_args()
+    strategies = args.strategies.split(",")
+    if not args.report:
+        options = parse_options(args.set, strategies)
+        for data in args.data.split(","):
+            run(data, strategies, [int(b) for b in args.budgets.split(",")], args.seeds, Path(args.out), options)
+    if args.no_tables:
+        return
+    write_section("settings", "Other settings of the fine-tunes, against their defaults", (
+        "Where a fine-tuning target is not met with the defaults (the targets under \"Every strategy\"), the "
+        "settings that might have met it, each raced on the peers benchmark's draws: same seeds, same 1,000 "
+        "selection and 1,000 test examples, so every run pairs by seed with the strategy's default run and with "
+        "`probe` (both from `peers.jsonl`). Differences are judged on *selection* accuracy with the race's noise "
+        "rule (\"ahead\"/\"behind\" = more than 2 noise units; `benchmarks/_targets.py`). Per-run results: "
+        "`benchmarks/results/settings.jsonl` (rebuild with `python benchmarks/settings.py --report`).\n\n"
+        + section(args.seeds)))
+
+
+if __name__ == "__main__":
+    main()
