@@ -29,7 +29,8 @@ at that budget (the race's rule), and its *test* accuracy is what the table repo
 
 Results are stored per run (resumable) and exported to ``benchmarks/results/peers.jsonl``, the compact
 record the table is built from: a partial run adds rows, never drops them, and a fresh clone rebuilds
-the section with ``--strategies none --peers none``.
+the section with ``--strategies none --peers none``. A run of ``benchmarks/settings.py`` whose setting
+later became the default has this grid's key, and joins the file instead of being trained again.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from headstart.race.store import RESULTS_FORMAT  # noqa: E402
 
 STRATEGIES = ["scratch", "scratch-small", "probe", "partial:2", "full", "lldr", "lora", "contrastive"]
 RESULTS = ROOT / "benchmarks" / "results" / "peers.jsonl"
+SETTINGS = ROOT / "benchmarks" / "results" / "settings.jsonl"
 KEEP = ("data", "strategy", "peer", "budget", "seed", "sel_acc", "test_acc", "seconds", "n_train", "n_val", "n_test",
         "trainable_params", "key", "headstart", "epochs", "stop_reason")
 PEERS = ["fastfit", "setfit", "hf-trainer", "hf-trainer-10ep", "sklearn-logreg"]
@@ -190,6 +192,16 @@ class _Remaining(RaceSpec):
 
 def committed_keys() -> set[str]:
     return {r["key"] for r in read_jsonl(RESULTS)}
+
+
+def adopt_settings(data: str, seeds: int) -> None:
+    """Runs of ``benchmarks/settings.py`` that are runs of this grid (a setting measured there that later became the
+    default: same resolved options, same key) join the JSONL file, so they are not trained again."""
+    have, grid = committed_keys(), grid_keys(data, seeds)
+    rows = [r for r in read_jsonl(SETTINGS) if r["data"] == data and r["key"] in grid and r["key"] not in have]
+    if rows:
+        print(f"{data}: {len(rows)} runs adopted from {SETTINGS.name}", flush=True)
+        export(data, rows)
 
 
 def race_missing(spec: RaceSpec, prepared, task, out: Path, committed: set[str], **options) -> None:
@@ -408,6 +420,7 @@ def main() -> None:
     budgets = [int(b) for b in args.budgets.split(",")]
     sections, per_strategy, curves = [], [], {}
     for data in args.data.split(","):
+        adopt_settings(data, args.seeds)
         if _names(args.strategies) or _names(args.peers):
             run_peers(data, budgets, args.seeds, Path(args.out) / data, _names(args.strategies), _names(args.peers))
         elif (Path(args.out) / data).exists():

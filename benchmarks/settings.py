@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import ROOT, merge_jsonl, read_jsonl, write_section  # noqa: E402
 from _targets import FINE_TUNES, by_seed, compare, state  # noqa: E402
 from early_stopping import _keys, _label, _lr  # noqa: E402
+from peers import KEEP as PEERS_KEEP  # noqa: E402
 from peers import MAX_LENGTH, RESULTS, TEST_LIMIT, race_missing, stored  # noqa: E402
 
 from headstart.data import load_task  # noqa: E402
@@ -34,8 +35,7 @@ from headstart.options import parse_options  # noqa: E402
 from headstart.race import RaceSpec, ResultStore, prepare_race  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "settings.jsonl"
-KEEP = ("data", "strategy", "budget", "seed", "sel_acc", "test_acc", "seconds", "epochs", "best_epoch", "stop_reason",
-        "key", "headstart")
+KEEP = tuple(k for k in PEERS_KEEP if k != "peer") + ("best_epoch",)
 
 
 def run(data: str, strategies: list[str], budgets: list[int], seeds: int, out: Path,
@@ -58,11 +58,11 @@ def run(data: str, strategies: list[str], budgets: list[int], seeds: int, out: P
 
 
 def export(data: str, records: list[dict], options: dict[str, object]) -> None:
-    """Add ``records`` with the options and learning rate they trained at (rows already there are kept)."""
-    have = {r["key"] for r in read_jsonl(OUT)}
+    """Add ``records`` with the options and learning rate they trained at (a row of the same key, the same run, is
+    replaced; the fields are the peers file's, so a run that becomes a default run can join the peers grid)."""
     merge_jsonl(OUT, [{k: r.get(k) for k in KEEP} | {"data": data, "options": _label(options) or "defaults",
                                                     "lr": _lr(r["strategy"], options)}
-                      for r in records if r["key"] not in have],
+                      for r in records],
                 order=lambda r: (r["data"], r["strategy"], r["budget"], r["options"], r["seed"]))
 
 
