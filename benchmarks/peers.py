@@ -463,7 +463,7 @@ def main() -> None:
         "fine-tune starts from the probe's head (LP-FT; `lp-ft` is now an alias of `full`), plans at least 100 "
         "optimiser steps (the from-scratch baselines too) and keeps its last epoch (the from-scratch baselines "
         "early-stop on validation accuracy); LoRA trains at 5e-4 and also adapts the feed-forward layers, LLDR's "
-        "top block trains at 1e-4. "
+        "top block trains at 1e-4 and each block below at 0.9 of the rate above. "
         "Why, and what it changed: the changelog entries \"Fine-tunes that earn their place\" and \"The "
         "fine-tunes keep their last epoch\" in the peer notes. "
         "Cells are filled as the resumable grid runs (`python benchmarks/peers.py --peers none`).\n\n"

@@ -3,6 +3,7 @@
     python benchmarks/settings.py --data vader-tweets --strategies lldr --budgets 128 --set lldr.decay=0.9
     python benchmarks/settings.py --strategies partial:2 --budgets 128 --set partial.lr=3e-4
     python benchmarks/settings.py --strategies partial:4 --budgets 128   # a variant outside the peers grid
+    python benchmarks/settings.py --strategies lldr --budgets 8,32,128 --set lldr.decay=0.8   # a former default
     python benchmarks/settings.py --report          # only rebuild the section
 
 A target the defaults miss (``benchmarks/_targets.py``) needs the measurements that explain it: would
@@ -28,7 +29,7 @@ from _report import ROOT, merge_jsonl, read_jsonl, write_section  # noqa: E402
 from _targets import FINE_TUNES, by_seed, compare, state  # noqa: E402
 from early_stopping import _keys, _label, _lr  # noqa: E402
 from peers import KEEP as PEERS_KEEP  # noqa: E402
-from peers import MAX_LENGTH, RESULTS, TEST_LIMIT, race_missing, stored  # noqa: E402
+from peers import MAX_LENGTH, RESULTS, TEST_LIMIT, adopt_settings, race_missing, stored  # noqa: E402
 
 from headstart.data import load_task  # noqa: E402
 from headstart.options import parse_options  # noqa: E402
@@ -48,9 +49,13 @@ def run(data: str, strategies: list[str], budgets: list[int], seeds: int, out: P
     store = out / data / (_label(options).replace(" ", "").replace(",", "_") or "defaults")
 
     def export_runs(*_) -> None:
+        """This setting's finished runs, from its store and from peers.jsonl (a former default asked for by name,
+        ``--set lldr.decay=0.8``, is the very run the peers grid made under that default)."""
+        records = [r for r in read_jsonl(RESULTS) if r.get("key") in keys]
         if (store / "results.sqlite").exists():
             with ResultStore(store / "results.sqlite") as s:
-                export(data, [r for r in s.records() if r["key"] in keys], options)
+                records += [r for r in s.records() if r["key"] in keys]
+        export(data, records, options)
 
     committed = {r["key"] for r in read_jsonl(RESULTS) + read_jsonl(OUT) if r.get("key")}
     race_missing(spec, prepared, task, store, committed, on_run_end=export_runs)
@@ -94,10 +99,12 @@ def section(seeds: int) -> str:
             probe = by_seed(race, "probe", budget, "sel_acc")
             base = [r for r in race if r["strategy"] == strategy and r["budget"] == budget]
             if base:  # a strategy of the peers grid: its default run is there
-                lines.append(f"| {data} | `{strategy}` | {budget} | default | {_mean(default.values())} | – | "
+                note = "" if len(default) == seeds else f" ({len(default)} of {seeds} seeds)"
+                lines.append(f"| {data} | `{strategy}` | {budget} | default{note} | {_mean(default.values())} | – | "
                              f"{_versus(default, probe)} | {_mean(r['test_acc'] for r in base)} | "
                              f"{_mean((r['seconds'] for r in base), 0)} |")
-            mine = [r for r in rows if r["data"] == data and (r["strategy"], r["budget"]) == (strategy, budget)]
+            mine = [r for r in rows if r["data"] == data and (r["strategy"], r["budget"]) == (strategy, budget)
+                    and r["key"] not in {b["key"] for b in base}]  # a setting that is today's default: that line
             for label in sorted({r["options"] for r in mine}):
                 runs = [r for r in mine if r["options"] == label]
                 sel = {r["seed"]: r["sel_acc"] for r in runs}
@@ -127,6 +134,8 @@ def main() -> None:
             run(data, strategies, [int(b) for b in args.budgets.split(",")], args.seeds, Path(args.out), options)
     if args.no_tables:
         return
+    for data in sorted({r["data"] for r in read_jsonl(OUT)}):
+        adopt_settings(data, args.seeds)  # a setting that became the default: its runs are the default's
     write_section("settings", "Other settings of the fine-tunes, against their defaults", (
         "Where a fine-tuning target is not met with the defaults (the targets under \"Every strategy\"), the "
         "settings that might have met it, each raced on the peers benchmark's draws: same seeds, same 1,000 "
