@@ -82,7 +82,7 @@ def _setfit(path: str, texts: list[str], labels: np.ndarray, test: list[str], se
     model = SetFitModel.from_pretrained(path)
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(output_dir=out, seed=seed, max_length=MAX_LENGTH, show_progress_bar=False,
-                                 **({"num_iterations": 20} if capped else {}))
+                                 report_to="none", **({"num_iterations": 20} if capped else {}))
         trainer = Trainer(model=model, args=args,
                           train_dataset=Dataset.from_dict({"text": texts, "label": labels.tolist()}))
         trainer.train()
