@@ -36,6 +36,7 @@ later became the default has this grid's key, and joins the file instead of bein
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
 import sys
@@ -268,15 +269,19 @@ def export_stored(data: str, out: Path, seeds: int, strategies: list[str] = ()) 
         export(data, race_records + peer_records)
 
 
-def grid_keys(data: str, seeds: int, strategies: list[str] = ()) -> set[str]:
+def grid_keys(data: str, seeds: int, strategies: list[str] = ()) -> frozenset[str]:
     """The run keys of the benchmark's own grid under this headstart (every strategy, budget and seed at its
     defaults, plus ``strategies`` asked for, such as an older version's ``lp-ft``): a default changed within a
     version gives new keys, so its older rows leave the tables."""
-    names = list(dict.fromkeys([*STRATEGIES, *strategies]))
-    grid = RaceSpec(data, "minilm-l6", strategies=names, budgets=[8, 32, 128], seeds=max(3, seeds),
+    return _grid_keys(data, max(3, seeds), tuple(dict.fromkeys([*STRATEGIES, *strategies])))
+
+
+@functools.cache  # a report asks for the same grid more than once (adopting settings runs, then the tables)
+def _grid_keys(data: str, seeds: int, names: tuple[str, ...]) -> frozenset[str]:
+    grid = RaceSpec(data, "minilm-l6", strategies=list(names), budgets=[8, 32, 128], seeds=seeds,
                     test_limit=TEST_LIMIT, backbone_options={"max_length": MAX_LENGTH})
     prepared = prepare_race(grid, load_task(data))
-    return {grid.run_key(run, prepared.fingerprint, prepared.test_fingerprint) for run in grid.runs()}
+    return frozenset(grid.run_key(run, prepared.fingerprint, prepared.test_fingerprint) for run in grid.runs())
 
 
 def export(data: str, records: list[dict]) -> None:

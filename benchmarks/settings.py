@@ -18,22 +18,19 @@ only what the files lack.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import ROOT, merge_jsonl, read_jsonl, write_section  # noqa: E402
 from _targets import FINE_TUNES, by_seed, compare, state  # noqa: E402
-from early_stopping import _keys, _label, _lr  # noqa: E402
+from _variants import label, lr_of, mean, parser, race_and_export, spec, store_for  # noqa: E402
 from peers import KEEP as PEERS_KEEP  # noqa: E402
-from peers import MAX_LENGTH, RESULTS, TEST_LIMIT, adopt_settings, race_missing, stored  # noqa: E402
+from peers import RESULTS, TEST_LIMIT, adopt_settings, stored  # noqa: E402
 
 from headstart.data import load_task  # noqa: E402
 from headstart.options import parse_options  # noqa: E402
-from headstart.race import RaceSpec, ResultStore, prepare_race  # noqa: E402
+from headstart.race import prepare_race  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "settings.jsonl"
 KEEP = tuple(k for k in PEERS_KEEP if k != "peer") + ("best_epoch",)
@@ -41,39 +38,23 @@ KEEP = tuple(k for k in PEERS_KEEP if k != "peer") + ("best_epoch",)
 
 def run(data: str, strategies: list[str], budgets: list[int], seeds: int, out: Path,
         options: dict[str, object]) -> None:
+    """Race the setting's missing runs; its finished runs, from its store and from peers.jsonl (a former default
+    asked for by name, ``--set lldr.decay=0.8``, is the very run the peers grid made under that default), are
+    exported after each run."""
     task = load_task(data)
-    spec = RaceSpec(data, "minilm-l6", strategies=strategies, budgets=budgets, seeds=seeds, test_limit=TEST_LIMIT,
-                    backbone_options={"max_length": MAX_LENGTH}, train_options=options)
-    prepared = prepare_race(spec, task)
-    keys = _keys(spec, prepared)
-    store = out / data / (_label(options).replace(" ", "").replace(",", "_") or "defaults")
-
-    def export_runs(*_) -> None:
-        """This setting's finished runs, from its store and from peers.jsonl (a former default asked for by name,
-        ``--set lldr.decay=0.8``, is the very run the peers grid made under that default)."""
-        records = [r for r in read_jsonl(RESULTS) if r.get("key") in keys]
-        if (store / "results.sqlite").exists():
-            with ResultStore(store / "results.sqlite") as s:
-                records += [r for r in s.records() if r["key"] in keys]
-        export(data, records, options)
-
+    race = spec(data, strategies, budgets, seeds, options)
     committed = {r["key"] for r in read_jsonl(RESULTS) + read_jsonl(OUT) if r.get("key")}
-    race_missing(spec, prepared, task, store, committed, on_run_end=export_runs)
-    export_runs()  # runs a killed earlier process finished
+    race_and_export(race, prepare_race(race, task), task, store_for(out, data, options), committed,
+                    lambda records: export(data, records, options))
 
 
 def export(data: str, records: list[dict], options: dict[str, object]) -> None:
     """Add ``records`` with the options and learning rate they trained at (a row of the same key, the same run, is
     replaced; the fields are the peers file's, so a run that becomes a default run can join the peers grid)."""
-    merge_jsonl(OUT, [{k: r.get(k) for k in KEEP} | {"data": data, "options": _label(options) or "defaults",
-                                                    "lr": _lr(r["strategy"], options)}
+    merge_jsonl(OUT, [{k: r.get(k) for k in KEEP} | {"data": data, "options": label(options) or "defaults",
+                                                    "lr": lr_of(r["strategy"], options)}
                       for r in records],
                 order=lambda r: (r["data"], r["strategy"], r["budget"], r["options"], r["seed"]))
-
-
-def _mean(values, digits: int = 3) -> str:
-    values = list(values)
-    return f"{np.mean(values):.{digits}f}" if values else "–"
 
 
 def _versus(a: dict[int, float], b: dict[int, float]) -> str:
@@ -100,33 +81,25 @@ def section(seeds: int) -> str:
             base = [r for r in race if r["strategy"] == strategy and r["budget"] == budget]
             if base:  # a strategy of the peers grid: its default run is there
                 note = "" if len(default) == seeds else f" ({len(default)} of {seeds} seeds)"
-                lines.append(f"| {data} | `{strategy}` | {budget} | default{note} | {_mean(default.values())} | – | "
-                             f"{_versus(default, probe)} | {_mean(r['test_acc'] for r in base)} | "
-                             f"{_mean((r['seconds'] for r in base), 0)} |")
+                lines.append(f"| {data} | `{strategy}` | {budget} | default{note} | {mean(default.values())} | – | "
+                             f"{_versus(default, probe)} | {mean(r['test_acc'] for r in base)} | "
+                             f"{mean((r['seconds'] for r in base), 0)} |")
+            defaults = {r["key"] for r in base}  # a setting that is today's default is on the default's line
             mine = [r for r in rows if r["data"] == data and (r["strategy"], r["budget"]) == (strategy, budget)
-                    and r["key"] not in {b["key"] for b in base}]  # a setting that is today's default: that line
-            for label in sorted({r["options"] for r in mine}):
-                runs = [r for r in mine if r["options"] == label]
+                    and r["key"] not in defaults]
+            for setting in sorted({r["options"] for r in mine}):
+                runs = [r for r in mine if r["options"] == setting]
                 sel = {r["seed"]: r["sel_acc"] for r in runs}
                 partial = "" if len(sel) == seeds else f" ({len(sel)} of {seeds} seeds)"
-                lines.append(f"| {data} | `{strategy}` | {budget} | {label}{partial} | {_mean(sel.values())} | "
+                lines.append(f"| {data} | `{strategy}` | {budget} | {setting}{partial} | {mean(sel.values())} | "
                              f"{_versus(sel, default)} | {_versus(sel, probe)} | "
-                             f"{_mean(r['test_acc'] for r in runs)} | {_mean((r['seconds'] for r in runs), 0)} |")
+                             f"{mean(r['test_acc'] for r in runs)} | {mean((r['seconds'] for r in runs), 0)} |")
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default="rotten-tomatoes,vader-tweets")
-    parser.add_argument("--strategies", default=",".join(FINE_TUNES))
-    parser.add_argument("--budgets", default="128")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a training or strategy option (partial.lr=3e-4, lldr.decay=0.9, epochs=40)")
-    parser.add_argument("--out", default=str(ROOT / "runs" / "settings"))
-    parser.add_argument("--report", action="store_true", help="only rebuild the section from what is stored")
-    parser.add_argument("--no-tables", action="store_true", help="run and export only, leave BENCHMARKS.md alone")
-    args = parser.parse_args()
+    args = parser(__doc__.split("\n")[0], str(ROOT / "runs" / "settings"), "128",
+                  "a training or strategy option (partial.lr=3e-4, lldr.decay=0.9, epochs=40)").parse_args()
     strategies = args.strategies.split(",")
     if not args.report:
         options = parse_options(args.set, strategies)
