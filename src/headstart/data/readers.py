@@ -55,16 +55,21 @@ def _pick(columns: Sequence[str], wanted: str | None, guesses: Sequence[str], wh
           path: Path) -> str:
     if wanted is not None:
         if wanted not in columns:
-            raise HeadstartError(f"{path} has no {what} column {wanted!r}. Columns: {', '.join(columns)}.")
+            raise HeadstartError(f"{path} has no {what} column {wanted!r}. Columns: {_names(columns)}.")
         return wanted
     lowered = {c.lower(): c for c in columns}
     for g in guesses:
         if g in lowered:
             return lowered[g]
     raise HeadstartError(
-        f"{path}: cannot tell which column holds the {what} (columns: {', '.join(columns)}). "
+        f"{path}: cannot tell which column holds the {what} (columns: {_names(columns)}). "
         f"Name it with {flag} COLUMN."
     )
+
+
+def _names(columns) -> str:
+    """Column names for a one-line message: a name with a line break or other control character is quoted."""
+    return ", ".join(c if c.isprintable() else repr(c) for c in map(str, columns))
 
 
 def _rows(path: Path, text: str) -> tuple[list[str], list[dict[str, Any]]]:
