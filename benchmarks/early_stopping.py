@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import ROOT, merge_jsonl, read_jsonl, write_section  # noqa: E402
 from _targets import FINE_TUNES, compare, state  # noqa: E402
 from _variants import label, lr_of, mean, parser, race_and_export, spec, store_for  # noqa: E402
-from peers import RESULTS, TEST_LIMIT  # noqa: E402
+from peers import RESULTS, held_out, held_out_text  # noqa: E402
 
 from headstart.data import load_task  # noqa: E402
 from headstart.options import parse_options  # noqa: E402
@@ -74,7 +74,7 @@ def section(seeds: int) -> str:
             continue
         pick = {m: {s: runs[m][s] for s in shared} for m in MONITORS}
         diff, noise, k = compare(*({s: r["sel_acc"] for s, r in pick[m].items()} for m in ("none", "val_acc")),
-                                 TEST_LIMIT)
+                                 held_out(data)[0])
         seeds_note = "" if k == seeds else f" ({k} of {seeds} seeds)"
         mean_of = {(m, f): mean(r[f] for r in pick[m].values()) for m in MONITORS for f in ("sel_acc", "test_acc")}
         epochs = sorted({r["epochs"] for r in pick["none"].values()})
@@ -98,8 +98,9 @@ def main() -> None:
     write_section("early-stopping", "Early stopping on a small validation split vs the planned schedule", (
         "Each fine-tune with `monitor=val_acc` (early stopping on validation accuracy, the best epoch restored, "
         "epoch 0 = the probe's head a candidate) against the same run with `monitor=none` (every planned epoch, "
-        "the last weights kept), on the peers benchmark's draws: same seeds, same 1,000 selection and 1,000 test "
-        "examples. Whichever of the two is a strategy's default is the run of the peers section (same key). "
+        "the last weights kept), on the peers benchmark's draws: same seeds, same selection and test "
+        f"examples ({held_out_text(sorted({r['data'] for r in read_jsonl(OUT)}))}). Whichever of the two is a "
+        "strategy's default is the run of the peers section (same key). "
         "\"learning rate\": the rate both runs of the pair trained at (LoRA's default was 1e-3 until it moved to "
         "5e-4). Differences are paired by seed and judged on "
         "*selection* accuracy with the race's noise rule (\"ahead\"/\"behind\" = more than 2 noise units; "

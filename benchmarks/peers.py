@@ -273,15 +273,28 @@ def grid_keys(data: str, seeds: int, strategies: list[str] = ()) -> frozenset[st
     """The run keys of the benchmark's own grid under this headstart (every strategy, budget and seed at its
     defaults, plus ``strategies`` asked for, such as an older version's ``lp-ft``): a default changed within a
     version gives new keys, so its older rows leave the tables."""
-    return _grid_keys(data, max(3, seeds), tuple(dict.fromkeys([*STRATEGIES, *strategies])))
+    return _grid(data, max(3, seeds), tuple(dict.fromkeys([*STRATEGIES, *strategies])))[0]
+
+
+def held_out(data: str) -> tuple[int, int]:
+    """How many selection and test examples every run of ``data`` shares: at most ``TEST_LIMIT`` each, fewer where
+    the dataset holds fewer (vader-tweets: 839 test examples, and as many selection examples)."""
+    return _grid(data, 3, tuple(STRATEGIES))[1:]
+
+
+def held_out_text(datasets: list[str]) -> str:
+    """The selection and test examples shared by every run, per dataset, for a section's text."""
+    return "; ".join(f"{data}: {n_sel:,} selection and {n_test:,} test examples"
+                     for data in datasets for n_sel, n_test in [held_out(data)])
 
 
 @functools.cache  # a report asks for the same grid more than once (adopting settings runs, then the tables)
-def _grid_keys(data: str, seeds: int, names: tuple[str, ...]) -> frozenset[str]:
+def _grid(data: str, seeds: int, names: tuple[str, ...]) -> tuple[frozenset[str], int, int]:
     grid = RaceSpec(data, "minilm-l6", strategies=list(names), budgets=[8, 32, 128], seeds=seeds,
                     test_limit=TEST_LIMIT, backbone_options={"max_length": MAX_LENGTH})
     prepared = prepare_race(grid, load_task(data))
-    return frozenset(grid.run_key(run, prepared.fingerprint, prepared.test_fingerprint) for run in grid.runs())
+    keys = frozenset(grid.run_key(run, prepared.fingerprint, prepared.test_fingerprint) for run in grid.runs())
+    return keys, len(prepared.selection), len(prepared.test.labels)
 
 
 def export(data: str, records: list[dict]) -> None:
@@ -440,7 +453,7 @@ def main() -> None:
         sections.append(f"### {data}\n\n{text}")
         per_strategy.append(f"### {data}\n\n{strategy_table(data, args.seeds, args.before, __version__)}\n\n"
                             f"Targets on {data} ({__version__}):\n\n"
-                            + targets_table(race_records, peers, args.seeds, TEST_LIMIT, TEST_LIMIT))
+                            + targets_table(race_records, peers, args.seeds, *held_out(data)))
     image = ROOT / "benchmarks" / "peers.png"
     plot(curves, image)
     import setfit
@@ -449,12 +462,13 @@ def main() -> None:
 
     versions = (f"setfit {setfit.__version__}, transformers {transformers.__version__}, "
                 f"scikit-learn {sklearn.__version__}")
-    body = (f"`minilm-l6` (all-MiniLM-L6-v2) everywhere, max 64 tokens; {args.seeds} seeds; the same "
-            f"{TEST_LIMIT} held-out test examples (stratified) for every run. Each cell: test accuracy mean ± std "
+    body = (f"`minilm-l6` (all-MiniLM-L6-v2) everywhere, max 64 tokens; {args.seeds} seeds; the same held-out "
+            f"examples (stratified, at most {TEST_LIMIT:,} each; {held_out_text(sorted(curves))}) for every run. "
+            "Each cell: test accuracy mean ± std "
             "over seeds, then mean wall-clock of one training run (fit; SetFit and sklearn include encoding). "
             "Labels/class counts every label a run saw: headstart splits it into training and validation, the "
-            "peers train on all of it. headstart best = the strategy with the best mean *selection* accuracy (1,000 "
-            "other held-out examples) at that budget, out of "
+            "peers train on all of it. headstart best = the strategy with the best mean *selection* accuracy at "
+            "that budget, out of "
             f"{', '.join(STRATEGIES)}; the cell reports its *test* accuracy. {versions}.\n\n"
             + "\n\n".join(sections) + "\n\n![accuracy vs labels per class](benchmarks/peers.png)\n\n"
             + "Per-run results: `benchmarks/results/peers.jsonl` (rebuild this section with `python "
@@ -475,7 +489,7 @@ def main() -> None:
         "Cells are filled as the resumable grid runs (`python benchmarks/peers.py --peers none`).\n\n"
         "Under each table, the targets judged with the race's own noise rule (`benchmarks/_targets.py`): paired by "
         "seed; noise = the spread of the paired differences over sqrt(seeds), at least the binomial error of a "
-        "difference on the 1,000 shared examples; \"level\" = not more than 2 noise units behind, \"ahead\" = more "
+        "difference on the shared held-out examples; \"level\" = not more than 2 noise units behind, \"ahead\" = more "
         "than 2 ahead. Strategies are compared on selection accuracy; peers have no selection score, so comparisons "
         "with a peer use test accuracy, against the peer with the best mean test accuracy (a choice that favours "
         "the peer).\n\n"

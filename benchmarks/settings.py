@@ -8,7 +8,7 @@
 
 A target the defaults miss (``benchmarks/_targets.py``) needs the measurements that explain it: would
 a higher rate, a gentler decay, a larger rank or more epochs have met it? Each call races the given
-strategies with the ``--set`` options on the peers benchmark's draws, seeds, 1,000 selection and 1,000
+strategies with the ``--set`` options on the peers benchmark's draws, seeds, selection and
 test examples (``benchmarks/peers.py``), so every run pairs by seed with the strategy's default run and
 with ``probe``, both in ``peers.jsonl``. Each row of ``benchmarks/results/settings.jsonl`` records the
 options it trained with and the learning rate they resolve to; the section is built from those rows
@@ -26,7 +26,7 @@ from _report import ROOT, merge_jsonl, read_jsonl, write_section  # noqa: E402
 from _targets import FINE_TUNES, by_seed, compare, state  # noqa: E402
 from _variants import label, lr_of, mean, parser, race_and_export, spec, store_for  # noqa: E402
 from peers import KEEP as PEERS_KEEP  # noqa: E402
-from peers import RESULTS, TEST_LIMIT, adopt_settings, stored  # noqa: E402
+from peers import RESULTS, adopt_settings, held_out, held_out_text, stored  # noqa: E402
 
 from headstart.data import load_task  # noqa: E402
 from headstart.options import parse_options  # noqa: E402
@@ -57,8 +57,8 @@ def export(data: str, records: list[dict], options: dict[str, object]) -> None:
                 order=lambda r: (r["data"], r["strategy"], r["budget"], r["options"], r["seed"]))
 
 
-def _versus(a: dict[int, float], b: dict[int, float]) -> str:
-    cmp = compare(a, b, TEST_LIMIT)
+def _versus(a: dict[int, float], b: dict[int, float], n_selection: int) -> str:
+    cmp = compare(a, b, n_selection)
     if cmp is None:
         return "–"
     diff, noise, _ = cmp
@@ -73,6 +73,7 @@ def section(seeds: int) -> str:
     order = {name: i for i, name in enumerate(FINE_TUNES)}
     for data in sorted({r["data"] for r in rows}):
         race, _, _ = stored(data, seeds)
+        n_selection = held_out(data)[0]
         cells = sorted({(r["strategy"], r["budget"]) for r in rows if r["data"] == data},
                        key=lambda c: (order.get(c[0], len(order)), c[0], c[1]))
         for strategy, budget in cells:
@@ -82,7 +83,7 @@ def section(seeds: int) -> str:
             if base:  # a strategy of the peers grid: its default run is there
                 note = "" if len(default) == seeds else f" ({len(default)} of {seeds} seeds)"
                 lines.append(f"| {data} | `{strategy}` | {budget} | default{note} | {mean(default.values())} | – | "
-                             f"{_versus(default, probe)} | {mean(r['test_acc'] for r in base)} | "
+                             f"{_versus(default, probe, n_selection)} | {mean(r['test_acc'] for r in base)} | "
                              f"{mean((r['seconds'] for r in base), 0)} |")
             defaults = {r["key"] for r in base}  # a setting that is today's default is on the default's line
             mine = [r for r in rows if r["data"] == data and (r["strategy"], r["budget"]) == (strategy, budget)
@@ -92,7 +93,7 @@ def section(seeds: int) -> str:
                 sel = {r["seed"]: r["sel_acc"] for r in runs}
                 partial = "" if len(sel) == seeds else f" ({len(sel)} of {seeds} seeds)"
                 lines.append(f"| {data} | `{strategy}` | {budget} | {setting}{partial} | {mean(sel.values())} | "
-                             f"{_versus(sel, default)} | {_versus(sel, probe)} | "
+                             f"{_versus(sel, default, n_selection)} | {_versus(sel, probe, n_selection)} | "
                              f"{mean(r['test_acc'] for r in runs)} | {mean((r['seconds'] for r in runs), 0)} |")
     return "\n".join(lines)
 
@@ -107,12 +108,14 @@ def main() -> None:
             run(data, strategies, [int(b) for b in args.budgets.split(",")], args.seeds, Path(args.out), options)
     if args.no_tables:
         return
-    for data in sorted({r["data"] for r in read_jsonl(OUT)}):
+    datasets = sorted({r["data"] for r in read_jsonl(OUT)})
+    for data in datasets:
         adopt_settings(data, args.seeds)  # a setting that became the default: its runs are the default's
     write_section("settings", "Other settings of the fine-tunes, against their defaults", (
         "Where a fine-tuning target is not met with the defaults (the targets under \"Every strategy\"), the "
-        "settings that might have met it, each raced on the peers benchmark's draws: same seeds, same 1,000 "
-        "selection and 1,000 test examples, so every run pairs by seed with the strategy's default run and with "
+        "settings that might have met it, each raced on the peers benchmark's draws: same seeds, same "
+        f"selection and test examples ({held_out_text(datasets)}), so every run pairs by seed with the "
+        "strategy's default run and with "
         "`probe` (both from `peers.jsonl`). Differences are judged on *selection* accuracy with the race's noise "
         "rule (\"ahead\"/\"behind\" = more than 2 noise units; `benchmarks/_targets.py`). Per-run results: "
         "`benchmarks/results/settings.jsonl` (rebuild with `python benchmarks/settings.py --report`).\n\n"
