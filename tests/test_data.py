@@ -109,6 +109,23 @@ def test_npz_and_arrays(tmp_path):
         from_arrays(["a", "b"], ["x", "z"], classes=["x", "y"])
 
 
+
+def test_npz_problems_get_one_sentence(tmp_path):
+    (tmp_path / "garbage.npz").write_bytes(b"not an archive")
+    np.savez(tmp_path / "full.npz", x=np.array(["good", "bad"]), y=np.array([0, 1]))
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "full.npz").read_bytes()[:150])
+    for name in ("garbage", "cut"):
+        with pytest.raises(HeadstartError, match=rf"{name}.npz is damaged or not an .npz file; re-save it"):
+            load_task(tmp_path / f"{name}.npz")
+    np.savez(tmp_path / "objects.npz", x=np.array(["a", 1], dtype=object), y=np.array([0, 1]))
+    with pytest.raises(HeadstartError, match=r"stores Python objects; save texts as a string array"):
+        load_task(tmp_path / "objects.npz")
+    np.savez(tmp_path / "names.npz", **{"a\nb": np.arange(3)})
+    with pytest.raises(HeadstartError, match=r"needs arrays named x and y \(found: 'a\\nb'\)\.$") as err:
+        load_task(tmp_path / "names.npz")
+    assert "\n" not in str(err.value)
+
+
 def _balanced(n_per_class=20, classes=3):
     texts = [f"example {i}" for i in range(n_per_class * classes)]
     return Task(texts, np.repeat(np.arange(classes), n_per_class), tuple("abc"[:classes]), "text")

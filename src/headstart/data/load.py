@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import HeadstartError
 from .examples import EXAMPLES, load_example
-from .readers import from_arrays, read_image_folder, read_table
+from .readers import _names, from_arrays, read_image_folder, read_table
 from .task import Task
 
 __all__ = ["load_task"]
@@ -16,15 +17,31 @@ __all__ = ["load_task"]
 TABLE_SUFFIXES = {".csv", ".tsv", ".tab", ".jsonl", ".ndjson"}
 
 
+def _damaged(path: Path) -> HeadstartError:
+    return HeadstartError(f"{path} is damaged or not an .npz file; re-save it with numpy.savez.")
+
+
 def _read_npz(path: Path) -> Task:
-    with np.load(path, allow_pickle=False) as z:
-        keys = set(z.files)
-        xk = next((k for k in ("x", "X", "inputs", "images", "texts") if k in keys), None)
-        yk = next((k for k in ("y", "labels", "label", "targets") if k in keys), None)
-        if xk is None or yk is None:
-            raise HeadstartError(f"{path} needs arrays named x and y (found: {', '.join(sorted(keys))}).")
-        x, y = z[xk], z[yk]
-        classes = [str(c) for c in z["classes"]] if "classes" in keys else None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            xk = next((k for k in ("x", "X", "inputs", "images", "texts") if k in keys), None)
+            yk = next((k for k in ("y", "labels", "label", "targets") if k in keys), None)
+            if xk is None or yk is None:
+                raise HeadstartError(f"{path} needs arrays named x and y (found: {_names(sorted(keys)) or 'none'}).")
+            x, y = z[xk], z[yk]
+            classes = [str(c) for c in z["classes"]] if "classes" in keys else None
+    except HeadstartError:
+        raise
+    except ValueError as e:
+        if "Object arrays" in str(e):  # np.load refuses pickled object arrays (allow_pickle=False, for safety)
+            raise HeadstartError(
+                f"{path} stores Python objects; save texts as a string array (np.array(texts, dtype=str)) "
+                "and labels as numbers or strings."
+            ) from None
+        raise _damaged(path) from None  # not a zip archive: np.load took it for a pickle
+    except (OSError, EOFError, zipfile.BadZipFile):  # truncated archive or member
+        raise _damaged(path) from None
     modality = "text" if x.dtype.kind in "US" else "image"
     inputs = [str(t) for t in x] if modality == "text" else x
     return from_arrays(inputs, y, modality=modality, classes=classes, name=path.stem)
