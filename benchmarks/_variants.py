@@ -19,6 +19,7 @@ from peers import MAX_LENGTH, RESULTS, TEST_LIMIT, race_missing
 from headstart.options import options_for
 from headstart.race import RaceSpec, ResultStore
 from headstart.strategies import create_strategy
+from headstart.train import TrainConfig
 
 
 def spec(data: str, strategies: list[str], budgets: list[int], seeds: int, options: dict[str, object]) -> RaceSpec:
@@ -30,6 +31,26 @@ def spec(data: str, strategies: list[str], budgets: list[int], seeds: int, optio
 def label(options: dict[str, object]) -> str:
     """``lldr.decay=0.9, epochs=40``: the options as a row and a table show them."""
     return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(options.items()))
+
+
+def default_label(strategy: str, names: list[str], n_train: int) -> str:
+    """What the options ``names`` (as the settings rows name them, ``lldr.decay``, ``epochs``) are under
+    ``strategy``'s defaults on ``n_train`` training examples, as :func:`label` shows them
+    (``epochs=20, lldr.decay=0.9``): the line a setting is measured against says what it measures against."""
+    s = create_strategy(strategy)
+    cfg = TrainConfig(monitor=s.default_monitor)
+    values: dict[str, object] = {}
+    for name in names:
+        key = name.rpartition(".")[2]
+        if key == "epochs":  # planned: the strategy's epochs, raised to its minimum number of optimiser steps
+            values[name] = cfg.plan_epochs(s.default_epochs, s.default_min_steps, -(-n_train // cfg.batch_size))
+        elif key == "lr":
+            values[name] = lr_of(strategy, {})
+        elif key == "head_lr":
+            values[name] = s.default_head_lr
+        else:
+            values[name] = getattr(s, key) if hasattr(s, key) else getattr(cfg, key)
+    return label(values)
 
 
 def store_for(out: Path, data: str, options: dict[str, object]) -> Path:

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import ROOT, merge_jsonl, read_jsonl, write_section  # noqa: E402
 from _targets import FINE_TUNES, by_seed, compare, state  # noqa: E402
-from _variants import label, lr_of, mean, parser, race_and_export, spec, store_for  # noqa: E402
+from _variants import default_label, label, lr_of, mean, parser, race_and_export, spec, store_for  # noqa: E402
 from peers import KEEP as PEERS_KEEP  # noqa: E402
 from peers import RESULTS, adopt_settings, held_out, held_out_text, stored  # noqa: E402
 
@@ -65,6 +65,11 @@ def _versus(a: dict[int, float], b: dict[int, float], n_selection: int) -> str:
     return f"{diff:+.3f} (±{noise:.3f}, {state(diff, noise)})"
 
 
+def _option_names(setting: str) -> list[str]:
+    """``lora.alpha=32, lora.rank=16`` -> ``["lora.alpha", "lora.rank"]`` (``defaults``: none)."""
+    return [] if setting == "defaults" else [part.partition("=")[0].strip() for part in setting.split(",")]
+
+
 def section(seeds: int) -> str:
     """One line per dataset, strategy, budget and setting; the default's line first."""
     rows = [r for r in read_jsonl(OUT) if r["seed"] < seeds]
@@ -80,14 +85,17 @@ def section(seeds: int) -> str:
             default = by_seed(race, strategy, budget, "sel_acc")
             probe = by_seed(race, "probe", budget, "sel_acc")
             base = [r for r in race if r["strategy"] == strategy and r["budget"] == budget]
-            if base:  # a strategy of the peers grid: its default run is there
-                note = "" if len(default) == seeds else f" ({len(default)} of {seeds} seeds)"
-                lines.append(f"| {data} | `{strategy}` | {budget} | default{note} | {mean(default.values())} | – | "
-                             f"{_versus(default, probe, n_selection)} | {mean(r['test_acc'] for r in base)} | "
-                             f"{mean((r['seconds'] for r in base), 0)} |")
             defaults = {r["key"] for r in base}  # a setting that is today's default is on the default's line
             mine = [r for r in rows if r["data"] == data and (r["strategy"], r["budget"]) == (strategy, budget)
                     and r["key"] not in defaults]
+            if base:  # a strategy of the peers grid: its default run is there
+                note = "" if len(default) == seeds else f" ({len(default)} of {seeds} seeds)"
+                varied = sorted({k for r in mine for k in _option_names(r["options"])})
+                shown = default_label(strategy, varied, base[0]["n_train"]) if varied else ""
+                lines.append(f"| {data} | `{strategy}` | {budget} | default{f' ({shown})' if shown else ''}{note} | "
+                             f"{mean(default.values())} | – | "
+                             f"{_versus(default, probe, n_selection)} | {mean(r['test_acc'] for r in base)} | "
+                             f"{mean((r['seconds'] for r in base), 0)} |")
             for setting in sorted({r["options"] for r in mine}):
                 runs = [r for r in mine if r["options"] == setting]
                 sel = {r["seed"]: r["sel_acc"] for r in runs}
