@@ -109,7 +109,6 @@ def test_npz_and_arrays(tmp_path):
         from_arrays(["a", "b"], ["x", "z"], classes=["x", "y"])
 
 
-
 def test_npz_problems_get_one_sentence(tmp_path):
     (tmp_path / "garbage.npz").write_bytes(b"not an archive")
     np.savez(tmp_path / "full.npz", x=np.array(["good", "bad"]), y=np.array([0, 1]))

@@ -17,10 +17,6 @@ __all__ = ["load_task"]
 TABLE_SUFFIXES = {".csv", ".tsv", ".tab", ".jsonl", ".ndjson"}
 
 
-def _damaged(path: Path) -> HeadstartError:
-    return HeadstartError(f"{path} is damaged or not an .npz file; re-save it with numpy.savez.")
-
-
 def _read_npz(path: Path) -> Task:
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -31,17 +27,16 @@ def _read_npz(path: Path) -> Task:
                 raise HeadstartError(f"{path} needs arrays named x and y (found: {_names(sorted(keys)) or 'none'}).")
             x, y = z[xk], z[yk]
             classes = [str(c) for c in z["classes"]] if "classes" in keys else None
-    except HeadstartError:
+    except HeadstartError:  # a subclass of ValueError: the message above, not the ones below
         raise
-    except ValueError as e:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         if "Object arrays" in str(e):  # np.load refuses pickled object arrays (allow_pickle=False, for safety)
             raise HeadstartError(
                 f"{path} stores Python objects; save texts as a string array (np.array(texts, dtype=str)) "
                 "and labels as numbers or strings."
             ) from None
-        raise _damaged(path) from None  # not a zip archive: np.load took it for a pickle
-    except (OSError, EOFError, zipfile.BadZipFile):  # truncated archive or member
-        raise _damaged(path) from None
+        # a truncated archive or member, or no zip archive at all (np.load then takes it for a pickle)
+        raise HeadstartError(f"{path} is damaged or not an .npz file; re-save it with numpy.savez.") from None
     modality = "text" if x.dtype.kind in "US" else "image"
     inputs = [str(t) for t in x] if modality == "text" else x
     return from_arrays(inputs, y, modality=modality, classes=classes, name=path.stem)
