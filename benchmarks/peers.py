@@ -330,6 +330,19 @@ def _seeds(n: int, seeds: int) -> str:
     return "" if n == seeds else f" ({n} of {seeds} seeds)"
 
 
+def _bold_highest(cells: list[tuple[tuple[float, float] | None, str]]) -> list[str]:
+    """Each cell as "mean ± std" plus its suffix; the highest mean of the row (as printed, ties too) in bold."""
+    top = max(f"{acc[0]:.3f}" for acc, _ in cells if acc)
+    out = []
+    for acc, rest in cells:
+        if acc is None:
+            out.append(rest)
+            continue
+        text = f"{acc[0]:.3f} ± {acc[1]:.3f}"
+        out.append((f"**{text}**" if f"{acc[0]:.3f}" == top else text) + rest)
+    return out
+
+
 def table(data: str, race_records: list[dict], peers: list[dict], budgets: list[int],
           seeds: int) -> tuple[str, dict]:
     raced = [s for s in STRATEGIES if any(r["strategy"] == s for r in race_records)]  # variants stay in the store
@@ -345,17 +358,17 @@ def table(data: str, race_records: list[dict], peers: list[dict], budgets: list[
         best = max([r for r in at if r.seeds == seeds] or at, key=lambda r: r.sel_acc_mean)
         curves.setdefault("headstart (best)", {})[b] = (best.acc_mean, best.acc_std)
         raced = "" if len(at) == len(STRATEGIES) else f" (of {', '.join(r.strategy for r in at)})"
-        cells = [f"**{best.acc_mean:.3f} ± {best.acc_std:.3f}** `{best.strategy}`{raced}, {best.seconds:.0f}s"
-                 + _seeds(best.seeds, seeds)]
+        cells = [((best.acc_mean, best.acc_std), f" `{best.strategy}`{raced}, {best.seconds:.0f}s"
+                  + _seeds(best.seeds, seeds))]
         for peer in PEERS:
             rs = [p for p in peers if p["peer"] == peer and p["budget"] == b]
             if not rs:
-                cells.append("–")
+                cells.append((None, "–"))
                 continue
             mean, std = _stats([p["test_acc"] for p in rs])
             curves.setdefault(peer, {})[b] = (mean, std)
-            cells.append(f"{mean:.3f} ± {std:.3f}, {np.mean([p['seconds'] for p in rs]):.0f}s" + _seeds(len(rs), seeds))
-        lines.append(f"| {budget_label(b)} | " + " | ".join(cells) + " |")
+            cells.append(((mean, std), f", {np.mean([p['seconds'] for p in rs]):.0f}s" + _seeds(len(rs), seeds)))
+        lines.append(f"| {budget_label(b)} | " + " | ".join(_bold_highest(cells)) + " |")
     if len(lines) == 2:
         return (f"No peer has run on {data} under the current rules yet (`python benchmarks/peers.py --data {data}`)."
                 ), curves
@@ -469,7 +482,9 @@ def main() -> None:
             "Labels/class counts every label a run saw: headstart splits it into training and validation, the "
             "peers train on all of it. headstart best = the strategy with the best mean *selection* accuracy at "
             "that budget, out of "
-            f"{', '.join(STRATEGIES)}; the cell reports its *test* accuracy. {versions}.\n\n"
+            f"{', '.join(STRATEGIES)}; the cell reports its *test* accuracy. Bold: the highest mean test accuracy "
+            "in the row, as printed (a reading aid, not a verdict: whether a gap is beyond noise is in the next "
+            f"section). {versions}.\n\n"
             + "\n\n".join(sections) + "\n\n![accuracy vs labels per class](benchmarks/peers.png)\n\n"
             + "Per-run results: `benchmarks/results/peers.jsonl` (rebuild this section with `python "
             "benchmarks/peers.py --strategies none --peers none`); what they mean: the next section.")
