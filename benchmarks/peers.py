@@ -332,14 +332,11 @@ def _seeds(n: int, seeds: int) -> str:
 
 def _bold_highest(cells: list[tuple[tuple[float, float] | None, str]]) -> list[str]:
     """Each cell as "mean ± std" plus its suffix; the highest mean of the row (as printed, ties too) in bold."""
-    top = max(f"{acc[0]:.3f}" for acc, _ in cells if acc)
+    top = max(round(acc[0], 3) for acc, _ in cells if acc)  # compared as printed: 3 decimals
     out = []
     for acc, rest in cells:
-        if acc is None:
-            out.append(rest)
-            continue
-        text = f"{acc[0]:.3f} ± {acc[1]:.3f}"
-        out.append((f"**{text}**" if f"{acc[0]:.3f}" == top else text) + rest)
+        text = "" if acc is None else f"{acc[0]:.3f} ± {acc[1]:.3f}"
+        out.append((f"**{text}**" if acc and round(acc[0], 3) == top else text) + rest)
     return out
 
 
