@@ -6,6 +6,11 @@ training configuration: every stage's options and class defaults, every ``TrainC
 defaults, the device and what ``precision="auto"`` resolved to, and ``RESULTS_FORMAT``, which changes
 whenever the scoring or a default outside those changes. A changed default therefore never reuses an
 old result.
+
+It changes when behaviour does, and only then: options at their declared neutral value are left out
+(a new option keeps every key), classes are named by stable ids, a strategy or term declares a behaviour
+version that is bumped when its algorithm changes, and the package version is not part of it (the
+``headstart`` field is frozen at ``KEYED_SINCE``, the release whose keys every later one keeps).
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
 from ..data import Task, make_splits
 from ..errors import HeadstartError
+from ..declare import identity_options
 from ..options import check_options, options_for
 from ..strategies import ALIASES, create_strategy
 from ..train import TrainConfig
@@ -27,6 +32,7 @@ from .store import RESULTS_FORMAT
 
 __all__ = ["DEFAULT_STRATEGIES", "RaceSpec", "RunSpec", "default_budgets"]
 
+KEYED_SINCE = "0.2.0"  # see the module docstring: kept so that every earlier key stays valid
 DEFAULT_STRATEGIES = ("scratch", "scratch-small", "probe", "partial:2", "full", "lora")
 
 
@@ -80,9 +86,9 @@ class RaceSpec:
         cfg, strategy_options = TrainConfig.from_options({**self.options_for(run.strategy), "seed": run.seed})
         strategy = create_strategy(run.strategy, **strategy_options)
         device = cfg.resolve_device()
-        train = {**cfg.resolve_monitor(strategy.default_monitor).to_dict(), "device": str(device),
+        train = {**identity_options(cfg.resolve_monitor(strategy.default_monitor)), "device": str(device),
                  "precision": str(cfg.resolve_precision(device) or "fp32")}
-        return {"format": RESULTS_FORMAT, "headstart": __version__, "data": data_fingerprint,
+        return {"format": RESULTS_FORMAT, "headstart": KEYED_SINCE, "data": data_fingerprint,
                 "test": test_fingerprint, "split_seed": self.split_seed, "test_limit": self.test_limit,
                 "backbone": self.backbone, "backbone_options": self.backbone_options, "budget": run.budget,
                 "seed": run.seed, "strategy": strategy.resolved(), "train": train}

@@ -18,7 +18,14 @@ adapt a backbone; the runner and the loop do the work. Every hook is declared he
   epoch's weights are kept when ``TrainConfig.monitor`` is unset: ``val_acc`` early-stops and restores
   the best epoch, ``none`` keeps the last), ``starts_fitted`` (the stage starts from a fitted model, so
   its starting weights are an early-stopping candidate);
-- ``save_filter``: which trained tensors a saved model keeps (LoRA keeps only its adapters).
+- ``terms()``: loss terms added to the stage's data term (a guard such as ``l2sp``, a domain-adaptation
+  term such as ``coral``: ``headstart/terms/``); each may prepare once, draw batches from an extra source
+  of the fit context, own parameters and report its value per epoch;
+- ``save_filter``: which trained tensors a saved model keeps (LoRA keeps only its adapters);
+- ``behaviour_version``: bumped when the algorithm changes, so runs of the old one are not reused.
+
+A run's identity (``resolved``) holds every stage's options, less those at their declared neutral value
+(``declare.option(neutral=...)``), so a new option at its neutral default keeps every existing key.
 
 A new strategy is one module in this package with ``@register_strategy`` on its class: the package's
 modules are discovered, so it is then reachable by name everywhere (``Adapter``, CLI, the race, help
@@ -31,7 +38,9 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..declare import identity_options
 from ..errors import HeadstartError
+from ..terms.base import Term
 from ..train.model import AdaptedModel, ParamPlan
 from ..train.objective import Objective
 
@@ -90,6 +99,7 @@ class Strategy(ABC):
     closed_form: ClassVar[bool] = False
     starts_fitted: ClassVar[bool] = False
     trains_on_validation: ClassVar[bool] = False
+    behaviour_version: ClassVar[int] = 1
 
     @abstractmethod
     def plan(self, n_blocks: int) -> ParamPlan:
@@ -104,6 +114,10 @@ class Strategy(ABC):
     def objective(self, model: AdaptedModel, cfg: TrainConfig) -> Objective:
         """What the loop minimises for this stage (default: cross-entropy of the head's logits)."""
         return Objective()
+
+    def terms(self) -> list[Term]:
+        """Loss terms added to this stage's data term (default: none)."""
+        return []
 
     def solve(self, model: AdaptedModel, x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor,
               y_val: np.ndarray, *, seed: int = 0) -> dict[str, Any]:
@@ -133,17 +147,42 @@ class Strategy(ABC):
         return not self.pretrained
 
     def resolved(self) -> list[dict[str, Any]]:
-        """Every stage with its options and class defaults: what a run's identity must cover."""
-        return [{"stage": s.spec, "class": f"{type(s).__module__}.{type(s).__qualname__}", "options": s.options(),
-                 "pretrained": s.pretrained, "default_lr": s.default_lr, "default_head_lr": s.default_head_lr,
-                 "default_epochs": s.default_epochs, "default_min_steps": s.default_min_steps,
-                 "closed_form": s.closed_form, "starts_fitted": s.starts_fitted,
-                 "trains_on_validation": s.trains_on_validation}
-                for s in self.stages()]
+        """Every stage with its options and class defaults: what a run's identity must cover.
+
+        Options at their neutral value, a behaviour version of 1 and an empty list of terms are left out,
+        and a stage's class is named by a stable id (``_class_id``), so neither a new option at its
+        neutral default nor a moved class changes a key; a changed value, default or version does.
+        """
+        out = []
+        for s in self.stages():
+            terms = s.terms()
+            out.append({"stage": s.spec, "class": _class_id(type(s)), "options": identity_options(s),
+                        "pretrained": s.pretrained, "default_lr": s.default_lr, "default_head_lr": s.default_head_lr,
+                        "default_epochs": s.default_epochs, "default_min_steps": s.default_min_steps,
+                        "closed_form": s.closed_form, "starts_fitted": s.starts_fitted,
+                        "trains_on_validation": s.trains_on_validation,
+                        **({"version": s.behaviour_version} if s.behaviour_version != 1 else {}),
+                        **({"terms": [t.identity() for t in terms]} if terms else {})})
+        return out
 
     def describe(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.options().items())
         return f"{self.spec} ({opts})" if opts else self.spec
+
+
+#: the class ids runs were keyed by when keys became stable (the module path of that day); a class may move
+#: without changing them. Strategies registered later are keyed by their name.
+_FROZEN_CLASS_IDS = {
+    "scratch": "headstart.strategies.scratch.Scratch", "scratch-small": "headstart.strategies.scratch.ScratchSmall",
+    "probe": "headstart.strategies.probe.Probe", "partial": "headstart.strategies.finetune.Partial",
+    "full": "headstart.strategies.finetune.Full", "lldr": "headstart.strategies.finetune.LLDR",
+    "lora": "headstart.strategies.lora.LoRA", "contrastive": "headstart.strategies.contrastive.Contrastive",
+    "contrastive/pairs": "headstart.strategies.contrastive._PairStage",
+}
+
+
+def _class_id(cls: type[Strategy]) -> str:
+    return _FROZEN_CLASS_IDS.get(cls.name, f"strategy:{cls.name}")
 
 
 def create_strategy(spec: str | Strategy, **options: Any) -> Strategy:

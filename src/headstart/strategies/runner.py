@@ -16,10 +16,12 @@ from ..train.config import TrainConfig
 from ..train.delta import snapshot, weight_distance
 from ..train.features import FeatureCache
 from ..train.loop import BatchSource, run_training
-from ..train.model import AdaptedModel, build_param_groups, count_trainable
+from ..errors import HeadstartError
+from ..train.context import FitContext
+from ..train.model import AdaptedModel, build_param_groups, count_trainable, first_trainable
 from .base import Strategy
 
-__all__ = ["cached_source", "fit_model", "prepare_model", "stack_states"]
+__all__ = ["cached_source", "check_sources", "fit_model", "prepare_model", "stack_states"]
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +51,22 @@ def _joined(train: Task, val: Task) -> Task:
                 train.modality, train.name, train.source)
 
 
-def _sources(model: AdaptedModel, boundary: int, train: Task, val: Task | None, cfg: TrainConfig,
-             cache: FeatureCache, device: torch.device) -> tuple[int, BatchSource, BatchSource | None]:
-    """Cached states from ``boundary`` when allowed, else raw inputs from block 0 (with augmentation)."""
+def _sources(model: AdaptedModel, boundary: int, train: Task, val: Task | None, extra: dict[str, Task],
+             cfg: TrainConfig, cache: FeatureCache, device: torch.device
+             ) -> tuple[int, BatchSource, BatchSource | None, dict[str, BatchSource]]:
+    """Cached states from ``boundary`` when allowed, else raw inputs from block 0 (training ones augmented);
+    the extra sources (unlabelled target examples, ...) are prepared exactly as the validation ones."""
     backbone = model.backbone
     if cfg.cache_features and not cfg.augment and boundary > 0:
-        train_src, val_src = (None if t is None else
-                              cached_source(model, cache, boundary, t, batch_size=cfg.eval_batch_size, device=device)
-                              for t in (train, val))
-        return boundary, train_src, val_src
+        def source(t):
+            return cached_source(model, cache, boundary, t, batch_size=cfg.eval_batch_size, device=device)
+        return boundary, source(train), None if val is None else source(val), {k: source(t) for k, t in extra.items()}
     if cfg.augment and boundary > 0:
         log.info("augmentation is on: the frozen bottom runs every step (the feature cache is bypassed)")
     augment = augmenter_for(train.modality) if cfg.augment else None
     return (0, BatchSource(train.inputs, train.labels, backbone.preprocess, augment),
-            None if val is None else BatchSource(val.inputs, val.labels, backbone.preprocess))
+            None if val is None else BatchSource(val.inputs, val.labels, backbone.preprocess),
+            {k: BatchSource(t.inputs, t.labels, backbone.preprocess) for k, t in extra.items()})
 
 
 def _may_train(model: AdaptedModel, strategy: Strategy) -> set[str]:
@@ -76,9 +80,25 @@ def _may_train(model: AdaptedModel, strategy: Strategy) -> set[str]:
     return names
 
 
+def check_sources(strategy: Strategy, sources: dict[str, Task]) -> None:
+    """Every extra source a stage's terms draw from was given (one sentence before any training)."""
+    for stage in strategy.stages():
+        for term in stage.terms():
+            if term.source is not None and term.source not in sources:
+                how = " (--target FILE, or Adapter.fit(..., target=...))" if term.source == "target" else ""
+                raise HeadstartError(f"{strategy.spec} trains on unlabelled {term.source!r} examples through its "
+                                     f"{term.name} term; give them{how}.")
+
+
 def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, cfg: TrainConfig, *,
-              cache: FeatureCache | None = None, callbacks: Sequence[Callback] = ()) -> FitResult:
-    """Train ``model`` (already ``prepare_model``-ed) with ``strategy``; returns the run's full record."""
+              cache: FeatureCache | None = None, callbacks: Sequence[Callback] = (),
+              sources: dict[str, Task] | None = None) -> FitResult:
+    """Train ``model`` (already ``prepare_model``-ed) with ``strategy``; returns the run's full record.
+
+    ``sources``: named extra examples the stages' terms draw from (``target``: unlabelled examples of the
+    deployment domain)."""
+    sources = dict(sources or {})
+    check_sources(strategy, sources)
     device = cfg.resolve_device()
     model.to(device)
     cache = cache if cache is not None else FeatureCache()
@@ -86,36 +106,64 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, c
     result = FitResult(strategy=strategy.spec)
     tic = time.perf_counter()
     for n, stage in enumerate(strategy.stages()):
-        lr = cfg.lr or stage.lr_for(model.backbone)
-        head_lr = cfg.head_lr or stage.default_head_lr or lr
-        groups, boundary = build_param_groups(model, stage.plan(model.n_blocks), lr, head_lr, cfg.weight_decay)
-        result.frozen_until = boundary if n == 0 else min(result.frozen_until, boundary)
-        result.stages.append({"stage": stage.spec, "closed_form": stage.closed_form,
-                              **({} if stage.closed_form else {
-                                  "lr": lr, "head_lr": head_lr,
-                                  "group_lrs": sorted({round(g["lr"], 12) for g in groups}, reverse=True)})})
         if stage.closed_form:
+            _plan_stage(model, stage, cfg, result, n)
             # features of a body tuned in this run are never reused: keep them in memory, not on disk
             _solve(model, stage, train, val, cfg, cache if n == 0 else FeatureCache(), device, result)
-            continue
-        fit_on, held_out = (_joined(train, val), None) if stage.trains_on_validation else (train, val)
-        start, train_src, val_src = _sources(model, boundary, fit_on, held_out, cfg, cache, device)
-        if start > 0:
-            result.notes.append(f"{stage.spec}: frozen blocks 0..{min(start, model.n_blocks) - 1} ran once "
-                                "(cached); each epoch ran only the trainable top")
-        if stage.trains_on_validation:
-            result.notes.append(f"{stage.spec}: trained on the {len(train)} training + {len(val)} validation "
-                                "examples (nothing held out, no early stopping)")
-        run_training(model, groups, start, train_src, val_src, cfg.resolve_monitor(stage.default_monitor),
-                     stage.default_epochs, stage=stage.spec,
-                     min_steps=stage.default_min_steps, callbacks=callbacks, result=result,
-                     include_start=stage.starts_fitted, objective=stage.objective(model, cfg))
+        else:
+            _train_stage(model, stage, train, val, sources, cfg, cache, device, callbacks, result, n)
     if cfg.resolve_precision(device) is not None and not all(s.closed_form for s in strategy.stages()):
         result.notes.append(f"trained under bf16 autocast on {device.type} (precision={cfg.precision!r}); "
                             "weights, evaluation and predictions in fp32")
     result.seconds = time.perf_counter() - tic
     result.delta = weight_distance(model.backbone, start_weights)
     return result
+
+
+def _plan_stage(model: AdaptedModel, stage: Strategy, cfg: TrainConfig, result: FitResult, n: int,
+                modules: dict[str, torch.nn.Module] | None = None) -> tuple[list[dict], int]:
+    """The stage's parameter groups (its terms' modules among them); its rates and boundary join the record."""
+    lr = cfg.lr or stage.lr_for(model.backbone)
+    head_lr = cfg.head_lr or stage.default_head_lr or lr
+    groups, boundary = build_param_groups(model, stage.plan(model.n_blocks), lr, head_lr, cfg.weight_decay, modules)
+    result.frozen_until = boundary if n == 0 else min(result.frozen_until, boundary)
+    result.stages.append({"stage": stage.spec, "closed_form": stage.closed_form,
+                          **({} if stage.closed_form else {
+                              "lr": lr, "head_lr": head_lr,
+                              "group_lrs": sorted({round(g["lr"], 12) for g in groups}, reverse=True)})})
+    return groups, boundary
+
+
+def _train_stage(model: AdaptedModel, stage: Strategy, train: Task, val: Task, sources: dict[str, Task],
+                 cfg: TrainConfig, cache: FeatureCache, device: torch.device, callbacks: Sequence[Callback],
+                 result: FitResult, n: int) -> None:
+    """One stage through the loop: its sources (cached where the plan allows), its terms prepared, then train."""
+    boundary = _boundary(model, stage)
+    fit_on, held_out = (_joined(train, val), None) if stage.trains_on_validation else (train, val)
+    start, train_src, val_src, extra = _sources(model, boundary, fit_on, held_out, sources, cfg, cache, device)
+    stage_cfg = cfg.resolve_monitor(stage.default_monitor)
+    ctx = FitContext(model, stage_cfg, device, start, train_src, val_src, stage.spec, train.classes, extra)
+    terms = stage.terms()
+    for term in terms:
+        term.prepare(ctx)
+        for module in term.modules().values():
+            module.to(device)
+    modules = {t.name: m for t in terms for m in t.modules().values()}
+    groups, _ = _plan_stage(model, stage, cfg, result, n, modules)
+    if start > 0:
+        result.notes.append(f"{stage.spec}: frozen blocks 0..{min(start, model.n_blocks) - 1} ran once "
+                            "(cached); each epoch ran only the trainable top")
+    if stage.trains_on_validation:
+        result.notes.append(f"{stage.spec}: trained on the {len(train)} training + {len(val)} validation "
+                            "examples (nothing held out, no early stopping)")
+    run_training(model, groups, start, train_src, val_src, stage_cfg, stage.default_epochs, stage=stage.spec,
+                 min_steps=stage.default_min_steps, callbacks=callbacks, result=result,
+                 include_start=stage.starts_fitted, objective=stage.objective(model, cfg), terms=terms, ctx=ctx)
+
+
+def _boundary(model: AdaptedModel, stage: Strategy) -> int:
+    """The first block the stage trains (where a cache of the frozen bottom stops), without touching the model."""
+    return first_trainable(model, stage.plan(model.n_blocks))
 
 
 def _solve(model: AdaptedModel, stage, train: Task, val: Task, cfg: TrainConfig, cache: FeatureCache,

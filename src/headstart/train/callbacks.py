@@ -31,6 +31,11 @@ class EpochRecord:
     seconds: float
     lr: float
     trainable_params: int
+    #: with terms: the epoch's mean of each part of the loss (``data`` and every term, weighted); else empty
+    terms: dict[str, float] = field(default_factory=dict)
+    #: early stopping's state after this epoch (None for a stage that does not validate)
+    best_epoch: int | None = None
+    wait: int | None = None
 
 
 @dataclass
@@ -79,8 +84,14 @@ class Callback:
     def on_fit_start(self, info: dict[str, Any]) -> None:  # noqa: B027 (intentionally empty hook)
         """``info``: strategy, stage, planned epochs, steps per epoch, trainable parameters."""
 
+    def on_step_end(self, step: int, loss: Any) -> None:  # noqa: B027
+        """After each optimiser step: its index within the epoch and the step's loss (a tensor: reading it syncs)."""
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:  # noqa: B027
+        """After backward and clipping, before ``optimizer.step()`` (gradients are in place)."""
+
     def on_epoch_end(self, record: EpochRecord) -> None:  # noqa: B027
-        """Called after each validated epoch."""
+        """Called after each epoch (the record holds the early-stopping state after it)."""
 
     def on_fit_end(self, result: FitResult) -> None:  # noqa: B027
         """Called once per stage with the (partial) result."""

@@ -1,7 +1,10 @@
 """The training loop: AdamW, warm-up then cosine, clipping, early stopping that restores the best weights.
 
 It knows nothing about strategies: it gets a model, the parameter groups, where the forward pass
-starts (0 for raw inputs, later for cached states) and two batch sources.
+starts (0 for raw inputs, later for cached states), two batch sources, the stage's objective and its
+terms (already prepared, their parameters among the groups) and the fit context they draw from.
+Each step's loss is the objective's data term plus every term's weighted value; the epoch record
+holds each part (``EpochRecord.terms``) and the early-stopping state after the epoch.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ..backbones import State
 from ..errors import HeadstartError
 from .callbacks import Callback, EpochRecord, FitResult, StopReason
 from .config import TrainConfig
+from .context import FitContext
 from .distributed import data_parallel
 from .model import AdaptedModel, copy_trainable_state, count_trainable, set_train_mode
 from .objective import Batch, Objective
@@ -54,8 +58,12 @@ class BatchSource:
         return state, labels
 
 
-class EarlyStopping:
+class EarlyStopping(Callback):
     """Tracks the monitored metric; says when an epoch is the best so far and when patience ran out.
+
+    A callback: the loop runs it first after each epoch, and it writes its state into the epoch's record
+    (``best_epoch``, ``wait``), so whatever follows a run (the lab, the report) reads it rather than
+    replaying the rule; it stops the loop by ``stop_requested``.
 
     ``val_acc`` breaks ties by the lower loss (accuracy on a few validation examples ties often),
     ``val_loss`` by the higher accuracy. Stopping never fires before epoch ``min_epochs``. ``none``: every
@@ -68,6 +76,12 @@ class EarlyStopping:
         self.best_epoch: int | None = None
         self.wait = 0
         self.epoch = 0
+        self.improved = False
+
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        self.improved = self.update(record)
+        record.best_epoch, record.wait = self.best_epoch, self.wait
+        self.stop_requested = self.should_stop
 
     def _key(self, record: EpochRecord) -> tuple[float, float]:
         acc, loss = record.val_acc, record.val_loss
@@ -105,12 +119,15 @@ def warmup_cosine(total_steps: int, warmup: float) -> Callable[[int], float]:
 
 
 def optimizer_step(loss: Tensor, optimizer: torch.optim.Optimizer, scheduler: Any, params: list[Tensor],
-                   grad_clip: float | None, backward: Callable[[Tensor], None] | None = None) -> None:
-    """Backward, clip, step, schedule: the one update every training path uses."""
+                   grad_clip: float | None, backward: Callable[[Tensor], None] | None = None,
+                   before_step: Callable[[], None] | None = None) -> None:
+    """Backward, clip, (``before_step``), step, schedule: the one update every training path uses."""
     optimizer.zero_grad(set_to_none=True)
     (backward or Tensor.backward)(loss)
     if grad_clip is not None:
         nn.utils.clip_grad_norm_(params, grad_clip)
+    if before_step is not None:
+        before_step()
     optimizer.step()
     scheduler.step()
 
@@ -164,8 +181,10 @@ def recalibrate_batchnorm(model: AdaptedModel, source: BatchSource, start: int, 
 def run_training(model: AdaptedModel, groups: list[dict], start: int, train: BatchSource, val: BatchSource | None,
                  cfg: TrainConfig, default_epochs: int, *, stage: str, min_steps: int = 0,
                  callbacks: Sequence[Callback] = (), result: FitResult | None = None, include_start: bool = False,
-                 objective: Objective | None = None) -> FitResult:
-    """Train the trainable parameters on ``objective`` (cross-entropy by default); restore the best epoch's weights.
+                 objective: Objective | None = None, terms: Sequence[Any] = (),
+                 ctx: FitContext | None = None) -> FitResult:
+    """Train the trainable parameters on ``objective`` (cross-entropy by default) plus ``terms``; restore the best
+    epoch's weights.
 
     ``include_start``: the starting weights (epoch 0) are a candidate too, for a stage that starts
     from a fitted model (a fine-tune whose head starts from the probe's solution). An objective that
@@ -176,99 +195,147 @@ def run_training(model: AdaptedModel, groups: list[dict], start: int, train: Bat
     """
     device = next(model.parameters()).device
     cfg = cfg.resolve_monitor("val_acc")  # a caller that did not resolve a strategy's default
-    objective = objective or Objective()
-    validates = objective.validates and val is not None
-    result = result or FitResult(strategy=stage)
-    objective.start(model, train, start, device)
-    steps_per_epoch = objective.steps_per_epoch(len(train), cfg.batch_size)
-    epochs = cfg.plan_epochs(default_epochs, min_steps, steps_per_epoch)
-    optimizer = torch.optim.AdamW(groups, lr=groups[0]["lr"], weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps_per_epoch * epochs, cfg.warmup))
-    params = [p for g in groups for p in g["params"]]
-    trainable = count_trainable(model)
-    result.trainable_params = max(result.trainable_params, trainable)
-    patience, min_epochs = cfg.stopping(epochs)
-    if result.stages:
-        result.stages[-1].update(epochs=epochs, steps_per_epoch=steps_per_epoch, objective=objective.describe(),
-                                 **({"patience": patience, "min_epochs": min_epochs, "monitor": cfg.monitor}
-                                    if validates else {}))
-    stopper = EarlyStopping(cfg.monitor, patience, min_epochs)
-    best_state = copy_trainable_state(model) if validates else None
-    generator = torch.Generator().manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    dtype = cfg.resolve_precision(device)
-    parallel = data_parallel() if any(p.requires_grad for p in model.parameters()) else None
-    if parallel is not None and type(objective) is not Objective:
-        raise HeadstartError(f"{stage}: multi-process training covers cross-entropy fine-tunes; "
-                             f"{objective.describe()} trains in one process (launch without accelerate).")
-    forward = parallel.wrap(model) if parallel is not None else model
-    for cb in callbacks:
-        cb.stop_requested, cb.model = False, model
-        cb.on_fit_start({"strategy": result.strategy, "stage": stage, "epochs": epochs,
-                         "steps_per_epoch": steps_per_epoch, "trainable_params": trainable, "start_block": start,
-                         "patience": patience if validates else None, "min_epochs": min_epochs,
-                         "monitor": cfg.monitor if validates else None, "objective": objective.describe()})
-    reason = StopReason.MAX_EPOCHS
-    if include_start and validates:
-        val_loss, val_acc, _ = evaluate(model, val, start, device, cfg.eval_batch_size)
-        record = EpochRecord(stage, 0, None, val_loss, val_acc, 0.0, 0.0, trainable)
-        result.records.append(record)
-        stopper.update(record)
-        result.best_epoch, result.best_val_loss, result.best_val_acc = 0, val_loss, val_acc
-        for cb in callbacks:
-            cb.on_epoch_end(record)
-    for epoch in range(1, epochs + 1):
-        tic = time.perf_counter()
-        set_train_mode(model)
-        total, seen = torch.zeros((), device=device), 0  # summed on the device: no host sync per step
-        for index in objective.steps(len(train), cfg.batch_size, generator):
-            local = parallel.shard(index) if parallel is not None else index
-            state, labels = train.batch(local, rng)
-            batch = Batch(local, _to(state, device), labels.to(device, non_blocking=True))
-            with autocast(dtype, device):
-                loss = objective.loss(forward, batch, start).float()
-            penalty = objective.penalty(model)
-            if penalty is not None:
-                loss = loss + penalty
-            weight = parallel.scale(len(local), len(index)) if parallel is not None else 1.0
-            optimizer_step(loss * weight if weight != 1.0 else loss, optimizer, scheduler, params, cfg.grad_clip,
-                           parallel.backward if parallel is not None else None)
-            total += loss.detach() * len(local)
-            seen += len(local)
-        if parallel is not None:  # the epoch's loss over every process's examples
-            total, seen = parallel.sum(total), len(train)
-        train_loss = total.item() / max(1, seen)
-        if not math.isfinite(train_loss):
-            reason = StopReason.NON_FINITE_LOSS
-            result.notes.append(f"{stage}: the loss became non-finite in epoch {epoch}; kept the best weights "
-                                "so far. Try a lower learning rate.")
-            if best_state is None:  # nothing validated to fall back on: the weights are unusable
-                raise HeadstartError(f"{stage}: the loss became non-finite in epoch {epoch}; lower the learning "
-                                     "rate (lr=...).")
-            break
-        val_loss = val_acc = None
-        if validates:
-            recalibrate_batchnorm(model, train, start, device, cfg.eval_batch_size)
-            val_loss, val_acc, _ = evaluate(model, val, start, device, cfg.eval_batch_size)
-        record = EpochRecord(stage, epoch, train_loss, val_loss, val_acc, time.perf_counter() - tic,
-                             optimizer.param_groups[0]["lr"], trainable)
-        result.records.append(record)
-        if validates and stopper.update(record):
-            best_state = copy_trainable_state(model) if stopper.restores else None
-            result.best_epoch, result.best_val_loss, result.best_val_acc = epoch, val_loss, val_acc
-        for cb in callbacks:
-            cb.on_epoch_end(record)
-        if validates and stopper.should_stop:
-            reason = StopReason.EARLY_STOPPED
-            break
-        if any(cb.stop_requested for cb in callbacks):
-            reason = StopReason.INTERRUPTED
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state, strict=False)
-    if reason is StopReason.MAX_EPOCHS and validates and not stopper.restores:
+    ctx = ctx or FitContext(model, cfg, device, start, train, val, stage)
+    run = _Run(model, groups, ctx, objective or Objective(), list(terms), list(callbacks),
+               result or FitResult(strategy=stage), default_epochs, min_steps)
+    reason = run.train(include_start)
+    if run.best_state is not None:
+        model.load_state_dict(run.best_state, strict=False)
+    if reason is StopReason.MAX_EPOCHS and run.validates and not run.stopper.restores:
         reason = StopReason.SCHEDULE
-    result.stop_reason = reason
-    for cb in callbacks:
-        cb.on_fit_end(result)
-    return result
+    run.result.stop_reason = reason
+    for cb in run.callbacks:
+        cb.on_fit_end(run.result)
+    return run.result
+
+
+class _Run:
+    """One stage's training: the optimiser and schedule, the stopper, and the epoch loop."""
+
+    def __init__(self, model: AdaptedModel, groups: list[dict], ctx: FitContext, objective: Objective,
+                 terms: list[Any], callbacks: list[Callback], result: FitResult, default_epochs: int,
+                 min_steps: int) -> None:
+        cfg, stage = ctx.cfg, ctx.stage
+        self.model, self.ctx, self.objective, self.terms, self.result = model, ctx, objective, terms, result
+        self.cfg, self.stage, self.device, self.start = cfg, stage, ctx.device, ctx.start
+        self.validates = objective.validates and ctx.val is not None
+        objective.start(model, ctx.train, ctx.start, ctx.device)
+        self.steps_per_epoch = objective.steps_per_epoch(len(ctx.train), cfg.batch_size)
+        self.epochs = cfg.plan_epochs(default_epochs, min_steps, self.steps_per_epoch)
+        self.optimizer = torch.optim.AdamW(groups, lr=groups[0]["lr"], weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(self.steps_per_epoch * self.epochs, cfg.warmup))
+        self.params = [p for g in groups for p in g["params"]]
+        self.trainable = count_trainable(model) + sum(count_trainable(m) for t in terms for m in t.modules().values())
+        result.trainable_params = max(result.trainable_params, self.trainable)
+        patience, min_epochs = cfg.stopping(self.epochs)
+        self.stopper = EarlyStopping(cfg.monitor, patience, min_epochs)
+        self.callbacks = callbacks
+        self.best_state = copy_trainable_state(model) if self.validates else None
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.dtype = cfg.resolve_precision(ctx.device)
+        self.parallel = data_parallel() if any(p.requires_grad for p in model.parameters()) else None
+        if self.parallel is not None and (type(objective) is not Objective or terms):
+            what = objective.describe() if type(objective) is not Objective else ", ".join(t.name for t in terms)
+            raise HeadstartError(f"{stage}: multi-process training covers cross-entropy fine-tunes; "
+                                 f"{what} trains in one process (launch without accelerate).")
+        self.forward = self.parallel.wrap(model) if self.parallel is not None else model
+        self._announce(patience, min_epochs)
+
+    def _announce(self, patience: int, min_epochs: int) -> None:
+        described = ", ".join([self.objective.describe(), *(t.describe() for t in self.terms)])
+        if self.result.stages:
+            self.result.stages[-1].update(
+                epochs=self.epochs, steps_per_epoch=self.steps_per_epoch, objective=described,
+                **({"patience": patience, "min_epochs": min_epochs, "monitor": self.cfg.monitor}
+                   if self.validates else {}))
+        for cb in self.callbacks:
+            cb.stop_requested, cb.model = False, self.model
+            cb.on_fit_start({"strategy": self.result.strategy, "stage": self.stage, "epochs": self.epochs,
+                             "steps_per_epoch": self.steps_per_epoch, "trainable_params": self.trainable,
+                             "start_block": self.start, "patience": patience if self.validates else None,
+                             "min_epochs": min_epochs, "monitor": self.cfg.monitor if self.validates else None,
+                             "objective": described})
+
+    def train(self, include_start: bool) -> StopReason:
+        if include_start and self.validates:
+            val_loss, val_acc, _ = evaluate(self.model, self.ctx.val, self.start, self.device,
+                                            self.cfg.eval_batch_size)
+            self._end_epoch(EpochRecord(self.stage, 0, None, val_loss, val_acc, 0.0, 0.0, self.trainable))
+        for epoch in range(1, self.epochs + 1):
+            tic = time.perf_counter()
+            train_loss, parts = self._epoch()
+            if not math.isfinite(train_loss):
+                return self._non_finite(epoch)
+            val_loss = val_acc = None
+            if self.validates:
+                recalibrate_batchnorm(self.model, self.ctx.train, self.start, self.device, self.cfg.eval_batch_size)
+                val_loss, val_acc, _ = evaluate(self.model, self.ctx.val, self.start, self.device,
+                                                self.cfg.eval_batch_size)
+            self._end_epoch(EpochRecord(self.stage, epoch, train_loss, val_loss, val_acc, time.perf_counter() - tic,
+                                        self.optimizer.param_groups[0]["lr"], self.trainable, terms=parts))
+            if self.validates and self.stopper.stop_requested:
+                return StopReason.EARLY_STOPPED
+            if any(cb.stop_requested for cb in self.callbacks):
+                return StopReason.INTERRUPTED
+        return StopReason.MAX_EPOCHS
+
+    def _end_epoch(self, record: EpochRecord) -> None:
+        self.result.records.append(record)
+        if self.validates:  # the stopper first: it writes its state into the record the others receive
+            self.stopper.on_epoch_end(record)
+            if self.stopper.improved:
+                if record.epoch > 0:  # epoch 0's weights are the starting copy, kept as the NaN fallback
+                    self.best_state = copy_trainable_state(self.model) if self.stopper.restores else None
+                self.result.best_epoch, self.result.best_val_loss, self.result.best_val_acc = (
+                    record.epoch, record.val_loss, record.val_acc)
+        for cb in self.callbacks:
+            cb.on_epoch_end(record)
+
+    def _epoch(self) -> tuple[float, dict[str, float]]:
+        """One pass: the mean loss per example, and each part of it (the data term and every term) when terms."""
+        set_train_mode(self.model)
+        for m in (m for t in self.terms for m in t.modules().values()):
+            m.train()
+        names = ["data", *(t.name for t in self.terms)] if self.terms else []
+        sums = torch.zeros(1 + len(self.terms), device=self.device)  # on the device: no host sync per step
+        seen, train = 0, self.ctx.train
+        for step, index in enumerate(self.objective.steps(len(train), self.cfg.batch_size, self.generator)):
+            local = self.parallel.shard(index) if self.parallel is not None else index
+            state, labels = train.batch(local, self.rng)
+            batch = Batch(local, _to(state, self.device), labels.to(self.device, non_blocking=True))
+            parts = self._loss(batch)
+            loss = sum(parts[1:], parts[0])
+            weight = self.parallel.scale(len(local), len(index)) if self.parallel is not None else 1.0
+            optimizer_step(loss * weight if weight != 1.0 else loss, self.optimizer, self.scheduler, self.params,
+                           self.cfg.grad_clip, self.parallel.backward if self.parallel is not None else None,
+                           self._before_step)
+            sums += torch.stack([p.detach() for p in parts]) * len(local)
+            seen += len(local)
+            for cb in self.callbacks:
+                cb.on_step_end(step, loss)
+        if self.parallel is not None:  # the epoch's loss over every process's examples
+            sums, seen = self.parallel.sum(sums), len(train)
+        means = (sums / max(1, seen)).tolist()
+        return float(sum(means)), dict(zip(names, means))
+
+    def _loss(self, batch: Batch) -> list[Tensor]:
+        """[data term, weighted term, ...] of one step."""
+        with autocast(self.dtype, self.device):
+            data = self.objective.loss(self.forward, batch, self.start).float()
+            parts = [t.resolved_weight * t.value(self.model, batch, self.ctx).float() for t in self.terms]
+        penalty = self.objective.penalty(self.model)
+        return [data if penalty is None else data + penalty, *parts]
+
+    def _before_step(self) -> None:
+        for cb in self.callbacks:
+            cb.on_before_optimizer_step(self.optimizer)
+
+    def _non_finite(self, epoch: int) -> StopReason:
+        self.result.notes.append(f"{self.stage}: the loss became non-finite in epoch {epoch}; kept the best weights "
+                                 "so far. Try a lower learning rate.")
+        if self.best_state is None:  # nothing validated to fall back on: the weights are unusable
+            raise HeadstartError(f"{self.stage}: the loss became non-finite in epoch {epoch}; lower the learning "
+                                 "rate (lr=...).")
+        return StopReason.NON_FINITE_LOSS

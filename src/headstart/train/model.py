@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 
 import torch
@@ -10,7 +11,7 @@ from torch import Tensor, nn
 from ..backbones import Backbone, State
 
 __all__ = ["AdaptedModel", "ParamPlan", "build_param_groups", "copy_trainable_state", "count_trainable",
-           "set_train_mode", "trainable_blocks"]
+           "first_trainable", "set_train_mode", "trainable_blocks"]
 
 
 class AdaptedModel(nn.Module):
@@ -41,42 +42,68 @@ class AdaptedModel(nn.Module):
 
 @dataclass(frozen=True)
 class ParamPlan:
-    """What a strategy declares: learning-rate scale per trainable block, and which of its tensors train."""
+    """What a strategy declares: learning-rate scale per trainable block, which of its tensors train, and
+    parameters outside the blocks (a soft prompt, by name relative to the model)."""
 
     block_scales: dict[int, float]
-    only: str | None = None  # train only parameters whose name contains this (e.g. "lora_")
+    only: str | None = None  # train only parameters whose name contains this (e.g. "lora_", a tuner's prefix)
     train_head: bool = True
+    #: names (``fnmatch`` patterns, relative to the model) of parameters outside the blocks that train at ``lr``
+    params: tuple[str, ...] = ()
 
 
 def _no_decay(name: str, p: nn.Parameter) -> bool:
     return p.ndim <= 1 or name.endswith(".bias")  # biases, norm weights, scalars
 
 
-def build_param_groups(model: AdaptedModel, plan: ParamPlan, lr: float, head_lr: float,
-                       weight_decay: float) -> tuple[list[dict], int]:
+def build_param_groups(model: AdaptedModel, plan: ParamPlan, lr: float, head_lr: float, weight_decay: float,
+                       modules: dict[str, nn.Module] | None = None) -> tuple[list[dict], int]:
     """Set ``requires_grad`` from the plan and build AdamW groups. Returns (groups, first trainable block).
 
-    The first trainable block is where a cache of the frozen bottom can stop; ``features_start`` when
-    only the head trains.
+    ``modules``: modules outside the model that train with it (a term's own, e.g. a domain discriminator),
+    each its group ``term.<name>`` at ``head_lr``. The first trainable block is where a cache of the frozen
+    bottom can stop; ``features_start`` when only the head trains (a parameter outside the blocks that
+    trains, such as a soft prompt before block 0, sets it to 0).
     """
     for p in model.parameters():
         p.requires_grad_(False)
     buckets: dict[tuple[str, float, bool], list[nn.Parameter]] = {}
-    first = model.features_start
     for i, scale in sorted(plan.block_scales.items()):
         for name, p in model.backbone.blocks[i].named_parameters():
             if plan.only is not None and plan.only not in name:
                 continue
             p.requires_grad_(True)
-            first = min(first, i)
             buckets.setdefault((f"block{i}", lr * scale, _no_decay(name, p)), []).append(p)
     if plan.train_head:
         for name, p in model.head.named_parameters():
             p.requires_grad_(True)
             buckets.setdefault(("head", head_lr, _no_decay(name, p)), []).append(p)
+    for name, p in _outside(model, plan):
+        p.requires_grad_(True)
+        buckets.setdefault(("params", lr, _no_decay(name, p)), []).append(p)
+    for term, module in (modules or {}).items():
+        for name, p in module.named_parameters():
+            p.requires_grad_(True)
+            buckets.setdefault((f"term.{term}", head_lr, _no_decay(name, p)), []).append(p)
     groups = [{"params": ps, "lr": group_lr, "weight_decay": 0.0 if no_decay else weight_decay, "name": name}
               for (name, group_lr, no_decay), ps in buckets.items()]
-    return groups, first
+    return groups, first_trainable(model, plan)
+
+
+def _outside(model: AdaptedModel, plan: ParamPlan) -> list[tuple[str, nn.Parameter]]:
+    """The parameters outside the blocks and the head that ``plan.params`` names."""
+    return [(name, p) for name, p in model.named_parameters() if plan.params
+            and not name.startswith(("backbone.blocks.", "head."))
+            and any(fnmatch.fnmatchcase(name, pattern) for pattern in plan.params)]
+
+
+def first_trainable(model: AdaptedModel, plan: ParamPlan) -> int:
+    """The first block ``plan`` trains: where a cache of the frozen bottom stops (``features_start`` when only
+    the head trains; 0 when a parameter outside the blocks trains, e.g. a soft prompt before block 0)."""
+    if _outside(model, plan):
+        return 0
+    return min((i for i in plan.block_scales for name, _ in model.backbone.blocks[i].named_parameters()
+                if plan.only is None or plan.only in name), default=model.features_start)
 
 
 def trainable_blocks(model: AdaptedModel) -> list[int]:
@@ -101,6 +128,9 @@ def count_trainable(model: nn.Module) -> int:
 
 @torch.no_grad()
 def copy_trainable_state(model: AdaptedModel) -> dict[str, Tensor]:
-    """Head and every block that trains, parameters and buffers (BatchNorm statistics move too)."""
+    """Head and every block that trains, parameters and buffers (BatchNorm statistics move too), and every
+    other parameter that trains (a soft prompt)."""
     keep = {f"backbone.blocks.{i}." for i in trainable_blocks(model)} | {"head."}
-    return {k: v.detach().clone() for k, v in model.state_dict().items() if any(k.startswith(p) for p in keep)}
+    training = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {k: v.detach().clone() for k, v in model.state_dict().items()
+            if k in training or any(k.startswith(p) for p in keep)}

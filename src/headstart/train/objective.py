@@ -13,23 +13,24 @@ callbacks, interrupts, the NaN policy); an ``Objective`` says only
   validation labels too): the loop then records training loss only and never early-stops.
 
 ``Batch.index`` are positions in the training source, so per-example side information computed in
-``start`` (a teacher's logits) lines up with the batch.
+``start`` (a teacher's logits) lines up with the batch. ``Batch.features`` runs the forward pass once
+per step, shared by the data term and every term of ``terms/`` (CORAL aligns these same features).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from ..backbones import State
+from .model import AdaptedModel
 
 if TYPE_CHECKING:
     from .loop import BatchSource
-    from .model import AdaptedModel
 
 __all__ = ["Batch", "CrossEntropy", "Objective"]
 
@@ -39,6 +40,13 @@ class Batch:
     index: list[int]  # positions in the training source
     state: State  # model-ready inputs (on the device)
     labels: Tensor  # on the device
+    _features: Tensor | None = field(default=None, repr=False)
+
+    def features(self, model: AdaptedModel, start: int) -> Tensor:
+        """The pooled features of this batch, computed once per step."""
+        if self._features is None:
+            self._features = model.features(self.state, start)
+        return self._features
 
 
 class Objective:
@@ -57,7 +65,9 @@ class Objective:
         """Once, before the first step."""
 
     def loss(self, model: AdaptedModel, batch: Batch, start: int) -> Tensor:
-        return nn.functional.cross_entropy(model(batch.state, start).float(), batch.labels)
+        # the features are the batch's own (shared with the terms); a data-parallel wrapper runs its forward
+        logits = model.head(batch.features(model, start)) if isinstance(model, AdaptedModel) else model(batch.state, start)
+        return nn.functional.cross_entropy(logits.float(), batch.labels)
 
     def penalty(self, model: AdaptedModel) -> Tensor | None:
         return None

@@ -1,0 +1,83 @@
+"""Options declared once: type (the dataclass annotation), default, help, allowed values or range, and what a
+value means to a run's identity. Training options, strategy options and term options all use ``option``.
+
+``neutral`` is the value at which an option changes nothing: a run whose option is at its neutral value
+has the key it had before the option existed (``guard=None``; ``guard_weight=None``, "the guard's own
+default"). An option without ``neutral`` is always part of the key. ``check_declared`` turns the
+declarations into scikit-learn-style messages ("The 'rank' parameter of lora must be ... Got ... instead.").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import HeadstartError
+
+__all__ = ["NO_NEUTRAL", "check_declared", "identity_options", "option"]
+
+NO_NEUTRAL = object()  # the option is always part of a run's identity
+
+
+def option(default: Any, help: str, *, choices: Sequence[Any] | Callable[[], Sequence[Any]] | None = None,
+           low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
+           neutral: Any = NO_NEUTRAL) -> Any:
+    """A dataclass field with its declaration in ``metadata`` (``choices`` may be a callable: a registry)."""
+    return dataclasses.field(default=default, metadata={
+        "help": help, "choices": choices, "low": low, "high": high, "low_open": low_open, "high_open": high_open,
+        "neutral": neutral})
+
+
+def _choices(meta: dict[str, Any]) -> Sequence[Any] | None:
+    choices = meta.get("choices")
+    return choices() if callable(choices) else choices
+
+
+def _must(meta: dict[str, Any], optional: bool) -> str:
+    choices = _choices(meta)
+    if choices is not None:
+        words = [repr(c) for c in choices] + (["None"] if optional else [])
+        return "one of " + ", ".join(words)
+    low, high = meta.get("low"), meta.get("high")
+    left = "(" if meta.get("low_open") else "["
+    right = ")" if meta.get("high_open") else "]"
+    span = f"in {left}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}{right}"
+    return span + (" or None" if optional else "")
+
+
+def _fits(value: Any, meta: dict[str, Any]) -> bool:
+    choices = _choices(meta)
+    if choices is not None:
+        return value in choices
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and (value <= low if meta.get("low_open") else value < low):
+        return False
+    return not (high is not None and (value >= high if meta.get("high_open") else value > high))
+
+
+def check_declared(obj: Any, owner: str) -> None:
+    """Every declared option of dataclass ``obj`` holds an allowed value (None passes where it is the default)."""
+    for f in dataclasses.fields(obj):
+        meta = f.metadata
+        if "help" not in meta or (_choices(meta) is None and meta.get("low") is None and meta.get("high") is None):
+            continue
+        value, optional = getattr(obj, f.name), f.default is None
+        if value is None and optional:
+            continue
+        if not _fits(value, meta):
+            raise HeadstartError(f"The {f.name!r} parameter of {owner} must be {_must(meta, optional)}. "
+                                 f"Got {value!r} instead.")
+
+
+def identity_options(obj: Any) -> dict[str, Any]:
+    """``obj``'s options as a run's identity holds them: every option, less those at their neutral value."""
+    out = dataclasses.asdict(obj)
+    for f in dataclasses.fields(obj):
+        neutral = f.metadata.get("neutral", NO_NEUTRAL)
+        if neutral is not NO_NEUTRAL and out.get(f.name) == neutral:
+            del out[f.name]
+    return out

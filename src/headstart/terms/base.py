@@ -1,0 +1,109 @@
+"""The term base class and registry.
+
+A term is a small dataclass (its options declared with ``declare.option``) that adds ``weight · value``
+to the loss of every step of a stage. Its hooks, each with a default:
+
+- ``prepare(ctx)``: once before the first step (snapshot θpre, estimate a Fisher, a teacher's outputs);
+- ``modules()``: modules of its own whose parameters join the optimiser as the group ``term.<name>``
+  (a domain discriminator), built in ``prepare``;
+- ``value(model, batch, ctx)``: the term's value on one step (the batch's features are computed once
+  per step and shared with the data term: ``batch.features(model, start)``); draws from an extra
+  source of the fit context through ``ctx.draw(self.source, n)``;
+- class declarations: ``kind`` (``guard``: any strategy that moves the body takes it as
+  ``guard=NAME``; ``adaptation``: a strategy ``NAME`` is its body recipe plus the term), ``source``
+  (the extra source it needs, e.g. ``target``), ``default_weight``, ``behaviour_version``.
+
+The loop records every term's mean weighted value per epoch (``EpochRecord.terms``), beside the data term.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from torch import Tensor, nn
+
+from ..declare import check_declared, identity_options, option
+from ..errors import HeadstartError
+
+if TYPE_CHECKING:
+    from ..train.context import FitContext
+    from ..train.model import AdaptedModel
+    from ..train.objective import Batch
+
+__all__ = ["TERMS", "Term", "create_term", "list_terms", "register_term"]
+
+TERMS: dict[str, type[Term]] = {}
+KINDS = ("guard", "adaptation")
+
+
+def register_term(cls: type[Term]) -> type[Term]:
+    if cls.name in TERMS:
+        raise HeadstartError(f"A term named {cls.name!r} is already registered.")
+    if cls.kind not in KINDS:
+        raise HeadstartError(f"Term {cls.name!r} declares kind {cls.kind!r}; use one of {', '.join(KINDS)}.")
+    TERMS[cls.name] = cls
+    return cls
+
+
+def list_terms(kind: str | None = None) -> list[str]:
+    _ensure_builtin()
+    return sorted(n for n, cls in TERMS.items() if kind is None or cls.kind == kind)
+
+
+def create_term(name: str, **options: Any) -> Term:
+    _ensure_builtin()
+    cls = TERMS.get(name)
+    if cls is None:
+        raise HeadstartError(f"Unknown term {name!r}. Valid terms: {', '.join(list_terms()) or 'none'}.")
+    allowed = {f.name for f in fields(cls)}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise HeadstartError(f"Term {name!r} has no option {unknown[0]!r}. Its options: {', '.join(sorted(allowed))}.")
+    return cls(**options)
+
+
+@dataclass
+class Term(ABC):
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "guard"
+    summary: ClassVar[str] = ""
+    default_weight: ClassVar[float] = 1.0
+    source: ClassVar[str | None] = None
+    behaviour_version: ClassVar[int] = 1
+    weight: float | None = option(None, "multiplies the term's value (None: the term's measured default)",
+                                  low=0.0, low_open=True, neutral=None)
+
+    def __post_init__(self) -> None:
+        check_declared(self, self.name)
+
+    @property
+    def resolved_weight(self) -> float:
+        return self.default_weight if self.weight is None else float(self.weight)
+
+    def prepare(self, ctx: FitContext) -> None:  # noqa: B027 (an optional hook, empty by default)
+        """Once, before the first step of the stage."""
+
+    def modules(self) -> dict[str, nn.Module]:
+        """Modules of the term's own whose parameters train with the stage (default: none)."""
+        return {}
+
+    @abstractmethod
+    def value(self, model: AdaptedModel, batch: Batch, ctx: FitContext) -> Tensor:
+        """The term's (unweighted) value on one step."""
+
+    def identity(self) -> dict[str, Any]:
+        return {"term": self.name, "options": identity_options(self),
+                **({"version": self.behaviour_version} if self.behaviour_version != 1 else {})}
+
+    def describe(self) -> str:
+        return f"{self.name} × {self.resolved_weight:g}"
+
+
+def _ensure_builtin() -> None:
+    package = importlib.import_module(__package__)
+    for info in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{__package__}.{info.name}")
