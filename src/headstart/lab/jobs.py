@@ -19,7 +19,6 @@ from typing import Any
 
 from ..errors import HeadstartError
 from ..train import Callback, EpochRecord, FitResult
-from ..train.loop import EarlyStopping
 from .events import EventHub
 from .session import LabSession, public_record
 
@@ -66,12 +65,11 @@ class Job:
 
 class LiveCallback(Callback):
     """Streams a run as it trains: each stage's plan, each epoch with the best epoch so far and the patience
-    left (the loop's own ``EarlyStopping`` rule, replayed), and how each stage ended. Raises
-    ``JobCancelled`` at the next epoch once the job is cancelled."""
+    left (the early-stopping state the loop's ``EarlyStopping`` callback wrote into the epoch's record), and
+    how each stage ended. Raises ``JobCancelled`` at the next epoch once the job is cancelled."""
 
     def __init__(self, queue: JobQueue, job: Job) -> None:
         self.queue, self.job = queue, job
-        self._stopper: EarlyStopping | None = None
         self._info: dict[str, Any] = {}
         self._tic = time.time()
 
@@ -87,18 +85,12 @@ class LiveCallback(Callback):
     def on_fit_start(self, info: dict[str, Any]) -> None:
         self._check()
         self._info = info
-        self._stopper = (EarlyStopping(info["monitor"], info["patience"], info["min_epochs"])
-                         if info.get("monitor") else None)
         self._emit("stage", {k: info.get(k) for k in ("stage", "epochs", "steps_per_epoch", "trainable_params",
                                                      "patience", "min_epochs", "monitor")})
 
     def on_epoch_end(self, record: EpochRecord) -> None:
-        best = wait = None
-        if self._stopper is not None and record.val_acc is not None:
-            self._stopper.update(record)
-            best, wait = self._stopper.best_epoch, self._stopper.wait
-        self._emit("epoch", {**asdict(record), "best_epoch": best, "wait": wait,
-                             "patience": self._info.get("patience"), "planned": self._info.get("epochs")})
+        self._emit("epoch", {**asdict(record), "patience": self._info.get("patience"),
+                             "planned": self._info.get("epochs")})
         self._check()
 
     def on_fit_end(self, result: FitResult) -> None:

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from ..data import Task, make_splits
-from ..errors import HeadstartError
 from ..declare import identity_options
+from ..errors import HeadstartError
 from ..options import check_options, options_for
 from ..strategies import ALIASES, create_strategy
 from ..train import TrainConfig

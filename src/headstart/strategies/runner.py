@@ -10,14 +10,14 @@ import numpy as np
 import torch
 
 from ..data import Task
+from ..errors import HeadstartError
 from ..train.augment import augmenter_for
 from ..train.callbacks import Callback, FitResult, StopReason
 from ..train.config import TrainConfig
+from ..train.context import FitContext
 from ..train.delta import snapshot, weight_distance
 from ..train.features import FeatureCache
 from ..train.loop import BatchSource, run_training
-from ..errors import HeadstartError
-from ..train.context import FitContext
 from ..train.model import AdaptedModel, build_param_groups, count_trainable, first_trainable
 from .base import Strategy
 

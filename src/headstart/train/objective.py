@@ -66,7 +66,8 @@ class Objective:
 
     def loss(self, model: AdaptedModel, batch: Batch, start: int) -> Tensor:
         # the features are the batch's own (shared with the terms); a data-parallel wrapper runs its forward
-        logits = model.head(batch.features(model, start)) if isinstance(model, AdaptedModel) else model(batch.state, start)
+        shared = isinstance(model, AdaptedModel)
+        logits = model.head(batch.features(model, start)) if shared else model(batch.state, start)
         return nn.functional.cross_entropy(logits.float(), batch.labels)
 
     def penalty(self, model: AdaptedModel) -> Tensor | None:
