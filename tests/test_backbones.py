@@ -51,12 +51,18 @@ def test_split_and_merge_states_round_trip(name):
         torch.testing.assert_close(b.pool(b.run_blocks(rebuilt, 1)), b.pool(b.run_blocks(state, 1)))
 
 
+@pytest.mark.parametrize("method", ["lora", "ia3", "ia3.feedforward"])
 @pytest.mark.parametrize("name", REGISTERED)
-def test_lora_targets_name_real_layers(name):
+def test_parameter_efficient_targets_name_real_layers(name, method):
+    from headstart.strategies.tuner import TARGETS
+
     b = tiny_backbone(name)
     modules = dict(b.named_modules())
-    targets = b.lora_targets()
-    assert targets and all(t in modules for t in targets)
+    targets = TARGETS[b.peft_family][method](b)
+    assert all(isinstance(modules[t], (torch.nn.Linear, torch.nn.Conv2d)) for t in targets)
+    assert targets or method == "ia3.feedforward"
+    if method == "ia3.feedforward":  # a subset of IA3's targets
+        assert set(targets) <= set(TARGETS[b.peft_family]["ia3"](b))
 
 
 @pytest.mark.parametrize("name", REGISTERED)

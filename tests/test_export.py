@@ -51,7 +51,7 @@ def test_a_loaded_lora_model_merges_and_saves_again_with_its_training_record(tmp
 
 def test_merging_a_model_without_lora_is_refused():
     probe = Adapter(TEXT, "probe", feature_cache=None).fit(TEXTS, LABELS)
-    with pytest.raises(HeadstartError, match=r"has no LoRA adapters to merge"):
+    with pytest.raises(HeadstartError, match=r"has no adapters to merge"):
         probe.merge_lora()
 
 

@@ -133,8 +133,8 @@ def test_every_module_of_the_package_is_discovered():
     list_strategies()
     modules = {f"headstart.strategies.{m.name}" for m in pkgutil.iter_modules(package.__path__)}
     assert {cls.__module__ for cls in STRATEGIES.values()} <= modules
-    assert modules - {cls.__module__ for cls in STRATEGIES.values()} == {"headstart.strategies.base",
-                                                                          "headstart.strategies.runner"}
+    assert modules - {cls.__module__ for cls in STRATEGIES.values()} == {
+        "headstart.strategies.base", "headstart.strategies.runner", "headstart.strategies.tuner"}
 
 
 def test_the_probe_runs_blas_on_one_thread_for_small_fits(monkeypatch):

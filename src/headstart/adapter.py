@@ -172,17 +172,20 @@ class Adapter(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         return save_adapter(self, Path(folder))
 
-    def merge_lora(self) -> Adapter:
-        """A copy with every LoRA update folded into its base weights (W + B·A·alpha/r): the same predictions
-        from the plain architecture, one matmul per layer; ``save`` then keeps the adapted blocks in full."""
-        from .export import merge_lora
+    def merge_adapters(self) -> Adapter:
+        """A copy with every parameter-efficient update folded into its base weights (LoRA: W + B·A·alpha/r;
+        IA3: W scaled): the same predictions from the plain architecture; ``save`` then keeps the adapted
+        blocks in full."""
+        from .export import merge_adapters
 
         self._check_fitted()
         merged = copy.deepcopy(self)
-        if merge_lora(merged.model_) == 0:
-            raise HeadstartError(f"This model ({self.strategy_.spec}) has no LoRA adapters to merge.")
+        if merge_adapters(merged.model_) == 0:
+            raise HeadstartError(f"This model ({self.strategy_.spec}) has no adapters to merge.")
         merged.merged_ = True
         return merged
+
+    merge_lora = merge_adapters  # the name it had when LoRA was the only method
 
     def export_onnx(self, folder: str | Path, *, examples: Sequence[Any] | None = None,
                     atol: float = 1e-4) -> dict[str, Any]:

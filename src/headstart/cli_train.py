@@ -160,9 +160,9 @@ def _cmd_export(args: argparse.Namespace) -> None:
     out = check_out(args.out)
     adapter = Adapter.load(args.model)
     if args.format == "merged":
-        adapter.merge_lora().save(out)
-        result = {"format": "merged", "out": str(out), "note": "LoRA folded into the weights; load with "
-                  "Adapter.load (or `headstart predict`) as any saved model"}
+        adapter.merge_adapters().save(out)
+        result = {"format": "merged", "out": str(out), "note": "adapters (LoRA, IA3) folded into the weights; load "
+                  "with Adapter.load (or `headstart predict`) as any saved model"}
     else:
         examples = _expand_inputs(args.examples, adapter.modality_, None, "utf-8") if args.examples else None
         manifest = adapter.export_onnx(out, examples=examples, atol=args.atol)
@@ -220,11 +220,11 @@ def add_train_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("export", help="export a saved model for deployment: ONNX (checked) or LoRA merged")
+    p = sub.add_parser("export", help="export a saved model for deployment: ONNX (checked) or adapters merged")
     p.add_argument("model", help="a folder written by `headstart fit`")
     p.add_argument("--out", required=True, help="folder to write the export to")
     p.add_argument("--format", choices=("onnx", "merged"), default="onnx",
-                   help="onnx (default: model.onnx + deploy.json, for headstart.deploy) or merged (LoRA folded "
+                   help="onnx (default: model.onnx + deploy.json, for headstart.deploy) or merged (LoRA, IA3 folded "
                         "into the weights, a saved headstart model)")
     p.add_argument("--examples", nargs="*", help="inputs (texts, files, a folder) to check the ONNX model on "
                                                  "(default: built-in ones)")

@@ -35,12 +35,14 @@ def _choices(meta: dict[str, Any]) -> Sequence[Any] | None:
     return choices() if callable(choices) else choices
 
 
-def _must(meta: dict[str, Any], optional: bool) -> str:
+def _must(meta: dict[str, Any], optional: bool, integer: bool) -> str:
     choices = _choices(meta)
     if choices is not None:
         words = [repr(c) for c in choices] + (["None"] if optional else [])
         return "one of " + ", ".join(words)
     low, high = meta.get("low"), meta.get("high")
+    if high is None and (low, bool(meta.get("low_open"))) in ((1, False), (0, True)):
+        return ("a positive integer" if integer else "positive") + (" or None" if optional else "")
     left = "(" if meta.get("low_open") else "["
     right = ")" if meta.get("high_open") else "]"
     span = f"in {left}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}{right}"
@@ -68,8 +70,9 @@ def check_declared(obj: Any, owner: str) -> None:
         value, optional = getattr(obj, f.name), f.default is None
         if value is None and optional:
             continue
-        if not _fits(value, meta):
-            raise HeadstartError(f"The {f.name!r} parameter of {owner} must be {_must(meta, optional)}. "
+        if not _fits(value, meta) or (isinstance(f.default, int) and not isinstance(value, int)):
+            raise HeadstartError(f"The {f.name!r} parameter of {owner} must be "
+                                 f"{_must(meta, optional, isinstance(f.default, int))}. "
                                  f"Got {value!r} instead.")
 
 

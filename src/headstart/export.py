@@ -37,28 +37,32 @@ if TYPE_CHECKING:
     from .adapter import Adapter
     from .train import AdaptedModel
 
-__all__ = ["DEPLOY_FORMAT", "export_onnx", "merge_lora"]
+__all__ = ["DEPLOY_FORMAT", "export_onnx", "merge_adapters", "merge_lora"]
 
 DEPLOY_FORMAT = 1
 MODEL, MANIFEST, TOKENIZER = "model.onnx", "deploy.json", "tokenizer"
 
 
-def merge_lora(model: AdaptedModel) -> int:
-    """Fold every LoRA update into its base layer (W + B·A·alpha/r) and drop the adapters; returns how many.
+def merge_adapters(model: AdaptedModel) -> int:
+    """Fold every parameter-efficient update into its base layer and drop the injected tensors; returns how many
+    layers. LoRA: W + B·A·alpha/r; IA3: W scaled by its vector. Generic over PEFT's tuner layers.
 
     PEFT's own merge does the arithmetic; the merged model computes the same function without the
-    extra matrices (one matmul per layer at inference, and a plain architecture to export).
+    extra tensors (one matmul per layer at inference, and a plain architecture to export).
     """
-    from peft.tuners.lora import LoraLayer
+    from peft.tuners.tuners_utils import BaseTunerLayer
 
     merged = 0
     for name, module in list(model.named_modules()):
-        if isinstance(module, LoraLayer):
+        if isinstance(module, BaseTunerLayer):
             module.merge(safe_merge=True)
             parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
             setattr(parent, name.rsplit(".", 1)[-1], module.get_base_layer())
             merged += 1
     return merged
+
+
+merge_lora = merge_adapters  # the name it had when LoRA was the only method
 
 
 class _Probabilities(nn.Module):
@@ -110,7 +114,7 @@ def export_onnx(adapter: Adapter, folder: str | Path, *, examples: Sequence[Any]
         raise HeadstartError("Exporting to ONNX needs onnx, onnxscript and onnxruntime: "
                              "pip install 'headstart[export]'.") from None
     model = copy.deepcopy(adapter.model_).cpu().eval()
-    merged = merge_lora(model)
+    merged = merge_adapters(model)
     backbone = model.backbone
     preparation, names = _preparation(backbone)
     sample = backbone.preprocess(list(_default_examples(adapter.modality_))[:2])

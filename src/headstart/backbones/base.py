@@ -15,7 +15,8 @@ knowing what the blocks are. Override points for a new backbone (see ``text.py``
 - ``preprocess(inputs) -> State`` and ``preprocess_id`` (what the cache keys on);
 - ``blocks`` (an ``nn.ModuleList`` of modules taking and returning a state);
 - ``pool(state) -> Tensor[B, feature_dim]``;
-- ``lora_targets()`` (module names that LoRA adapts);
+- ``peft_family``: the row of the parameter-efficient methods' target table (``strategies/tuner.py``) whose
+  rules name the layers LoRA, IA3, ... adapt (``None``: none of them apply);
 - ``split_state``/``merge_states`` only if a state has a variable-length axis (text);
 - ``small_twin()``: a small model for the same inputs, the ``scratch-small`` baseline.
 """
@@ -44,6 +45,8 @@ class Backbone(nn.Module, ABC):
     #: the learning rate that trains this architecture from a random init (the ``scratch`` baseline):
     #: conv nets take 1e-3 with AdamW; transformers collapse to one class there and need about 1e-4
     scratch_lr: float = 1e-3
+    #: which row of the parameter-efficient target table applies (``"bert"``, ``"conv"``; None: no PEFT method)
+    peft_family: str | None = None
     modality: Modality
     feature_dim: int
     blocks: nn.ModuleList
@@ -67,10 +70,6 @@ class Backbone(nn.Module, ABC):
     @abstractmethod
     def pool(self, state: State) -> Tensor:
         """The last state to one feature vector per example, ``[batch, feature_dim]``."""
-
-    @abstractmethod
-    def lora_targets(self) -> list[str]:
-        """Names (relative to this module) of the layers LoRA adapts."""
 
     def small_twin(self) -> Backbone:
         """A small model for the same inputs, trained from scratch (see ``small.py``); random init."""

@@ -78,8 +78,6 @@ class NgramBag(TokenizedText, Backbone):
         mask = state["attention_mask"].unsqueeze(-1).to(state["hidden"].dtype)
         return (state["hidden"] * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
-    def lora_targets(self) -> list[str]:
-        return []
 
     def block_names(self) -> list[str]:
         return ["n-gram embeddings"]

@@ -72,6 +72,7 @@ class HFTextBackbone(TokenizedText, Backbone):
 
     modality = "text"
     scratch_lr = 1e-4
+    peft_family = "bert"
 
     def __init__(self, model: nn.Module, tokenizer: Any, *, name: str, pretrained: bool, source: str,
                  normalize: bool = False, max_length: int = 128) -> None:
@@ -94,10 +95,6 @@ class HFTextBackbone(TokenizedText, Backbone):
         pooled = (state["hidden"] * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
-    def lora_targets(self) -> list[str]:
-        """Attention projections and the feed-forward layers of every transformer layer (not the pooler)."""
-        return [n for n, m in self.named_modules() if isinstance(m, nn.Linear) and (
-            n.rsplit(".", 1)[-1] in {"query", "key", "value"} or n.endswith(("intermediate.dense", "output.dense")))]
 
     def block_names(self) -> list[str]:
         return ["embeddings"] + [f"layer{i}" for i in range(1, len(self.blocks))]

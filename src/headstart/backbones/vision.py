@@ -29,6 +29,7 @@ class Stage(nn.Module):
 
 class ConvBackbone(Backbone):
     modality = "image"
+    peft_family = "conv"
 
     def __init__(self, stages: Sequence[nn.Module], feature_dim: int, transform: ImageTransform, *,
                  name: str, pretrained: bool, source: str, source_head: nn.Linear | None = None) -> None:
@@ -56,10 +57,6 @@ class ConvBackbone(Backbone):
     def pool(self, state: State) -> Tensor:
         return state["x"].mean(dim=(2, 3))
 
-    def lora_targets(self) -> list[str]:
-        """Pointwise (1×1, ungrouped) convolutions: where most of the weights of these nets sit."""
-        return [n for n, m in self.named_modules() if isinstance(m, nn.Conv2d)
-                and m.kernel_size == (1, 1) and m.groups == 1]
 
     def small_twin(self) -> Backbone:
         from .small import conv4

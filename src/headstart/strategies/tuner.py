@@ -1,0 +1,92 @@
+"""The parameter-efficient base: what every PEFT method shares, so a new one is one small file.
+
+A method declares its ``prefix`` (the name its tensors carry inside PEFT's layers, ``lora_``, ``ia3_``)
+and builds its PEFT config from the target modules; this base owns the rest:
+
+- **targets**: ``TARGETS[family][method]``, one table per backbone family (``Backbone.peft_family``:
+  ``bert`` for the transformers text encoders, ``conv`` for the conv nets); the hub-backbones work adds
+  a family by adding a row. A backbone with no row (the small from-scratch nets) is refused in one sentence;
+- **injection** through PEFT's ``inject_adapter_in_model`` into the backbone's own layers (once: a model
+  that already carries the method's tensors is left as it is, e.g. when loading);
+- **what trains and is saved**: every block, only the tensors under ``prefix``, and the head;
+- **merging for export** and **Δθ** are generic over PEFT's tuner layers (``export.merge_adapters``,
+  ``train/delta.py``), so they need nothing from the method.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from torch import nn
+
+from ..backbones import Backbone
+from ..errors import HeadstartError
+from ..train.model import AdaptedModel, ParamPlan
+from .finetune import FineTune
+
+__all__ = ["TARGETS", "ParameterEfficient", "peft_targets"]
+
+
+def _modules(kind: type[nn.Module], suffixes: tuple[str, ...], skip: str | None = None) -> Callable[[Backbone], list]:
+    def find(backbone: Backbone) -> list[str]:
+        return [n for n, m in backbone.named_modules() if isinstance(m, kind) and n.endswith(suffixes)
+                and (skip is None or skip not in n)]
+    return find
+
+
+def _pointwise(backbone: Backbone) -> list[str]:
+    """Pointwise (1×1, ungrouped) convolutions: where most of the weights of these nets sit."""
+    return [n for n, m in backbone.named_modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)
+            and m.groups == 1]
+
+
+#: family -> method -> module names (relative to the backbone); ``METHOD.feedforward``: the subset a method
+#: treats as feed-forward (IA3 scales their input rather than their output)
+TARGETS: dict[str, dict[str, Callable[[Backbone], list[str]]]] = {
+    "bert": {
+        # attention projections, the attention output and both feed-forward layers of every layer (not the pooler)
+        "lora": _modules(nn.Linear, (".query", ".key", ".value", "intermediate.dense", "output.dense")),
+        # the IA3 paper's three vectors: keys, values and the feed-forward's inner activation (its output layer's input)
+        "ia3": _modules(nn.Linear, (".key", ".value", "output.dense"), skip="attention.output"),
+        "ia3.feedforward": _modules(nn.Linear, ("output.dense",), skip="attention"),
+    },
+    "conv": {"lora": _pointwise, "ia3": _pointwise, "ia3.feedforward": lambda backbone: []},
+}
+
+
+def peft_targets(backbone: Backbone, method: str) -> list[str]:
+    """The module names ``method`` adapts on ``backbone``; one sentence when the table has none."""
+    rules = TARGETS.get(backbone.peft_family or "", {})
+    targets = rules[method](backbone) if method in rules else []
+    if not targets:
+        raise HeadstartError(f"{backbone.name} names no layers for {method} to adapt; use a backbone of a family "
+                             f"with {method} targets ({', '.join(f for f, r in TARGETS.items() if method in r)}).")
+    return targets
+
+
+@dataclass
+class ParameterEfficient(FineTune):
+    """Base of the PEFT methods: a frozen body with small injected tensors (under ``prefix``), and the head."""
+
+    prefix: ClassVar[str] = ""
+
+    @abstractmethod
+    def peft_config(self, backbone: Backbone) -> Any:
+        """The PEFT config that ``inject_adapter_in_model`` applies (``peft_targets(backbone, self.name)``)."""
+
+    def configure(self, model: AdaptedModel) -> None:
+        from peft import inject_adapter_in_model
+
+        config = self.peft_config(model.backbone)
+        if any(self.prefix in n for n, _ in model.backbone.named_parameters()):
+            return  # already injected (e.g. a second fit on the same model)
+        inject_adapter_in_model(config, model.backbone)
+
+    def plan(self, n_blocks: int) -> ParamPlan:
+        return ParamPlan({i: 1.0 for i in range(n_blocks)}, only=self.prefix)
+
+    def save_filter(self, key: str) -> bool:
+        return self.prefix in key
