@@ -38,10 +38,15 @@ class Recorder(Callback):
         self.heads[record.epoch] = self.get().head.weight.detach().clone()
 
 
+def _sources(spec: str, task: Task) -> dict:
+    """The extra examples a strategy declares it draws from (``coral``'s unlabelled target: the task's texts)."""
+    return {name: task for name in create_strategy(spec).sources()}
+
+
 @pytest.mark.parametrize("spec", FIT_SPECS)
 def test_every_strategy_learns_the_toy_text_task(text_task, spec):
     clf = Adapter(TEXT, spec, feature_cache=None, epochs=25, lr=3e-3, head_lr=3e-2, patience=25)
-    clf.fit(text_task, val=text_task)
+    clf.fit(text_task, val=text_task, **_sources(spec, text_task))
     r = clf.result_
     trained = [e for e in r.records if e.train_loss is not None]  # lp-ft's epoch 0 is the probe, scored only
     if trained:
@@ -144,7 +149,7 @@ def test_delta_theta_is_where_training_happened(text_task, spec, moved):
                                                        (VISION, "scratch-small")])
 def test_save_load_gives_identical_predictions(tmp_path, text_task, backbone, spec):
     task = text_task if backbone is TEXT else _image_task()
-    clf = Adapter(backbone, spec, feature_cache=None, epochs=2).fit(task, val=task)
+    clf = Adapter(backbone, spec, feature_cache=None, epochs=2).fit(task, val=task, **_sources(spec, task))
     clf.save(tmp_path / "m")
     again = Adapter.load(tmp_path / "m", backbone=backbone)
     np.testing.assert_array_equal(again.predict_proba(task), clf.predict_proba(task))

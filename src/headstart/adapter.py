@@ -95,10 +95,13 @@ class Adapter(ClassifierMixin, BaseEstimator):
 
     # -- fitting -------------------------------------------------------------------------------
     def fit(self, X: Task | Sequence[Any], y: Sequence[Any] | None = None, *,
-            val: Task | tuple[Sequence[Any], Sequence[Any]] | None = None) -> Adapter:
+            val: Task | tuple[Sequence[Any], Sequence[Any]] | None = None,
+            target: Task | Sequence[Any] | None = None) -> Adapter:
         """Train on ``X`` (a ``Task``, or inputs with labels ``y``); validate on ``val``, or on a quarter of
-        each class held out of ``X`` (exact duplicates kept on one side)."""
+        each class held out of ``X`` (exact duplicates kept on one side). ``target``: unlabelled examples of
+        the deployment domain, for a domain-adaptation term (``coral``); their labels, if any, are never read."""
         train = self._as_task(X, y, "X")
+        sources = {} if target is None else {"target": self._unlabelled(target, train)}
         if val is None:
             tr, va = holdout(train, seed=int(self.seed))
             train, val_task = train.subset(tr), train.subset(va)
@@ -125,7 +128,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
             prepare_model(model, strategy)
             callbacks = list(self.callbacks) + ([ProgressBar(strategy.spec)] if self.progress else [])
             self.result_: FitResult = fit_model(model, strategy, train, val_task, cfg, cache=self._cache(),
-                                                callbacks=callbacks)
+                                                callbacks=callbacks, sources=sources)
         self.model_, self.strategy_, self.config_ = model.eval(), strategy, cfg
         # labels come back as given: the original values (ints stay ints), in the sorted order of train.classes
         self.classes_ = np.unique(np.asarray(y)) if y is not None else np.asarray(train.classes)
@@ -225,6 +228,15 @@ class Adapter(ClassifierMixin, BaseEstimator):
         if len(X) != len(y):
             raise HeadstartError(f"{what} has {len(X)} inputs but {len(y)} labels.")
         return from_arrays(X, y, name=what, min_classes=min_classes)
+
+    @staticmethod
+    def _unlabelled(target: Task | Sequence[Any], train: Task) -> Task:
+        """Unlabelled examples as a task of ``train``'s classes (every label 0: never read)."""
+        inputs = target.inputs if isinstance(target, Task) else target
+        if isinstance(inputs, str) or len(inputs) == 0:
+            raise HeadstartError("target takes a non-empty list of unlabelled inputs (or a Task).")
+        return Task(list(inputs), np.zeros(len(inputs), dtype=np.int64), train.classes, train.modality,
+                    "target", getattr(target, "source", "target"))
 
     @staticmethod
     def _align_classes(task: Task, classes: tuple[str, ...]) -> Task:

@@ -39,7 +39,7 @@ def _must(meta: dict[str, Any], optional: bool, integer: bool) -> str:
     choices = _choices(meta)
     if choices is not None:
         words = [repr(c) for c in choices] + (["None"] if optional else [])
-        return "one of " + ", ".join(words)
+        return "one of " + (", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else "".join(words))
     low, high = meta.get("low"), meta.get("high")
     if high is None and (low, bool(meta.get("low_open"))) in ((1, False), (0, True)):
         return ("a positive integer" if integer else "positive") + (" or None" if optional else "")

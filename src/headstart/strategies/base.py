@@ -100,6 +100,10 @@ class Strategy(ABC):
     starts_fitted: ClassVar[bool] = False
     trains_on_validation: ClassVar[bool] = False
     behaviour_version: ClassVar[int] = 1
+    #: what the last stage trains besides the head, declared for the registry-wide contract tests:
+    #: ``"head"`` (nothing else), ``"top-k"`` (the top ``k`` blocks), ``"body"`` (every block), ``"injected"``
+    #: (only the tensors a parameter-efficient method injected, under its ``prefix``)
+    trains: ClassVar[str] = "body"
 
     @abstractmethod
     def plan(self, n_blocks: int) -> ParamPlan:
@@ -118,6 +122,10 @@ class Strategy(ABC):
     def terms(self) -> list[Term]:
         """Loss terms added to this stage's data term (default: none)."""
         return []
+
+    def sources(self) -> set[str]:
+        """The extra sources (``target``, ...) that some stage's terms draw from: a fit must be given them."""
+        return {t.source for s in self.stages() for t in s.terms() if t.source is not None}
 
     def solve(self, model: AdaptedModel, x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor,
               y_val: np.ndarray, *, seed: int = 0) -> dict[str, Any]:
@@ -214,10 +222,14 @@ def create_strategy(spec: str | Strategy, **options: Any) -> Strategy:
 
 
 def _ensure_builtin() -> None:
-    """Import every module of this package once: each registers its strategies."""
+    """Import every module of this package and of ``headstart.terms`` once: each registers its strategies
+    (a domain-adaptation term's module registers its strategy, ``coral``, beside the term)."""
     import importlib
     import pkgutil
+
+    from ..terms import list_terms
 
     package = importlib.import_module(__package__)
     for info in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{__package__}.{info.name}")
+    list_terms()

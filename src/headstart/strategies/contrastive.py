@@ -141,6 +141,7 @@ class _PairStage(Strategy):
 @dataclass
 class Contrastive(Strategy):
     name = "contrastive"
+    trains = "head"
     order = 70
     summary = "SetFit's recipe: the body learns from same/different-class pairs, then the closed-form probe"
     shorthand = "sampling"

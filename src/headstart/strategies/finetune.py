@@ -23,7 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..declare import check_declared, option
 from ..errors import HeadstartError
+from ..terms import Term, create_term, list_terms
 from ..train.model import ParamPlan
 from .base import Strategy, register_alias, register_strategy
 from .probe import Probe
@@ -40,11 +42,29 @@ class FineTune(Strategy):
     default_monitor = "none"
     head_init: str = field(default="probe", metadata={"help": "'probe' (start from the closed-form probe fitted on "
                                                               "the training labels) or 'random' (a new head)"})
+    guard: str | None = option(None, "a guard against forgetting added to the loss (l2sp, ...; `headstart terms`)",
+                               choices=lambda: list_terms("guard"), neutral=None)
+    guard_weight: float | None = option(None, "the guard's weight (None: its measured default)", low=0.0,
+                                        low_open=True, neutral=None)
+    adapt: str | None = option(None, "a domain-adaptation term on unlabelled target examples (coral, ...)",
+                               choices=lambda: list_terms("adaptation"), neutral=None)
+    adapt_weight: float | None = option(None, "the adaptation term's weight (None: its measured default)",
+                                        low=0.0, low_open=True, neutral=None)
 
     def __post_init__(self) -> None:
         if self.head_init not in HEAD_INITS:
             raise HeadstartError(f"The 'head_init' parameter of {self.name} must be 'probe' or 'random'. "
                                  f"Got {self.head_init!r} instead.")
+        check_declared(self, self.name)
+        for term, weight in (("guard", "guard_weight"), ("adapt", "adapt_weight")):
+            if getattr(self, weight) is not None and getattr(self, term) is None:
+                raise HeadstartError(f"{self.name}: {weight} is set but {term} is not; set {term}=NAME "
+                                     f"({', '.join(list_terms('guard' if term == 'guard' else 'adaptation'))}).")
+
+    def terms(self) -> list[Term]:
+        """The guard and the adaptation term this fine-tune was given, each at its weight."""
+        return [create_term(name, weight=weight) for name, weight in ((self.guard, self.guard_weight),
+                                                                        (self.adapt, self.adapt_weight)) if name]
 
     @property
     def starts_fitted(self) -> bool:  # type: ignore[override]
@@ -64,6 +84,7 @@ class Partial(FineTune):
     """Only the top ``k`` blocks and the head train; the frozen bottom is cached when not augmenting."""
 
     name = "partial"
+    trains = "top-k"
     order = 30
     summary = "top-k blocks and the head train; the frozen bottom runs once"
     shorthand = "k"

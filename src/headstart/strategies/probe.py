@@ -35,6 +35,7 @@ SMALL = 4_000_000  # feature values (rows × dims) up to which the probe's fits 
 @dataclass
 class Probe(Strategy):
     name = "probe"
+    trains = "head"
     order = 20
     summary = "frozen body, new linear head on cached features"
     default_lr = 1e-2

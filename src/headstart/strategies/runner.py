@@ -18,7 +18,7 @@ from ..train.context import FitContext
 from ..train.delta import snapshot, weight_distance
 from ..train.features import FeatureCache
 from ..train.loop import BatchSource, run_training
-from ..train.model import AdaptedModel, build_param_groups, count_trainable, first_trainable
+from ..train.model import AdaptedModel, build_param_groups, count_trainable, first_trainable, module_groups
 from .base import Strategy
 
 __all__ = ["cached_source", "check_sources", "fit_model", "prepare_model", "stack_states"]
@@ -120,12 +120,12 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, c
     return result
 
 
-def _plan_stage(model: AdaptedModel, stage: Strategy, cfg: TrainConfig, result: FitResult, n: int,
-                modules: dict[str, torch.nn.Module] | None = None) -> tuple[list[dict], int]:
-    """The stage's parameter groups (its terms' modules among them); its rates and boundary join the record."""
+def _plan_stage(model: AdaptedModel, stage: Strategy, cfg: TrainConfig, result: FitResult,
+                n: int) -> tuple[list[dict], int]:
+    """The stage's parameter groups; its rates and boundary join the record."""
     lr = cfg.lr or stage.lr_for(model.backbone)
     head_lr = cfg.head_lr or stage.default_head_lr or lr
-    groups, boundary = build_param_groups(model, stage.plan(model.n_blocks), lr, head_lr, cfg.weight_decay, modules)
+    groups, boundary = build_param_groups(model, stage.plan(model.n_blocks), lr, head_lr, cfg.weight_decay)
     result.frozen_until = boundary if n == 0 else min(result.frozen_until, boundary)
     result.stages.append({"stage": stage.spec, "closed_form": stage.closed_form,
                           **({} if stage.closed_form else {
@@ -143,13 +143,13 @@ def _train_stage(model: AdaptedModel, stage: Strategy, train: Task, val: Task, s
     start, train_src, val_src, extra = _sources(model, boundary, fit_on, held_out, sources, cfg, cache, device)
     stage_cfg = cfg.resolve_monitor(stage.default_monitor)
     ctx = FitContext(model, stage_cfg, device, start, train_src, val_src, stage.spec, train.classes, extra)
+    groups, _ = _plan_stage(model, stage, cfg, result, n)  # what trains is set before the terms prepare
     terms = stage.terms()
     for term in terms:
         term.prepare(ctx)
-        for module in term.modules().values():
-            module.to(device)
-    modules = {t.name: m for t in terms for m in t.modules().values()}
-    groups, _ = _plan_stage(model, stage, cfg, result, n, modules)
+        for name, module in term.modules().items():
+            groups += module_groups({f"{term.name}.{name}": module.to(device)}, result.stages[-1]["head_lr"],
+                                    cfg.weight_decay)
     if start > 0:
         result.notes.append(f"{stage.spec}: frozen blocks 0..{min(start, model.n_blocks) - 1} ran once "
                             "(cached); each epoch ran only the trainable top")

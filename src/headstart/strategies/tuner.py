@@ -57,11 +57,11 @@ TARGETS: dict[str, dict[str, Callable[[Backbone], list[str]]]] = {
 }
 
 
-def peft_targets(backbone: Backbone, method: str) -> list[str]:
-    """The module names ``method`` adapts on ``backbone``; one sentence when the table has none."""
+def peft_targets(backbone: Backbone, method: str, *, required: bool = True) -> list[str]:
+    """The module names ``method`` adapts on ``backbone``; one sentence when the table has none (``required``)."""
     rules = TARGETS.get(backbone.peft_family or "", {})
     targets = rules[method](backbone) if method in rules else []
-    if not targets:
+    if not targets and required:
         raise HeadstartError(f"{backbone.name} names no layers for {method} to adapt; use a backbone of a family "
                              f"with {method} targets ({', '.join(f for f, r in TARGETS.items() if method in r)}).")
     return targets
@@ -72,6 +72,7 @@ class ParameterEfficient(FineTune):
     """Base of the PEFT methods: a frozen body with small injected tensors (under ``prefix``), and the head."""
 
     prefix: ClassVar[str] = ""
+    trains = "injected"
 
     @abstractmethod
     def peft_config(self, backbone: Backbone) -> Any:

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from ..backbones import Backbone, State
 
 __all__ = ["AdaptedModel", "ParamPlan", "build_param_groups", "copy_trainable_state", "count_trainable",
-           "first_trainable", "set_train_mode", "trainable_blocks"]
+           "first_trainable", "module_groups", "set_train_mode", "trainable_blocks"]
 
 
 class AdaptedModel(nn.Module):
@@ -56,12 +56,12 @@ def _no_decay(name: str, p: nn.Parameter) -> bool:
     return p.ndim <= 1 or name.endswith(".bias")  # biases, norm weights, scalars
 
 
-def build_param_groups(model: AdaptedModel, plan: ParamPlan, lr: float, head_lr: float, weight_decay: float,
-                       modules: dict[str, nn.Module] | None = None) -> tuple[list[dict], int]:
+def build_param_groups(model: AdaptedModel, plan: ParamPlan, lr: float, head_lr: float,
+                       weight_decay: float) -> tuple[list[dict], int]:
     """Set ``requires_grad`` from the plan and build AdamW groups. Returns (groups, first trainable block).
 
-    ``modules``: modules outside the model that train with it (a term's own, e.g. a domain discriminator),
-    each its group ``term.<name>`` at ``head_lr``. The first trainable block is where a cache of the frozen
+    Modules outside the model that train with it (a term's own, e.g. a domain discriminator) get their groups
+    from ``module_groups``, beside these. The first trainable block is where a cache of the frozen
     bottom can stop; ``features_start`` when only the head trains (a parameter outside the blocks that
     trains, such as a soft prompt before block 0, sets it to 0).
     """
@@ -81,13 +81,20 @@ def build_param_groups(model: AdaptedModel, plan: ParamPlan, lr: float, head_lr:
     for name, p in _outside(model, plan):
         p.requires_grad_(True)
         buckets.setdefault(("params", lr, _no_decay(name, p)), []).append(p)
-    for term, module in (modules or {}).items():
-        for name, p in module.named_parameters():
-            p.requires_grad_(True)
-            buckets.setdefault((f"term.{term}", head_lr, _no_decay(name, p)), []).append(p)
     groups = [{"params": ps, "lr": group_lr, "weight_decay": 0.0 if no_decay else weight_decay, "name": name}
               for (name, group_lr, no_decay), ps in buckets.items()]
     return groups, first_trainable(model, plan)
+
+
+def module_groups(modules: dict[str, nn.Module], lr: float, weight_decay: float) -> list[dict]:
+    """AdamW groups ``term.<name>`` for modules outside the model (a term's own), all of their parameters."""
+    buckets: dict[tuple[str, bool], list[nn.Parameter]] = {}
+    for term, module in modules.items():
+        for name, p in module.named_parameters():
+            p.requires_grad_(True)
+            buckets.setdefault((f"term.{term}", _no_decay(name, p)), []).append(p)
+    return [{"params": ps, "lr": lr, "weight_decay": 0.0 if no_decay else weight_decay, "name": name}
+            for (name, no_decay), ps in buckets.items()]
 
 
 def _outside(model: AdaptedModel, plan: ParamPlan) -> list[tuple[str, nn.Parameter]]:
