@@ -52,3 +52,22 @@ def test_a_changed_value_changes_the_key():
     row = next(r for r in FIXTURE if r["strategy"] == "lldr" and r["options"] == {"lldr.decay": 0.9})
     assert _key(row, **{"lldr.decay": 0.7}) != row["key"]
     assert _key(row, lr=3e-4) != row["key"]
+
+
+def test_a_new_option_at_its_neutral_default_keeps_the_key_and_a_set_one_changes_it():
+    row = next(r for r in FIXTURE if r["strategy"] == "full" and r["options"] == {"monitor": "none"})
+    assert _key(row, guard=None, guard_weight=None, adapt=None) == row["key"]
+    assert _key(row, guard="l2sp") != row["key"]
+    assert _key(row, guard="l2sp") != _key(row, guard="l2sp", guard_weight=0.5)
+
+
+def test_a_moved_class_and_a_release_keep_the_key_a_behaviour_version_changes_it(monkeypatch):
+    import headstart
+    from headstart.strategies.finetune import Full
+
+    row = next(r for r in FIXTURE if r["strategy"] == "full" and r["options"] == {"monitor": "none"})
+    monkeypatch.setattr(headstart, "__version__", "9.9.9")
+    monkeypatch.setattr(Full, "__module__", "headstart.strategies.elsewhere")
+    assert _key(row) == row["key"]
+    monkeypatch.setattr(Full, "behaviour_version", 2)
+    assert _key(row) != row["key"]

@@ -15,19 +15,19 @@ STRATEGIES = list_strategies()
 BACKBONES = REGISTERED  # every registry entry (efficientnet, hf: ...) by its tiny build
 
 
-def _expected_trainable(spec: str, model: AdaptedModel) -> set[str]:
-    """Names that must train, derived independently of the strategy code."""
+def _expected_trainable(strategy, model: AdaptedModel) -> set[str]:
+    """Names that must train, derived from what the strategy declares (``Strategy.trains``), not from its plan."""
     n = model.n_blocks
     body = {name for name, _ in model.named_parameters() if name.startswith("backbone.")}
     head = {"head.weight", "head.bias"}
-    if spec in ("probe", "contrastive"):  # contrastive's last stage is the probe
+    if strategy.trains == "head":
         return head
-    if spec.startswith("partial"):
-        k = int(spec.split(":")[1])
-        return head | {b for b in body if int(b.split(".")[2]) >= n - k}
-    if spec == "lora":
-        return head | {b for b in body if "lora_" in b}
-    return head | body  # scratch, full, lldr
+    if strategy.trains == "top-k":
+        return head | {b for b in body if int(b.split(".")[2]) >= n - strategy.k}
+    if strategy.trains == "injected":
+        return head | {b for b in body if strategy.prefix in b}
+    assert strategy.trains == "body", strategy.trains
+    return head | body
 
 
 def _model(backbone: str, spec: str):
@@ -45,7 +45,7 @@ def test_exactly_the_intended_tensors_train_and_get_gradients(backbone, spec):
     stage = strategy.stages()[-1]
     build_param_groups(model, stage.plan(model.n_blocks), 1e-3, 1e-3, 0.01)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable == _expected_trainable(spec, model)
+    assert trainable == _expected_trainable(strategy, model)
     set_train_mode(model)
     b = model.backbone
     logits = model(b.preprocess(sample_inputs(b, 4)))
@@ -82,15 +82,20 @@ def test_lldr_scales_decay_from_the_top():
 
 @pytest.mark.parametrize("spec,options,message", [
     ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, scratch-small, probe, partial:K, full, lldr, "
-                  "lora, contrastive:SAMPLING."),
+                  "lora, ia3, contrastive:SAMPLING, coral."),
     ("contrastive", {"iterations": 0}, "The 'iterations' parameter of contrastive must be a positive integer."),
     ("contrastive:triplets", {}, "contrastive's sampling must be one of in-batch, pairs. Got 'triplets'."),
-    ("lora", {"rnk": 4}, "Strategy 'lora' has no option 'rnk'. Its options: head_init, rank, alpha, dropout"),
+    ("lora", {"rnk": 4}, "Strategy 'lora' has no option 'rnk'. Its options: head_init, guard, guard_weight, adapt, "
+                              "adapt_weight, rank, alpha, dropout"),
     ("full", {"head_init": "zeros"}, "The 'head_init' parameter of full must be 'probe' or 'random'. Got 'zeros'"),
     ("partial:x", {}, "In 'partial:x', 'x' is not a valid k."),
     ("full:3", {}, "Strategy 'full' takes no ':' argument; write just 'full'."),
     ("partial:0", {}, "The 'k' parameter of partial must be a positive integer. Got 0 instead."),
     ("lldr", {"decay": 1.5}, "The 'decay' parameter of lldr must be in (0, 1]. Got 1.5 instead."),
+    ("lora", {"rank": 0}, "The 'rank' parameter of lora must be a positive integer. Got 0 instead."),
+    ("lora", {"dropout": 1.0}, "The 'dropout' parameter of lora must be in [0, 1). Got 1.0 instead."),
+    ("full", {"guard": "ewc2"}, "The 'guard' parameter of full must be one of 'l2sp' or None. Got 'ewc2' instead."),
+    ("full", {"guard_weight": 0.1}, "full: guard_weight is set but guard is not; set guard=NAME (l2sp)."),
     ("probe", {"solver": "adam"}, "The 'solver' parameter of probe must be 'lbfgs' or 'sgd'. Got 'adam' instead."),
     ("probe", {"selection": "loo"},
      "The 'selection' parameter of probe must be 'cv', 'val' or 'train'. Got 'loo' instead."),
@@ -132,7 +137,9 @@ def test_every_module_of_the_package_is_discovered():
 
     list_strategies()
     modules = {f"headstart.strategies.{m.name}" for m in pkgutil.iter_modules(package.__path__)}
-    assert {cls.__module__ for cls in STRATEGIES.values()} <= modules
+    # a domain-adaptation term's module registers its strategy beside the term (headstart.terms.coral)
+    own = {cls.__module__ for cls in STRATEGIES.values() if not cls.__module__.startswith("headstart.terms.")}
+    assert own <= modules
     assert modules - {cls.__module__ for cls in STRATEGIES.values()} == {
         "headstart.strategies.base", "headstart.strategies.runner", "headstart.strategies.tuner"}
 

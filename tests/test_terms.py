@@ -1,0 +1,66 @@
+"""Loss terms and the fit context: every registered term on tiny models, the l2sp guard, extra sources."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from headstart import Adapter
+from headstart.errors import HeadstartError
+from headstart.strategies import create_strategy
+from headstart.terms import create_term, list_terms
+from headstart.train import TrainConfig
+from headstart.train.context import FitContext
+from headstart.train.loop import BatchSource
+
+from .conftest import tiny_backbone
+
+
+def TEXT(pretrained: bool = True):
+    return tiny_backbone("minilm-l6", pretrained)
+
+
+@pytest.mark.parametrize("name", list_terms())
+def test_every_term_is_reachable_from_a_fine_tune_and_records_its_value(text_task, name):
+    """A term is tested by being registered: a fine-tune takes it, trains with it, and records its value."""
+    term = create_term(name)
+    option = "guard" if term.kind == "guard" else "adapt"
+    sources = {"target": text_task} if term.source == "target" else {}
+    clf = Adapter(TEXT, "full", feature_cache=None, epochs=2, lr=1e-3, **{option: name})
+    clf.fit(text_task, val=text_task, **sources)
+    record = clf.result_.records[-1]
+    assert set(record.terms) == {"data", name} and all(np.isfinite(v) for v in record.terms.values())
+    assert record.train_loss == pytest.approx(sum(record.terms.values()), rel=1e-5)
+    assert f"{name} × " in clf.result_.stages[-1]["objective"]
+
+
+def test_l2sp_keeps_the_body_closer_to_where_it_started(text_task):
+    def moved(**options):
+        clf = Adapter(TEXT, "full", feature_cache=None, epochs=3, lr=1e-3, **options).fit(text_task, val=text_task)
+        return clf.result_.delta["l2"]
+
+    free, guarded = moved(), moved(guard="l2sp", guard_weight=10.0)
+    assert 0 < guarded < 0.5 * free
+
+
+def test_a_guard_weight_without_a_guard_and_an_unknown_guard_are_one_sentence():
+    with pytest.raises(HeadstartError, match=r"^lldr: guard_weight is set but guard is not"):
+        create_strategy("lldr", guard_weight=1.0)
+    with pytest.raises(HeadstartError, match=r"^The 'guard' parameter of partial must be one of 'l2sp' or None"):
+        create_strategy("partial:2", guard="nope")
+    with pytest.raises(HeadstartError, match=r"^The 'weight' parameter of l2sp must be positive or None. Got -1"):
+        create_term("l2sp", weight=-1)
+
+
+def test_the_fit_context_draws_an_extra_source_without_moving_the_training_order():
+    labels = np.zeros(5, dtype=np.int64)
+    src = BatchSource(list(range(5)), labels, lambda items: {"x": torch.tensor(items)})
+    ctx = FitContext(None, TrainConfig(seed=3), torch.device("cpu"), 0, src, None, "full", sources={"target": src})
+    drawn = [ctx.draw("target", 2)["x"].tolist() for _ in range(5)]
+    flat = sum(drawn, [])
+    assert sorted(flat[:5]) == [0, 1, 2, 3, 4] and sorted(flat[5:10]) == [0, 1, 2, 3, 4]  # every item once a pass
+    again = FitContext(None, TrainConfig(seed=3), torch.device("cpu"), 0, src, None, "full", sources={"target": src})
+    assert [again.draw("target", 2)["x"].tolist() for _ in range(5)] == drawn  # seeded
+    with pytest.raises(HeadstartError, match="full needs the 'replay' examples, which this fit was not given"):
+        ctx.draw("replay", 2)
