@@ -61,8 +61,10 @@ def _cmd_describe(args: argparse.Namespace) -> None:
 def _cmd_options(args: argparse.Namespace) -> None:
     import dataclasses
 
+    from .declare import allowed
     from .options import describe_type
     from .strategies import create_strategy
+    from .terms import TERMS, list_terms
     from .train import TrainConfig
 
     strategy = create_strategy(args.strategy)
@@ -73,7 +75,17 @@ def _cmd_options(args: argparse.Namespace) -> None:
         for f in dataclasses.fields(cls):
             default = getattr(instance, f.name)
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-            print(f"  {f.name:<16} {describe_type(cls, f.name):<28} default {shown!s:<10} {f.metadata.get('help', '')}")
+            takes = allowed(f) or describe_type(cls, f.name)
+            print(f"  {f.name:<16} {takes:<28} default {shown!s:<10} {f.metadata.get('help', '')}")
+    names = {f.name for f in dataclasses.fields(type(strategy))}
+    terms = [n for kind, option in (("guard", "guard"), ("adaptation", "adapt")) if option in names
+             for n in list_terms(kind)]
+    if terms:
+        print("terms (guard=NAME, adapt=NAME)")
+        for n in terms:
+            t = TERMS[n]
+            print(f"  {n:<16} {t.kind:<28} weight  {t.default_weight:<10g} {t.summary}"
+                  + (f" (needs unlabelled {t.source!r} examples)" if t.source else ""))
     print(f"\nset one with --set NAME=VALUE; in a race, --set {strategy.name}.NAME=VALUE sets it for {strategy.name} "
           "only")
 

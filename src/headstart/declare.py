@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import HeadstartError
 
-__all__ = ["NO_NEUTRAL", "check_declared", "identity_options", "option"]
+__all__ = ["NO_NEUTRAL", "allowed", "check_declared", "identity_options", "option"]
 
 NO_NEUTRAL = object()  # the option is always part of a run's identity
 
@@ -39,7 +39,9 @@ def _must(meta: dict[str, Any], optional: bool, integer: bool) -> str:
     choices = _choices(meta)
     if choices is not None:
         words = [repr(c) for c in choices] + (["None"] if optional else [])
-        return "one of " + (", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else "".join(words))
+        if len(words) <= 2:
+            return " or ".join(words)
+        return "one of " + ", ".join(words[:-1]) + " or " + words[-1]
     low, high = meta.get("low"), meta.get("high")
     if high is None and (low, bool(meta.get("low_open"))) in ((1, False), (0, True)):
         return ("a positive integer" if integer else "positive") + (" or None" if optional else "")
@@ -59,6 +61,14 @@ def _fits(value: Any, meta: dict[str, Any]) -> bool:
     if low is not None and (value <= low if meta.get("low_open") else value < low):
         return False
     return not (high is not None and (value >= high if meta.get("high_open") else value > high))
+
+
+def allowed(f: dataclasses.Field) -> str | None:
+    """What a declared option accepts, in words (``one of 'l2sp' or None``, ``in (0, 1]``); None if undeclared."""
+    meta = f.metadata
+    if "help" not in meta or (_choices(meta) is None and meta.get("low") is None and meta.get("high") is None):
+        return None
+    return _must(meta, f.default is None, isinstance(f.default, int) and not isinstance(f.default, bool))
 
 
 def check_declared(obj: Any, owner: str) -> None:

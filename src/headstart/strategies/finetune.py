@@ -21,7 +21,7 @@ stopping back; validation is measured either way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..declare import check_declared, option
 from ..errors import HeadstartError
@@ -40,21 +40,18 @@ class FineTune(Strategy):
 
     default_min_steps = 100
     default_monitor = "none"
-    head_init: str = field(default="probe", metadata={"help": "'probe' (start from the closed-form probe fitted on "
-                                                              "the training labels) or 'random' (a new head)"})
-    guard: str | None = option(None, "a guard against forgetting added to the loss (l2sp, ...; `headstart terms`)",
+    head_init: str = option("probe", "'probe' (start from the closed-form probe fitted on the training labels) or "
+                            "'random' (a new head)", choices=HEAD_INITS)
+    guard: str | None = option(None, "a guard against forgetting added to the loss (`headstart options` lists them)",
                                choices=lambda: list_terms("guard"), neutral=None)
     guard_weight: float | None = option(None, "the guard's weight (None: its measured default)", low=0.0,
                                         low_open=True, neutral=None)
-    adapt: str | None = option(None, "a domain-adaptation term on unlabelled target examples (coral, ...)",
+    adapt: str | None = option(None, "a domain-adaptation term on unlabelled target examples (--target FILE)",
                                choices=lambda: list_terms("adaptation"), neutral=None)
     adapt_weight: float | None = option(None, "the adaptation term's weight (None: its measured default)",
                                         low=0.0, low_open=True, neutral=None)
 
     def __post_init__(self) -> None:
-        if self.head_init not in HEAD_INITS:
-            raise HeadstartError(f"The 'head_init' parameter of {self.name} must be 'probe' or 'random'. "
-                                 f"Got {self.head_init!r} instead.")
         check_declared(self, self.name)
         for term, weight in (("guard", "guard_weight"), ("adapt", "adapt_weight")):
             if getattr(self, weight) is not None and getattr(self, term) is None:
@@ -89,12 +86,7 @@ class Partial(FineTune):
     summary = "top-k blocks and the head train; the frozen bottom runs once"
     shorthand = "k"
     default_lr = 1e-4
-    k: int = field(default=2, metadata={"help": "how many of the top blocks train"})
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.k < 1:
-            raise HeadstartError(f"The 'k' parameter of partial must be a positive integer. Got {self.k!r} instead.")
+    k: int = option(2, "how many of the top blocks train", low=1)
 
     def plan(self, n_blocks: int) -> ParamPlan:
         if self.k > n_blocks:
@@ -129,12 +121,7 @@ class LLDR(FineTune):
     # 0.9, not ELECTRA-Base's 0.8 (12 layers): on MiniLM's six layers and embeddings 0.8 leaves the bottom block at a
     # quarter of the top rate, and on vader-tweets at 128 labels per class that held lldr level with the probe;
     # 0.9 is level with 0.8 in every other cell measured (BENCHMARKS.md, "Other settings of the fine-tunes")
-    decay: float = field(default=0.9, metadata={"help": "each block's rate is the one above times this"})
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0.0 < self.decay <= 1.0:
-            raise HeadstartError(f"The 'decay' parameter of lldr must be in (0, 1]. Got {self.decay!r} instead.")
+    decay: float = option(0.9, "each block's rate is the one above times this", low=0.0, low_open=True, high=1.0)
 
     def plan(self, n_blocks: int) -> ParamPlan:
         return ParamPlan({i: self.decay ** (n_blocks - 1 - i) for i in range(n_blocks)})

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..backbones import Backbone
-from ..declare import check_declared, option
+from ..declare import option
 from .base import register_strategy
 from .tuner import ParameterEfficient, peft_targets
 
@@ -31,10 +31,6 @@ class LoRA(ParameterEfficient):
     rank: int = option(8, "rank of the low-rank update B·A", low=1)
     alpha: float = option(16.0, "scaling: the update is multiplied by alpha / rank", low=0.0, low_open=True)
     dropout: float = option(0.05, "dropout on the adapters' input", low=0.0, high=1.0, high_open=True)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_declared(self, self.name)
 
     def peft_config(self, backbone: Backbone) -> Any:
         from peft import LoraConfig

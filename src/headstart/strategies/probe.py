@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..declare import check_declared, option
 from ..errors import HeadstartError
 from ..train.model import AdaptedModel, ParamPlan
 from .base import Strategy, register_strategy
@@ -41,19 +42,14 @@ class Probe(Strategy):
     default_lr = 1e-2
     default_head_lr = 1e-2
     default_epochs = 100
-    solver: str = field(default="lbfgs", metadata={"help": "'lbfgs' (closed form) or 'sgd' (the training loop)"})
+    solver: str = option("lbfgs", "'lbfgs' (closed form) or 'sgd' (the training loop)", choices=("lbfgs", "sgd"))
     C_grid: tuple[float, ...] = field(default=(0.01, 0.1, 1.0, 10.0, 100.0),
                                       metadata={"help": "inverse regularisation strengths to choose from"})
-    selection: str = field(default="cv", metadata={"help": "how C is chosen: 'cv' (training + validation), 'val', "
-                                                           "'train' (training only)"})
+    selection: str = option("cv", "how C is chosen: 'cv' (training + validation), 'val', 'train' (training only)",
+                            choices=("cv", "val", "train"))
 
     def __post_init__(self) -> None:
-        if self.solver not in ("lbfgs", "sgd"):
-            raise HeadstartError(
-                f"The 'solver' parameter of probe must be 'lbfgs' or 'sgd'. Got {self.solver!r} instead.")
-        if self.selection not in ("cv", "val", "train"):
-            raise HeadstartError(
-                f"The 'selection' parameter of probe must be 'cv', 'val' or 'train'. Got {self.selection!r} instead.")
+        check_declared(self, self.name)
         self.C_grid = tuple(float(c) for c in self.C_grid)
         if not self.C_grid or min(self.C_grid) <= 0:
             raise HeadstartError("The 'C_grid' parameter of probe must be non-empty positive numbers.")
