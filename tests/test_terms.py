@@ -64,3 +64,44 @@ def test_the_fit_context_draws_an_extra_source_without_moving_the_training_order
     assert [again.draw("target", 2)["x"].tolist() for _ in range(5)] == drawn  # seeded
     with pytest.raises(HeadstartError, match="full needs the 'replay' examples, which this fit was not given"):
         ctx.draw("replay", 2)
+
+
+def test_a_race_with_a_target_file_runs_coral_beside_its_source_only_baseline(tmp_path):
+    """coral trains on the target examples; full's key does not depend on them, coral's does."""
+    from headstart.race import RaceSpec, prepare_race, run_race
+
+    from .race_child import toy_task
+
+    target = tmp_path / "target.csv"
+    target.write_text("text\n" + "".join(f"a fine film {i}\nan awful plot {i}\n" for i in range(20)))
+    task = toy_task()
+
+    def spec(target_file):
+        return RaceSpec("toy", "minilm-l6", strategies=["full", "coral"], budgets=[8], seeds=1, target=target_file,
+                        train_options={"epochs": 2, "precision": "fp32"})
+
+    records = run_race(spec(str(target)), tmp_path / "race", task=task,
+                       backbone=lambda p: tiny_backbone("minilm-l6", p), progress=False)
+    by = {r["strategy"]: r for r in records}
+    assert set(by) == {"full", "coral"}
+    assert "coral" in by["coral"]["curve"][-1]["terms"] and "terms" not in by["full"]["curve"][-1]
+    data = prepare_race(spec(str(target)), task)
+    other = tmp_path / "other.csv"
+    other.write_text("text\n" + "".join(f"something else {i}\n" for i in range(10)))
+    data2 = prepare_race(spec(str(other)), task)
+    run_full, run_coral = spec(str(target)).runs()
+    keys = [spec(str(t)).run_key(r, d.fingerprint, None, d.target_fingerprint)
+            for d, t in ((data, target), (data2, other)) for r in (run_full, run_coral)]
+    alone = RaceSpec("toy", "minilm-l6", strategies=["full"], budgets=[8], seeds=1,
+                     train_options={"epochs": 2, "precision": "fp32"}).run_key(run_full, data.fingerprint)
+    assert keys[0] == keys[2] == alone and keys[1] != keys[3]  # full: no target in its key; coral: its target's
+
+
+def test_coral_without_target_examples_is_one_sentence():
+    from headstart.race import RaceSpec
+
+    with pytest.raises(HeadstartError, match=r"^coral trains on unlabelled examples of the deployment domain; give "
+                                             r"them with --target FILE"):
+        RaceSpec("toy", "minilm-l6", strategies=["full", "coral"], budgets=[8])
+    with pytest.raises(HeadstartError, match=r"coral trains on unlabelled 'target' examples through its coral term"):
+        Adapter(TEXT, "coral", epochs=1).fit([f"good {i}" if i % 2 else f"bad {i}" for i in range(8)], [0, 1] * 4)

@@ -108,7 +108,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     strategies = [s.strip() for s in args.strategies.split(",")] if args.strategies else list(DEFAULT_STRATEGIES)
     spec = {"data": args.data, "backbone": backbone, "strategies": strategies, "budgets": _budgets(args.budgets),
             "seeds": args.seeds, "split_seed": args.split_seed, "test_limit": args.test_limit, "test": args.test,
-            "train_options": options, "backbone_options": backbone_options(args)}
+            "target": args.target, "train_options": options, "backbone_options": backbone_options(args)}
     race(spec, Path(args.out), advice=not args.no_advice, quiet=args.quiet, as_json=args.json,
          load_options=load_options, task=task, report_to=args.report_to, executor=executor)
 
@@ -159,6 +159,8 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("--split-seed", type=int, default=0, help="seed of the pool/selection/test split (default 0)")
     p.add_argument("--test", help="your own test file (same format and columns as DATA): the test set, never "
                    "sampled from DATA; selection comes from DATA")
+    p.add_argument("--target", help="unlabelled examples of the deployment domain (a file like DATA, labels not needed "
+                   "and never read; a folder of images): what domain-adaptation strategies (coral) train on")
     p.add_argument("--test-limit", type=int, help="score on at most this many selection and test examples each "
                    "(a fixed subset in the natural class proportions)")
     p.add_argument("--no-advice", action="store_true", help="skip the advisor's pre-race recommendation")

@@ -52,7 +52,7 @@ def check_out(out: str) -> Path:
 
 def _cmd_fit(args: argparse.Namespace) -> None:
     from .adapter import Adapter
-    from .data import draw, load_task, make_splits, parse_budget
+    from .data import draw, load_task, load_unlabelled, make_splits, parse_budget
     from .data.splits import check_budgets
     from .options import options_for
     from .tracking import fit_record, make_trackers
@@ -71,7 +71,9 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     callbacks = [t.start(f"fit {args.strategy}", params) for t in trackers]
     adapter = Adapter(args.backbone, args.strategy, backbone_options=backbone_options(args),
                       progress=not args.quiet, callbacks=callbacks, **options)
-    adapter.fit(task.subset(train_idx), val=task.subset(val_idx))
+    target = None if args.target is None else load_unlabelled(args.target, task.classes, task.modality,
+                                                              text_column=args.text_column, encoding=args.encoding)
+    adapter.fit(task.subset(train_idx), val=task.subset(val_idx), target=target)
     from .train.distributed import is_main_process
 
     if not is_main_process():  # under `accelerate launch`: every process trained the same model; one writes it
@@ -208,6 +210,8 @@ def add_train_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("--seed", type=int, help="seed of the budget draw and the training (default 0)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split (default 0)")
     p.add_argument("--out", required=True, help="folder to save the adapted model in")
+    p.add_argument("--target", help="unlabelled examples of the deployment domain, for a domain-adaptation strategy "
+                   "(coral): a file like DATA (labels never read) or a folder of images")
     p.add_argument("--report-to", help="also log the run to mlflow and/or tensorboard (comma-separated)")
     data_options(p)
     p.set_defaults(func=_cmd_fit)

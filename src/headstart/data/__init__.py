@@ -17,8 +17,8 @@ from .splits import (
                      stratified_subset,
 )
 from .task import Task
+from .unlabelled import load_unlabelled
 
 __all__ = ["VAL_FRACTION", "Splits", "Task", "align_test", "budget_indices", "describe", "draw", "format_description",
-           "from_arrays", "holdout",
-           "list_examples", "load_example", "load_task", "make_splits", "parse_budget", "read_image_folder",
-           "read_table", "split_budget", "stratified_subset"]
+           "from_arrays", "holdout", "list_examples", "load_example", "load_task", "load_unlabelled", "make_splits",
+           "parse_budget", "read_image_folder", "read_table", "split_budget", "stratified_subset"]

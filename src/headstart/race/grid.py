@@ -59,6 +59,8 @@ class RaceSpec:
     split_seed: int = 0
     test_limit: int | None = None  # at most this many selection and test examples each, natural proportions
     test: str | None = None  # the user's own test file (None: a test part held out of ``data``)
+    #: unlabelled examples of the deployment domain, for strategies whose terms draw from them (``coral``)
+    target: str | None = None
     train_options: dict[str, Any] = field(default_factory=dict)
     backbone_options: dict[str, Any] = field(default_factory=dict)
 
@@ -76,13 +78,25 @@ class RaceSpec:
             raise HeadstartError(f"The 'test_limit' parameter of a race must be a positive integer. Got "
                                  f"{self.test_limit!r} instead.")
         check_options(self.train_options, self.strategies)  # bad options fail before any work
+        needs = [s for s in self.strategies if "target" in self.strategy(s).sources()]
+        if needs and self.target is None:
+            verb = "trains" if len(needs) == 1 else "train"
+            raise HeadstartError(f"{', '.join(needs)} {verb} on unlabelled examples of the deployment domain; give "
+                                 "them with --target FILE (RaceSpec(target=...)).")
+
+    def strategy(self, name: str):
+        """The strategy of ``name``'s runs, with the options this race gives it."""
+        _, strategy_options = TrainConfig.from_options(self.options_for(name))
+        return create_strategy(name, **strategy_options)
 
     def runs(self) -> list[RunSpec]:
         """Budget-major order: every strategy gets the small budgets first, so an early stop is informative."""
         return [RunSpec(s, b, seed) for b in self.budgets for seed in range(self.seeds) for s in self.strategies]
 
-    def run_identity(self, run: RunSpec, data_fingerprint: str, test_fingerprint: str | None = None) -> dict[str, Any]:
-        """Everything that determines ``run``'s result, after every default is resolved."""
+    def run_identity(self, run: RunSpec, data_fingerprint: str, test_fingerprint: str | None = None,
+                     target_fingerprint: str | None = None) -> dict[str, Any]:
+        """Everything that determines ``run``'s result, after every default is resolved (the target examples'
+        fingerprint only for a strategy that trains on them, so no other run's key depends on them)."""
         cfg, strategy_options = TrainConfig.from_options({**self.options_for(run.strategy), "seed": run.seed})
         strategy = create_strategy(run.strategy, **strategy_options)
         device = cfg.resolve_device()
@@ -91,14 +105,16 @@ class RaceSpec:
         return {"format": RESULTS_FORMAT, "headstart": KEYED_SINCE, "data": data_fingerprint,
                 "test": test_fingerprint, "split_seed": self.split_seed, "test_limit": self.test_limit,
                 "backbone": self.backbone, "backbone_options": self.backbone_options, "budget": run.budget,
-                "seed": run.seed, "strategy": strategy.resolved(), "train": train}
+                "seed": run.seed, "strategy": strategy.resolved(), "train": train,
+                **({"target": target_fingerprint} if "target" in strategy.sources() else {})}
 
     def options_for(self, strategy: str) -> dict[str, Any]:
         """The training and strategy options of one strategy's runs (``--set lora.rank=4`` reaches lora only)."""
         return options_for(self.train_options, strategy)
 
-    def run_key(self, run: RunSpec, data_fingerprint: str, test_fingerprint: str | None = None) -> str:
-        payload = self.run_identity(run, data_fingerprint, test_fingerprint)
+    def run_key(self, run: RunSpec, data_fingerprint: str, test_fingerprint: str | None = None,
+                target_fingerprint: str | None = None) -> str:
+        payload = self.run_identity(run, data_fingerprint, test_fingerprint, target_fingerprint)
         return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
     def to_dict(self) -> dict[str, Any]:

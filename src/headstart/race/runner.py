@@ -20,7 +20,7 @@ from sklearn.metrics import f1_score
 from .. import __version__
 from ..adapter import Adapter
 from ..backbones import Backbone
-from ..data import Splits, Task, align_test, draw, load_task, make_splits, stratified_subset
+from ..data import Splits, Task, align_test, draw, load_task, load_unlabelled, make_splits, stratified_subset
 from ..data.preview import preview
 from ..data.splits import check_budgets
 from ..errors import HeadstartError
@@ -47,6 +47,8 @@ class RaceData:
     fingerprint: str
     test_fingerprint: str | None  # of the user's test file (None: the test part is held out of ``task``)
     notes: list[str]
+    target: Task | None = None  # unlabelled examples of the deployment domain (``--target``)
+    target_fingerprint: str | None = None
 
     def describe(self) -> dict[str, Any]:
         """What the store keeps about the data (the report and the CLI read it): sizes, sources, and the test
@@ -57,7 +59,9 @@ class RaceData:
                 "modality": self.task.modality, "examples": len(self.task), "pool": len(self.splits.pool),
                 "selection": len(self.selection), "test": len(self.test),
                 "test_source": self.test.source if self.test_fingerprint else None,
-                "fingerprint": self.fingerprint, "test_fingerprint": self.test_fingerprint, "notes": self.notes}
+                "fingerprint": self.fingerprint, "test_fingerprint": self.test_fingerprint, "notes": self.notes,
+                **({} if self.target is None else {"target": len(self.target), "target_source": self.target.source,
+                                                   "target_fingerprint": self.target_fingerprint})}
 
 
 def prepare_race(spec: RaceSpec, task: Task | None = None, test_task: Task | None = None, *,
@@ -91,8 +95,12 @@ def prepare_race(spec: RaceSpec, task: Task | None = None, test_task: Task | Non
     if not spec.budgets:
         spec.budgets = default_budgets(task, split_seed=spec.split_seed, gpu=torch.cuda.is_available())
     check_budgets(task, splits, spec.budgets)
+    target = None if spec.target is None else load_unlabelled(
+        spec.target, task.classes, task.modality, **{k: v for k, v in (load_options or {}).items()
+                                                     if k in ("text_column", "encoding")})
     return RaceData(task, splits, task.subset(selection_index), test_task.subset(test_index), task.fingerprint(),
-                    test_task.fingerprint() if test_task is not task else None, notes)
+                    test_task.fingerprint() if test_task is not task else None, notes, target,
+                    None if target is None else target.fingerprint())
 
 
 def _scores(clf: Adapter, part: Task) -> tuple[float, float, float, list[int]]:
@@ -113,7 +121,8 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
     clf = Adapter(backbone, run.strategy, backbone_options=spec.backbone_options, feature_cache=cache,
                   callbacks=list(callbacks), **options)
     tic = time.perf_counter()
-    clf.fit(task.subset(train_idx), val=task.subset(val_idx))
+    target = data.target if "target" in spec.strategy(run.strategy).sources() else None
+    clf.fit(task.subset(train_idx), val=task.subset(val_idx), target=target)
     fit_seconds = time.perf_counter() - tic
     sel_acc, sel_f1, _, _ = _scores(clf, data.selection)
     test_acc, test_f1, predict_seconds, test_pred = _scores(clf, data.test)
@@ -133,7 +142,8 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
         "delta_l2": r.delta.get("l2"), "delta_relative": r.delta.get("relative"),
         "delta_per_block": r.delta.get("per_block"),
         "curve": [{"epoch": e.epoch, "stage": e.stage, "train_loss": e.train_loss, "val_loss": e.val_loss,
-                   "val_acc": e.val_acc, "seconds": e.seconds, "lr": e.lr} for e in r.records],
+                   "val_acc": e.val_acc, "seconds": e.seconds, "lr": e.lr, **({"terms": e.terms} if e.terms else {})}
+                  for e in r.records],
         "notes": r.notes, "stages": r.stages, "config": clf.config_.to_dict(),
         "device": str(next(clf.model_.parameters()).device), "threads": torch.get_num_threads(),
         "predict_ms_per_example": 1000 * predict_seconds / max(1, len(data.test)),
@@ -189,7 +199,8 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
               trackers: Sequence[Tracker], run_callbacks: Callable[[RunSpec], Sequence[Callback]] | None,
               record_grid: bool, executor: Executor) -> list[dict[str, Any]]:
     store = ResultStore(out / "results.sqlite")
-    keys = {run: spec.run_key(run, data.fingerprint, data.test_fingerprint) for run in spec.runs()}
+    keys = {run: spec.run_key(run, data.fingerprint, data.test_fingerprint, data.target_fingerprint)
+            for run in spec.runs()}
     if record_grid or store.get_meta("spec") is None:
         store.set_meta("spec", spec.to_dict())
         store.set_meta("data", data.describe())
@@ -209,7 +220,7 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
 
     def callbacks_for(run: RunSpec) -> list[Callback]:
         """The run's training callbacks: the caller's, trackers' (started here, in the driver) and a bar."""
-        identity = spec.run_identity(run, data.fingerprint, data.test_fingerprint)
+        identity = spec.run_identity(run, data.fingerprint, data.test_fingerprint, data.target_fingerprint)
         params = {"run": {"strategy": run.strategy, "budget": run.budget, "seed": run.seed}, "key": keys[run],
                   **identity}
         callbacks = list(run_callbacks(run)) if run_callbacks is not None else []
@@ -246,7 +257,8 @@ def _replay(record: dict[str, Any], callbacks: Sequence[Callback]) -> None:
     """A finished run's epochs, as the training loop would have reported them."""
     for entry in record.get("curve", []):
         epoch = EpochRecord(entry["stage"], entry["epoch"], entry["train_loss"], entry["val_loss"], entry["val_acc"],
-                            entry.get("seconds", 0.0), entry.get("lr", 0.0), record["trainable_params"])
+                            entry.get("seconds", 0.0), entry.get("lr", 0.0), record["trainable_params"],
+                            terms=entry.get("terms", {}))
         for cb in callbacks:
             cb.on_epoch_end(epoch)
 
