@@ -92,7 +92,9 @@ def test_readme_examples_run_as_written_on_300_reviews(user_folder):
     assert all(r["seeds"] == 2 for r in race["table"])
     own = json.loads((user_folder / "runs/reviews-own-test/results.json").read_text())
     assert {r["n_test"] for r in own["table"]} == {60}
-    for folder in ("runs/reviews", "runs/reviews-own-test"):
+    variants = json.loads((user_folder / "runs/variants/results.json").read_text())
+    assert {r["strategy"] for r in variants["table"]} == {"full", "full[head_init=random]", "coral"}
+    for folder in ("runs/reviews", "runs/reviews-own-test", "runs/variants"):
         assert (user_folder / folder / "report.html").exists()
     assert (user_folder / "model/adapter.json").exists() and (user_folder / "lora-model/adapter.json").exists()
     assert (user_folder / "model-merged/adapter.json").exists()

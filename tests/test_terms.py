@@ -105,3 +105,25 @@ def test_coral_without_target_examples_is_one_sentence():
         RaceSpec("toy", "minilm-l6", strategies=["full", "coral"], budgets=[8])
     with pytest.raises(HeadstartError, match=r"coral trains on unlabelled 'target' examples through its coral term"):
         Adapter(TEXT, "coral", epochs=1).fit([f"good {i}" if i % 2 else f"bad {i}" for i in range(8)], [0, 1] * 4)
+
+
+def test_one_race_holds_variants_of_one_strategy_each_with_its_own_options_and_key(tmp_path):
+    """LP-FT (full) against plain fine-tuning (full[head_init=random]) and against full with a guard."""
+    from headstart.race import RaceSpec, run_race
+    from headstart.strategies import split_entries
+
+    from .race_child import toy_task
+
+    entries = split_entries("full,full[head_init=random],full[guard=l2sp,guard_weight=0.5]")
+    assert entries == ["full", "full[head_init=random]", "full[guard=l2sp,guard_weight=0.5]"]
+    spec = RaceSpec("toy", "minilm-l6", strategies=entries, budgets=[8], seeds=1,
+                    train_options={"epochs": 2, "precision": "fp32", "full.lr": 1e-3})
+    records = run_race(spec, tmp_path, task=toy_task(), backbone=lambda p: tiny_backbone("minilm-l6", p),
+                       progress=False)
+    by = {r["strategy"]: r for r in records}
+    assert set(by) == set(entries) and len({r["key"] for r in records}) == 3
+    assert [s["stage"] for s in by["full[head_init=random]"]["stages"]] == ["full"]  # no probe stage: a random head
+    assert "l2sp" in by["full[guard=l2sp,guard_weight=0.5]"]["curve"][-1]["terms"]
+    assert all(r["stages"][-1]["lr"] == 1e-3 for r in records)  # full.lr reaches every variant of full
+    with pytest.raises(HeadstartError, match=r"'full\[head_init=probe\]' repeats an earlier entry"):
+        RaceSpec("toy", "minilm-l6", strategies=["full", "full[head_init=probe]"], budgets=[8])

@@ -149,14 +149,14 @@ class Adapter(ClassifierMixin, BaseEstimator):
         if len(inputs) == 0:
             return np.zeros((0, len(self.classes_)))
         model, device = self.model_, next(self.model_.parameters()).device
-        start = getattr(self, "result_", None) and self.result_.frozen_until
-        if isinstance(X, Task) and start and self.feature_cache is not False:
-            source = cached_source(model, self._cache(), start, X, batch_size=self.config_.eval_batch_size,
+        boundary = getattr(self, "result_", None) and self.result_.boundary
+        if isinstance(X, Task) and boundary and self.feature_cache is not False:
+            source = cached_source(model, self._cache(), boundary, X, batch_size=self.config_.eval_batch_size,
                                    device=device)
         else:
-            start = 0
+            boundary = 0
             source = BatchSource(inputs, np.zeros(len(inputs), dtype=np.int64), model.backbone.preprocess)
-        _, _, logits = evaluate(model, source, start, device, self.config_.eval_batch_size)
+        _, _, logits = evaluate(model, source, boundary, device, self.config_.eval_batch_size)
         return torch.softmax(logits.double(), dim=1).numpy()
 
     def predict(self, X: Task | Sequence[Any]) -> np.ndarray:

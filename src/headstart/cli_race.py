@@ -97,6 +97,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     from .data import load_task
     from .race import DEFAULT_STRATEGIES
     from .race.executors import make_executor
+    from .strategies import split_entries
 
     check_out(args.out)
     options = train_options(args)  # bad --set values fail before the data are read
@@ -105,7 +106,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
                     "strict": args.strict, "normalize_labels": args.normalize_labels}
     task = load_task(args.data, **load_options)
     backbone = args.backbone or DEFAULT_BACKBONE[task.modality]
-    strategies = [s.strip() for s in args.strategies.split(",")] if args.strategies else list(DEFAULT_STRATEGIES)
+    strategies = split_entries(args.strategies) if args.strategies else list(DEFAULT_STRATEGIES)
     spec = {"data": args.data, "backbone": backbone, "strategies": strategies, "budgets": _budgets(args.budgets),
             "seeds": args.seeds, "split_seed": args.split_seed, "test_limit": args.test_limit, "test": args.test,
             "target": args.target, "train_options": options, "backbone_options": backbone_options(args)}
@@ -152,7 +153,8 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
     p = sub.add_parser("compare", help="race strategies × label budgets × seeds on identical splits; write a report")
     p.add_argument("data", help="a named example, a CSV/TSV/JSONL/.npz file, or an image folder")
     add_common_training_flags(p)
-    p.add_argument("--strategies", help="comma-separated (default: scratch,probe,partial:2,full,lora)")
+    p.add_argument("--strategies", help="comma-separated (default: scratch,probe,partial:2,full,lora); an entry "
+                   "may carry options of its own, so variants race side by side: full,full[head_init=random]")
     p.add_argument("--budgets", help="labelled examples per class, validation included; comma-separated, 'all' "
                    "allowed (default: sized to the data)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per strategy and budget (default 3)")

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import HeadstartError
 
-__all__ = ["NO_NEUTRAL", "allowed", "check_declared", "identity_options", "option"]
+__all__ = ["NO_NEUTRAL", "allowed", "check_declared", "convert_option", "identity_options", "option"]
 
+_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 NO_NEUTRAL = object()  # the option is always part of a run's identity
 
 
@@ -94,3 +97,59 @@ def identity_options(obj: Any) -> dict[str, Any]:
         if neutral is not NO_NEUTRAL and out.get(f.name) == neutral:
             del out[f.name]
     return out
+
+
+def _describe(tp: Any) -> str:
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join("none" if a is type(None) else _describe(a) for a in args)
+    if typing.get_origin(tp) is tuple:
+        return "comma-separated " + {float: "numbers", int: "whole numbers"}.get(args[0], "words")
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a word"}.get(tp, str(tp))
+
+
+def convert_option(name: str, text: str, tp: Any, context: str | None = None) -> Any:
+    """``text`` as a value of type ``tp``; a HeadstartError naming ``name`` (in ``context``: where it was written,
+    ``--set name=text`` by default) when it is not one."""
+    value = text.strip()
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    try:
+        if origin in (typing.Union, types.UnionType):
+            if value.lower() == "none" and type(None) in args:
+                return None
+            for member in (a for a in args if a is not type(None)):
+                try:
+                    return convert_option(name, value, member, context)
+                except HeadstartError:
+                    continue
+            raise ValueError(value)
+        if origin is tuple:
+            return tuple(convert_option(name, part, args[0], context) for part in value.split(",") if part.strip())
+        if tp is bool:
+            if value.lower() in _TRUE | _FALSE:
+                return value.lower() in _TRUE
+            raise ValueError(value)
+        if tp is int:
+            return int(value)
+        if tp is float:
+            return float(value)
+        if tp is str:
+            if not value:
+                raise ValueError(value)
+            return value
+    except ValueError:
+        pass
+    else:
+        raise HeadstartError(f"The option {name!r} has a type headstart cannot read from text ({tp}).")
+    where, example = (context, f"{name}={_example(tp)}") if context else (f"--set {name}={text!r}",
+                                                                          f"--set {name}={_example(tp)}")
+    raise HeadstartError(f"{where}: {name} takes {_describe(tp)}. Example: {example}.")
+
+
+def _example(tp: Any) -> str:
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return _example(next(a for a in args if a is not type(None)))
+    if typing.get_origin(tp) is tuple:
+        return "0.1,1,10"
+    return {bool: "true", int: "4", float: "0.001", str: "auto"}.get(tp, "...")

@@ -10,18 +10,17 @@ strategy that declares it, a training option (``lr=1e-4``) to all of them.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from collections.abc import Sequence
 from typing import Any
 
+from .declare import _describe, convert_option
 from .errors import HeadstartError
-from .strategies import create_strategy
+from .strategies import base_name, create_strategy, split_entry
 from .train import TrainConfig
 
 __all__ = ["check_options", "convert_option", "declared_options", "describe_type", "options_for", "parse_options"]
 
-_TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
 
 def _fields(cls: type) -> dict[str, Any]:
@@ -37,7 +36,7 @@ def declared_options(strategies: Sequence[str] = ()) -> dict[str, Any]:
         own = _fields(type(create_strategy(spec)))
         for name, tp in own.items():
             out.setdefault(name, tp)
-        for prefix in dict.fromkeys([spec, spec.partition(":")[0]]):
+        for prefix in dict.fromkeys([split_entry(spec)[0], base_name(spec)]):
             out.update({f"{prefix}.{name}": tp for name, tp in {**_fields(TrainConfig), **own}.items()})
     return out
 
@@ -49,7 +48,7 @@ def options_for(options: dict[str, Any], strategy: str) -> dict[str, Any]:
     train = set(_fields(TrainConfig))
     plain = {k: v for k, v in options.items() if "." not in k and (k in train or k in own)}
     addressed = {k.rpartition(".")[2]: v for k, v in options.items()
-                 if "." in k and k.rpartition(".")[0] in (strategy, strategy.partition(":")[0])}
+                 if "." in k and k.rpartition(".")[0] in (split_entry(strategy)[0], base_name(strategy))}
     return {**plain, **addressed}
 
 
@@ -68,60 +67,6 @@ def check_options(options: dict[str, Any], strategies: Sequence[str]) -> None:
 def describe_type(cls: type, name: str) -> str:
     """What option ``name`` of dataclass ``cls`` takes, in words."""
     return _describe(_fields(cls)[name])
-
-
-def _describe(tp: Any) -> str:
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return " or ".join("none" if a is type(None) else _describe(a) for a in args)
-    if typing.get_origin(tp) is tuple:
-        return "comma-separated " + {float: "numbers", int: "whole numbers"}.get(args[0], "words")
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a word"}.get(tp, str(tp))
-
-
-def convert_option(name: str, text: str, tp: Any) -> Any:
-    """``text`` as a value of type ``tp``; a HeadstartError naming ``name`` when it is not one."""
-    value = text.strip()
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    try:
-        if origin in (typing.Union, types.UnionType):
-            if value.lower() == "none" and type(None) in args:
-                return None
-            for member in (a for a in args if a is not type(None)):
-                try:
-                    return convert_option(name, value, member)
-                except HeadstartError:
-                    continue
-            raise ValueError(value)
-        if origin is tuple:
-            return tuple(convert_option(name, part, args[0]) for part in value.split(",") if part.strip())
-        if tp is bool:
-            if value.lower() in _TRUE | _FALSE:
-                return value.lower() in _TRUE
-            raise ValueError(value)
-        if tp is int:
-            return int(value)
-        if tp is float:
-            return float(value)
-        if tp is str:
-            if not value:
-                raise ValueError(value)
-            return value
-    except ValueError:
-        pass
-    else:
-        raise HeadstartError(f"The option {name!r} has a type headstart cannot read from text ({tp}).")
-    raise HeadstartError(f"--set {name}={text!r}: {name} takes {_describe(tp)}. Example: --set {name}="
-                         f"{_example(tp)}.")
-
-
-def _example(tp: Any) -> str:
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return _example(next(a for a in args if a is not type(None)))
-    if typing.get_origin(tp) is tuple:
-        return "0.1,1,10"
-    return {bool: "true", int: "4", float: "0.001", str: "auto"}.get(tp, "...")
 
 
 def parse_options(pairs: Sequence[str], strategies: Sequence[str] = ()) -> dict[str, Any]:

@@ -72,8 +72,12 @@ class RaceSpec:
         for s in self.strategies:
             create_strategy(s)  # unknown names fail here, before any training, listing the valid ones
         self.strategies = [ALIASES[s][0] if s in ALIASES else s for s in self.strategies]  # lp-ft is full
-        if len(set(self.strategies)) != len(self.strategies):
-            raise HeadstartError(f"Each strategy once, please (aliases count as what they mean): {self.strategies}.")
+        same = [s for i, s in enumerate(self.strategies)
+                if any(create_strategy(s).resolved() == create_strategy(t).resolved() for t in self.strategies[:i])]
+        if same:  # full and full[head_init=probe] are one strategy
+            raise HeadstartError(f"Each strategy once, please (aliases, and entries whose options are the defaults, "
+                                 f"count as what they mean): {same[0]!r} repeats an earlier entry of "
+                                 f"{self.strategies}.")
         if self.test_limit is not None and self.test_limit < 1:
             raise HeadstartError(f"The 'test_limit' parameter of a race must be a positive integer. Got "
                                  f"{self.test_limit!r} instead.")

@@ -4,13 +4,16 @@ from .base import (
                    ALIASES,
                    STRATEGIES,
                    Strategy,
+                   base_name,
                    create_strategy,
                    list_strategies,
                    register_alias,
                    register_strategy,
+                   split_entries,
+                   split_entry,
                    strategy_help,
 )
 from .runner import fit_model, prepare_model
 
-__all__ = ["ALIASES", "STRATEGIES", "Strategy", "create_strategy", "fit_model", "list_strategies", "prepare_model",
-           "register_alias", "register_strategy", "strategy_help"]
+__all__ = ["ALIASES", "STRATEGIES", "Strategy", "base_name", "create_strategy", "fit_model", "list_strategies",
+           "prepare_model", "register_alias", "register_strategy", "split_entries", "split_entry", "strategy_help"]

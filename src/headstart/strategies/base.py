@@ -34,11 +34,12 @@ texts) and covered by the tests parametrised over the registry.
 
 from __future__ import annotations
 
+import typing
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..declare import identity_options
+from ..declare import convert_option, identity_options
 from ..errors import HeadstartError
 from ..terms.base import Term
 from ..train.model import AdaptedModel, ParamPlan
@@ -50,8 +51,8 @@ if TYPE_CHECKING:
 
     from ..train.config import TrainConfig
 
-__all__ = ["ALIASES", "STRATEGIES", "Strategy", "create_strategy", "list_strategies", "register_alias",
-           "register_strategy", "strategy_help"]
+__all__ = ["ALIASES", "STRATEGIES", "Strategy", "base_name", "create_strategy", "list_strategies", "register_alias",
+           "register_strategy", "split_entries", "split_entry", "strategy_help"]
 
 STRATEGIES: dict[str, type[Strategy]] = {}
 #: old or alternative names: name -> (the spec it means, why)
@@ -193,11 +194,49 @@ def _class_id(cls: type[Strategy]) -> str:
     return _FROZEN_CLASS_IDS.get(cls.name, f"strategy:{cls.name}")
 
 
+def split_entry(entry: str) -> tuple[str, dict[str, str]]:
+    """``"full[head_init=random,guard=l2sp]"`` -> ``("full", {"head_init": "random", "guard": "l2sp"})``: a race
+    entry is a strategy spec with options of its own, so one race can hold variants of one strategy."""
+    spec, bracket, rest = entry.partition("[")
+    if not bracket:
+        return entry, {}
+    if not rest.endswith("]") or "[" in rest[:-1] or "]" in rest[:-1]:
+        raise HeadstartError(f"{entry!r}: write a strategy's own options in one pair of brackets, e.g. "
+                             "full[head_init=random,guard=l2sp].")
+    options: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in rest[:-1].split(","))):
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise HeadstartError(f"{entry!r}: {pair!r} is not NAME=VALUE.")
+        options[key.strip().replace("-", "_")] = value.strip()
+    return spec.strip(), options
+
+
+def split_entries(text: str) -> list[str]:
+    """Comma-separated race entries, commas inside brackets kept: ``probe,full[head_init=random,guard=l2sp]``."""
+    out, depth, current = [], 0, ""
+    for ch in text:
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            out.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    return [e for e in [*out, current.strip()] if e]
+
+
+def base_name(entry: str) -> str:
+    """The registered name of an entry: ``partial`` for ``partial:2[guard=l2sp]``."""
+    return split_entry(entry)[0].partition(":")[0]
+
+
 def create_strategy(spec: str | Strategy, **options: Any) -> Strategy:
-    """``"probe"``, ``"partial:2"``, ``"lora"``... plus options (``rank=4``). Unknown names list the valid ones."""
+    """``"probe"``, ``"partial:2"``, ``"lora"``, ``"full[head_init=random]"``... plus options (``rank=4``; an entry's
+    bracketed options win). Unknown names list the valid ones."""
     if isinstance(spec, Strategy):
         return spec
     _ensure_builtin()
+    spec, own = split_entry(spec)
     if spec in ALIASES:
         spec = ALIASES[spec][0]
     name, _, arg = spec.partition(":")
@@ -218,6 +257,13 @@ def create_strategy(spec: str | Strategy, **options: Any) -> Strategy:
             options[cls.shorthand] = type(allowed[cls.shorthand].default)(arg)
         except ValueError:
             raise HeadstartError(f"In {spec!r}, {arg!r} is not a valid {cls.shorthand}.") from None
+    hints = typing.get_type_hints(cls)
+    for key, text in own.items():
+        if key not in allowed:
+            raise HeadstartError(f"In {spec}[...], {key!r} is not an option of {name} (its options: "
+                                 f"{', '.join(allowed)}); a training option is set per strategy with "
+                                 f"--set {name}.{key}=VALUE.")
+        options[key] = convert_option(key, text, hints[key], context=f"In {spec}[{key}={text}]")
     return cls(**options)
 
 

@@ -83,7 +83,7 @@ class PairObjective(Objective):
         self.sampling, self.iterations, self.seed = sampling, iterations, seed
         self.pairs: np.ndarray | None = None
 
-    def start(self, model: AdaptedModel, train, start: int, device: torch.device) -> None:
+    def prepare(self, model: AdaptedModel, train, boundary: int, device: torch.device) -> None:
         if self.sampling == "pairs":
             self.pairs = np.array(draw_pairs(train.labels, self.iterations, self.seed)).reshape(-1, 3).astype(int)
 
@@ -100,8 +100,8 @@ class PairObjective(Objective):
             return max(1, -(-len(self.pairs) // batch_size))
         return n // (2 * batch_size) + (n % (2 * batch_size) > 1)
 
-    def loss(self, model: AdaptedModel, batch: Batch, start: int) -> torch.Tensor:
-        feats = model.features(batch.state, start).float()
+    def loss(self, model: AdaptedModel, batch: Batch, boundary: int) -> torch.Tensor:
+        feats = model.features(batch.state, boundary).float()
         if self.pairs is None:
             return pair_loss(feats, batch.labels)
         half = len(batch.index) // 2  # row k of the left half pairs with row k of the right half

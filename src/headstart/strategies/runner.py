@@ -126,7 +126,7 @@ def _plan_stage(model: AdaptedModel, stage: Strategy, cfg: TrainConfig, result: 
     lr = cfg.lr or stage.lr_for(model.backbone)
     head_lr = cfg.head_lr or stage.default_head_lr or lr
     groups, boundary = build_param_groups(model, stage.plan(model.n_blocks), lr, head_lr, cfg.weight_decay)
-    result.frozen_until = boundary if n == 0 else min(result.frozen_until, boundary)
+    result.boundary = boundary if n == 0 else min(result.boundary, boundary)
     result.stages.append({"stage": stage.spec, "closed_form": stage.closed_form,
                           **({} if stage.closed_form else {
                               "lr": lr, "head_lr": head_lr,
@@ -138,11 +138,11 @@ def _train_stage(model: AdaptedModel, stage: Strategy, train: Task, val: Task, s
                  cfg: TrainConfig, cache: FeatureCache, device: torch.device, callbacks: Sequence[Callback],
                  result: FitResult, n: int) -> None:
     """One stage through the loop: its sources (cached where the plan allows), its terms prepared, then train."""
-    boundary = _boundary(model, stage)
+    planned = _boundary(model, stage)
     fit_on, held_out = (_joined(train, val), None) if stage.trains_on_validation else (train, val)
-    start, train_src, val_src, extra = _sources(model, boundary, fit_on, held_out, sources, cfg, cache, device)
+    boundary, train_src, val_src, extra = _sources(model, planned, fit_on, held_out, sources, cfg, cache, device)
     stage_cfg = cfg.resolve_monitor(stage.default_monitor)
-    ctx = FitContext(model, stage_cfg, device, start, train_src, val_src, stage.spec, train.classes, extra)
+    ctx = FitContext(model, stage_cfg, device, boundary, train_src, val_src, stage.spec, train.classes, extra)
     groups, _ = _plan_stage(model, stage, cfg, result, n)  # what trains is set before the terms prepare
     terms = stage.terms()
     for term in terms:
@@ -150,13 +150,13 @@ def _train_stage(model: AdaptedModel, stage: Strategy, train: Task, val: Task, s
         for name, module in term.modules().items():
             groups += module_groups({f"{term.name}.{name}": module.to(device)}, result.stages[-1]["head_lr"],
                                     cfg.weight_decay)
-    if start > 0:
-        result.notes.append(f"{stage.spec}: frozen blocks 0..{min(start, model.n_blocks) - 1} ran once "
+    if boundary > 0:
+        result.notes.append(f"{stage.spec}: frozen blocks 0..{min(boundary, model.n_blocks) - 1} ran once "
                             "(cached); each epoch ran only the trainable top")
     if stage.trains_on_validation:
         result.notes.append(f"{stage.spec}: trained on the {len(train)} training + {len(val)} validation "
                             "examples (nothing held out, no early stopping)")
-    run_training(model, groups, start, train_src, val_src, stage_cfg, stage.default_epochs, stage=stage.spec,
+    run_training(model, groups, boundary, train_src, val_src, stage_cfg, stage.default_epochs, stage=stage.spec,
                  min_steps=stage.default_min_steps, callbacks=callbacks, result=result,
                  include_start=stage.starts_fitted, objective=stage.objective(model, cfg), terms=terms, ctx=ctx)
 

@@ -7,7 +7,7 @@ to the loss of every step of a stage. Its hooks, each with a default:
 - ``modules()``: modules of its own whose parameters join the optimiser as the group ``term.<name>``
   (a domain discriminator), built in ``prepare``;
 - ``value(model, batch, ctx)``: the term's value on one step (the batch's features are computed once
-  per step and shared with the data term: ``batch.features(model, start)``); draws from an extra
+  per step and shared with the data term: ``batch.features(model, ctx.boundary)``); draws from an extra
   source of the fit context through ``ctx.draw(self.source, n)``;
 - class declarations: ``kind`` (``guard``: any strategy that moves the body takes it as
   ``guard=NAME``; ``adaptation``: a strategy ``NAME`` is its body recipe plus the term), ``source``

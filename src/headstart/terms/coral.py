@@ -44,8 +44,8 @@ class Coral(Term):
     default_weight = 1.0
 
     def value(self, model, batch, ctx) -> Tensor:
-        source = batch.features(model, ctx.start).float()
-        target = model.features(ctx.draw("target", max(2, len(batch.index))), ctx.start).float()
+        source = batch.features(model, ctx.boundary).float()
+        target = model.features(ctx.draw("target", max(2, len(batch.index))), ctx.boundary).float()
         if source.shape[0] < 2:
             return torch.zeros((), device=source.device)
         return coral_distance(source, target)

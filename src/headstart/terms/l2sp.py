@@ -29,9 +29,9 @@ class L2SP(Term):
     default_weight = 0.01
 
     def prepare(self, ctx) -> None:
-        self.start = {n: p.detach().clone() for n, p in ctx.model.backbone.named_parameters() if p.requires_grad}
+        self.theta_pre = {n: p.detach().clone() for n, p in ctx.model.backbone.named_parameters() if p.requires_grad}
 
     def value(self, model, batch, ctx) -> Tensor:
         params = dict(model.backbone.named_parameters())
-        total = sum(((params[n] - p0) ** 2).sum() for n, p0 in self.start.items())
-        return 0.5 * total if self.start else torch.zeros((), device=ctx.device)
+        total = sum(((params[n] - p0) ** 2).sum() for n, p0 in self.theta_pre.items())
+        return 0.5 * total if self.theta_pre else torch.zeros((), device=ctx.device)

@@ -52,8 +52,9 @@ class FitResult:
     trainable_params: int = 0
     delta: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    #: blocks ``[0, frozen_until)`` never trained (``n_blocks + 1``: only the head did), so their output can be cached
-    frozen_until: int = 0
+    #: the frozen boundary: blocks ``[0, boundary)`` never trained, so their output can be cached (``features_start``,
+    #: ``n_blocks + 1``: only the head trained); the one name for this idea (``partial:k`` sets it to ``n_blocks - k``)
+    boundary: int = 0
     #: per stage: its learning rates as used (body, head, every parameter group's) and planned epochs
     stages: list[dict[str, Any]] = field(default_factory=list)
 
@@ -66,6 +67,8 @@ class FitResult:
     def from_dict(cls, d: dict[str, Any]) -> FitResult:
         """The inverse of ``to_dict`` (a saved model's record of its training)."""
         known = {f for f in cls.__dataclass_fields__}
+        if "frozen_until" in d and "boundary" not in d:  # the boundary's name in models saved before it had one
+            d = {**d, "boundary": d["frozen_until"]}
         d = {k: v for k, v in d.items() if k in known}
         records = [EpochRecord(**r) for r in d.pop("records", [])]
         return cls(**{**d, "records": records, "stop_reason": StopReason(d.get("stop_reason", "max_epochs"))})

@@ -31,7 +31,7 @@ class FitContext:
     model: AdaptedModel
     cfg: TrainConfig
     device: torch.device
-    start: int  # where the forward pass starts: 0 for raw inputs, a block boundary for cached states
+    boundary: int  # where the forward pass starts: 0 for raw inputs, a block boundary for cached states
     train: BatchSource
     val: BatchSource | None
     stage: str

@@ -137,7 +137,7 @@ def _to(state: State, device: torch.device) -> State:
 
 
 @torch.no_grad()
-def evaluate(model: AdaptedModel, source: BatchSource, start: int, device: torch.device,
+def evaluate(model: AdaptedModel, source: BatchSource, boundary: int, device: torch.device,
              batch_size: int) -> tuple[float, float, Tensor]:
     """Mean cross-entropy, accuracy and the logits, in eval mode."""
     was_training = model.training
@@ -145,7 +145,7 @@ def evaluate(model: AdaptedModel, source: BatchSource, start: int, device: torch
     logits = []
     for s in range(0, len(source), batch_size):
         state, _ = source.batch(range(s, min(s + batch_size, len(source))))
-        logits.append(model(_to(state, device), start).float().cpu())
+        logits.append(model(_to(state, device), boundary).float().cpu())
     model.train(was_training)
     out = torch.cat(logits)
     labels = torch.as_tensor(source.labels, dtype=torch.long)
@@ -154,7 +154,7 @@ def evaluate(model: AdaptedModel, source: BatchSource, start: int, device: torch
 
 
 @torch.no_grad()
-def recalibrate_batchnorm(model: AdaptedModel, source: BatchSource, start: int, device: torch.device,
+def recalibrate_batchnorm(model: AdaptedModel, source: BatchSource, boundary: int, device: torch.device,
                           batch_size: int, limit: int = 1024) -> None:
     """Recompute the running statistics of every BatchNorm that trains, over (up to ``limit``) training examples.
 
@@ -173,12 +173,12 @@ def recalibrate_batchnorm(model: AdaptedModel, source: BatchSource, start: int, 
     n = min(len(source), limit)
     for s in range(0, n, batch_size):
         state, _ = source.batch(range(s, min(s + batch_size, n)))
-        model(_to(state, device), start)
+        model(_to(state, device), boundary)
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
 
 
-def run_training(model: AdaptedModel, groups: list[dict], start: int, train: BatchSource, val: BatchSource | None,
+def run_training(model: AdaptedModel, groups: list[dict], boundary: int, train: BatchSource, val: BatchSource | None,
                  cfg: TrainConfig, default_epochs: int, *, stage: str, min_steps: int = 0,
                  callbacks: Sequence[Callback] = (), result: FitResult | None = None, include_start: bool = False,
                  objective: Objective | None = None, terms: Sequence[Any] = (),
@@ -195,7 +195,7 @@ def run_training(model: AdaptedModel, groups: list[dict], start: int, train: Bat
     """
     device = next(model.parameters()).device
     cfg = cfg.resolve_monitor("val_acc")  # a caller that did not resolve a strategy's default
-    ctx = ctx or FitContext(model, cfg, device, start, train, val, stage)
+    ctx = ctx or FitContext(model, cfg, device, boundary, train, val, stage)
     run = _Run(model, groups, ctx, objective or Objective(), list(terms), list(callbacks),
                result or FitResult(strategy=stage), default_epochs, min_steps)
     reason = run.train(include_start)
@@ -217,9 +217,9 @@ class _Run:
                  min_steps: int) -> None:
         cfg, stage = ctx.cfg, ctx.stage
         self.model, self.ctx, self.objective, self.terms, self.result = model, ctx, objective, terms, result
-        self.cfg, self.stage, self.device, self.start = cfg, stage, ctx.device, ctx.start
+        self.cfg, self.stage, self.device, self.boundary = cfg, stage, ctx.device, ctx.boundary
         self.validates = objective.validates and ctx.val is not None
-        objective.start(model, ctx.train, ctx.start, ctx.device)
+        objective.prepare(model, ctx.train, ctx.boundary, ctx.device)
         self.steps_per_epoch = objective.steps_per_epoch(len(ctx.train), cfg.batch_size)
         self.epochs = cfg.plan_epochs(default_epochs, min_steps, self.steps_per_epoch)
         self.optimizer = torch.optim.AdamW(groups, lr=groups[0]["lr"], weight_decay=cfg.weight_decay)
@@ -254,13 +254,13 @@ class _Run:
             cb.stop_requested, cb.model = False, self.model
             cb.on_fit_start({"strategy": self.result.strategy, "stage": self.stage, "epochs": self.epochs,
                              "steps_per_epoch": self.steps_per_epoch, "trainable_params": self.trainable,
-                             "start_block": self.start, "patience": patience if self.validates else None,
+                             "boundary": self.boundary, "patience": patience if self.validates else None,
                              "min_epochs": min_epochs, "monitor": self.cfg.monitor if self.validates else None,
                              "objective": described})
 
     def train(self, include_start: bool) -> StopReason:
         if include_start and self.validates:
-            val_loss, val_acc, _ = evaluate(self.model, self.ctx.val, self.start, self.device,
+            val_loss, val_acc, _ = evaluate(self.model, self.ctx.val, self.boundary, self.device,
                                             self.cfg.eval_batch_size)
             self._end_epoch(EpochRecord(self.stage, 0, None, val_loss, val_acc, 0.0, 0.0, self.trainable))
         for epoch in range(1, self.epochs + 1):
@@ -270,8 +270,8 @@ class _Run:
                 return self._non_finite(epoch)
             val_loss = val_acc = None
             if self.validates:
-                recalibrate_batchnorm(self.model, self.ctx.train, self.start, self.device, self.cfg.eval_batch_size)
-                val_loss, val_acc, _ = evaluate(self.model, self.ctx.val, self.start, self.device,
+                recalibrate_batchnorm(self.model, self.ctx.train, self.boundary, self.device, self.cfg.eval_batch_size)
+                val_loss, val_acc, _ = evaluate(self.model, self.ctx.val, self.boundary, self.device,
                                                 self.cfg.eval_batch_size)
             self._end_epoch(EpochRecord(self.stage, epoch, train_loss, val_loss, val_acc, time.perf_counter() - tic,
                                         self.optimizer.param_groups[0]["lr"], self.trainable, terms=parts))
@@ -323,7 +323,7 @@ class _Run:
     def _loss(self, batch: Batch) -> list[Tensor]:
         """[data term, weighted term, ...] of one step."""
         with autocast(self.dtype, self.device):
-            data = self.objective.loss(self.forward, batch, self.start).float()
+            data = self.objective.loss(self.forward, batch, self.boundary).float()
             parts = [t.resolved_weight * t.value(self.model, batch, self.ctx).float() for t in self.terms]
         penalty = self.objective.penalty(self.model)
         return [data if penalty is None else data + penalty, *parts]

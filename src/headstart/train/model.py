@@ -15,7 +15,13 @@ __all__ = ["AdaptedModel", "ParamPlan", "build_param_groups", "copy_trainable_st
 
 
 class AdaptedModel(nn.Module):
-    """``head(pool(blocks[start:](state)))``; ``start == features_start`` means the state holds pooled features."""
+    """``head(pool(blocks[boundary:](state)))``.
+
+    The *boundary* is headstart's one name for where a forward pass starts: blocks below it are frozen
+    and their output can be cached (0: raw inputs, every block runs; ``features_start``, ``n_blocks + 1``:
+    the state holds pooled features and only the head runs). ``build_param_groups`` returns the stage's,
+    ``FitResult.boundary`` keeps the run's, the lab's frozen-blocks slider sets it.
+    """
 
     def __init__(self, backbone: Backbone, n_classes: int) -> None:
         super().__init__()
@@ -31,13 +37,13 @@ class AdaptedModel(nn.Module):
         """The pseudo-boundary after pooling: cached items are ``{"features": Tensor}``."""
         return self.n_blocks + 1
 
-    def features(self, state: State, start: int = 0) -> Tensor:
-        if start == self.features_start:
+    def features(self, state: State, boundary: int = 0) -> Tensor:
+        if boundary == self.features_start:
             return state["features"]
-        return self.backbone.pool(self.backbone.run_blocks(state, start))
+        return self.backbone.pool(self.backbone.run_blocks(state, boundary))
 
-    def forward(self, state: State, start: int = 0) -> Tensor:
-        return self.head(self.features(state, start))
+    def forward(self, state: State, boundary: int = 0) -> Tensor:
+        return self.head(self.features(state, boundary))
 
 
 @dataclass(frozen=True)

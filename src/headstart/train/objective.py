@@ -4,16 +4,16 @@ The loop owns the rest (optimiser, schedule, clipping, precision, validation, ea
 callbacks, interrupts, the NaN policy); an ``Objective`` says only
 
 - ``steps(n, batch_size, generator)``: the index lists of one epoch (default: a shuffled partition);
-- ``loss(model, batch, start)``: the data term of one step (default: cross-entropy of the head);
+- ``loss(model, batch, boundary)``: the data term of one step (default: cross-entropy of the head);
 - ``penalty(model)``: a term on the weights added every step (L2-SP, EWC; default: none);
-- ``start(model, train, start, device)``: called once before the first step, to snapshot the
+- ``prepare(model, train, boundary, device)``: called once before the first step, to snapshot the
   starting weights, precompute a frozen teacher's outputs on the training items (LwF), or open a
   second batch stream (unlabelled target data for domain adaptation) that ``loss`` then draws from;
 - ``validates``: False for an objective with nothing held out (contrastive training sees the
   validation labels too): the loop then records training loss only and never early-stops.
 
 ``Batch.index`` are positions in the training source, so per-example side information computed in
-``start`` (a teacher's logits) lines up with the batch. ``Batch.features`` runs the forward pass once
+``prepare`` (a teacher's logits) lines up with the batch. ``Batch.features`` runs the forward pass once
 per step, shared by the data term and every term of ``terms/`` (CORAL aligns these same features).
 """
 
@@ -42,10 +42,10 @@ class Batch:
     labels: Tensor  # on the device
     _features: Tensor | None = field(default=None, repr=False)
 
-    def features(self, model: AdaptedModel, start: int) -> Tensor:
+    def features(self, model: AdaptedModel, boundary: int) -> Tensor:
         """The pooled features of this batch, computed once per step."""
         if self._features is None:
-            self._features = model.features(self.state, start)
+            self._features = model.features(self.state, boundary)
         return self._features
 
 
@@ -60,14 +60,14 @@ class Objective:
     def steps_per_epoch(self, n: int, batch_size: int) -> int:
         return math.ceil(n / batch_size)
 
-    def start(self, model: AdaptedModel, train: BatchSource, start: int,  # noqa: B027 (optional hook)
+    def prepare(self, model: AdaptedModel, train: BatchSource, boundary: int,  # noqa: B027 (optional hook)
               device: torch.device) -> None:
         """Once, before the first step."""
 
-    def loss(self, model: AdaptedModel, batch: Batch, start: int) -> Tensor:
+    def loss(self, model: AdaptedModel, batch: Batch, boundary: int) -> Tensor:
         # the features are the batch's own (shared with the terms); a data-parallel wrapper runs its forward
         shared = isinstance(model, AdaptedModel)
-        logits = model.head(batch.features(model, start)) if shared else model(batch.state, start)
+        logits = model.head(batch.features(model, boundary)) if shared else model(batch.state, boundary)
         return nn.functional.cross_entropy(logits.float(), batch.labels)
 
     def penalty(self, model: AdaptedModel) -> Tensor | None:
