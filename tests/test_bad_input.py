@@ -343,6 +343,6 @@ def test_headstart_options_lists_every_option_with_its_default(capsys):
     assert "rank             a positive integer" in out and "default 8" in out and "patience" in out
     assert re.search(r"guard +'l2sp' or None +default None", out)  # a declared option shows what it accepts
     assert re.search(r"l2sp +guard +weight +0.01 ", out)  # and the terms a fine-tune takes
-    assert re.search(r"monitor +a word or none +default none", out)  # the strategy's own default
+    assert re.search(r"monitor +one of 'val_acc', 'val_loss', 'none' or None +default none", out)  # the strategy's
     assert main(["options", "scratch"]) == 0
-    assert re.search(r"monitor +a word or none +default val_acc", capsys.readouterr().out)
+    assert re.search(r"monitor +one of 'val_acc', 'val_loss', 'none' or None +default val_acc", capsys.readouterr().out)

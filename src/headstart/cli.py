@@ -75,7 +75,7 @@ def _cmd_options(args: argparse.Namespace) -> None:
         for f in dataclasses.fields(cls):
             default = getattr(instance, f.name)
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-            takes = allowed(f) or describe_type(cls, f.name)
+            takes = allowed(cls, f) or describe_type(cls, f.name)
             print(f"  {f.name:<16} {takes:<28} default {shown!s:<10} {f.metadata.get('help', '')}")
     names = {f.name for f in dataclasses.fields(type(strategy))}
     terms = [n for kind, option in (("guard", "guard"), ("adaptation", "adapt")) if option in names

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -48,6 +49,8 @@ def _must(meta: dict[str, Any], optional: bool, integer: bool) -> str:
     low, high = meta.get("low"), meta.get("high")
     if high is None and (low, bool(meta.get("low_open"))) in ((1, False), (0, True)):
         return ("a positive integer" if integer else "positive") + (" or None" if optional else "")
+    if high is None and low == 0 and not meta.get("low_open"):
+        return ("a non-negative integer" if integer else "non-negative") + (" or None" if optional else "")
     left = "(" if meta.get("low_open") else "["
     right = ")" if meta.get("high_open") else "]"
     span = f"in {left}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}{right}"
@@ -58,7 +61,7 @@ def _fits(value: Any, meta: dict[str, Any]) -> bool:
     choices = _choices(meta)
     if choices is not None:
         return value in choices
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         return False
     low, high = meta.get("low"), meta.get("high")
     if low is not None and (value <= low if meta.get("low_open") else value < low):
@@ -66,26 +69,32 @@ def _fits(value: Any, meta: dict[str, Any]) -> bool:
     return not (high is not None and (value >= high if meta.get("high_open") else value > high))
 
 
-def allowed(f: dataclasses.Field) -> str | None:
-    """What a declared option accepts, in words (``one of 'l2sp' or None``, ``in (0, 1]``); None if undeclared."""
+def allowed(cls: type, f: dataclasses.Field) -> str | None:
+    """What a declared option of dataclass ``cls`` accepts, in words (``'l2sp' or None``, ``in (0, 1]``); None if
+    the field declares no choices or range."""
     meta = f.metadata
     if "help" not in meta or (_choices(meta) is None and meta.get("low") is None and meta.get("high") is None):
         return None
-    return _must(meta, f.default is None, isinstance(f.default, int) and not isinstance(f.default, bool))
+    tp = typing.get_type_hints(cls)[f.name]
+    kinds = set(typing.get_args(tp)) or {tp}
+    return _must(meta, type(None) in kinds or f.default is None, int in kinds and float not in kinds)
 
 
 def check_declared(obj: Any, owner: str) -> None:
     """Every declared option of dataclass ``obj`` holds an allowed value (None passes where it is the default)."""
+    hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         meta = f.metadata
         if "help" not in meta or (_choices(meta) is None and meta.get("low") is None and meta.get("high") is None):
             continue
-        value, optional = getattr(obj, f.name), f.default is None
+        kinds = set(typing.get_args(hints[f.name])) or {hints[f.name]}
+        value, optional = getattr(obj, f.name), type(None) in kinds or f.default is None
         if value is None and optional:
             continue
-        if not _fits(value, meta) or (isinstance(f.default, int) and not isinstance(value, int)):
+        integer = int in kinds and float not in kinds
+        if not _fits(value, meta) or (integer and not isinstance(value, numbers.Integral)):
             raise HeadstartError(f"The {f.name!r} parameter of {owner} must be "
-                                 f"{_must(meta, optional, isinstance(f.default, int))}. "
+                                 f"{_must(meta, optional, integer)}. "
                                  f"Got {value!r} instead.")
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from ..declare import check_declared, option
 from ..errors import HeadstartError
 
 __all__ = ["MONITORS", "PRECISIONS", "TrainConfig"]
@@ -14,69 +15,42 @@ PRECISIONS = ("auto", "bf16", "fp32")  # of the training forward pass; see train
 MONITORS = ("val_acc", "val_loss", "none")  # see TrainConfig.monitor
 
 
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class TrainConfig:
     """How to train. ``None`` means "the strategy's default" (each strategy states its own)."""
 
-    epochs: int | None = _opt(None, "maximum epochs (default: the strategy's, raised so that small data still gets "
-                              "min_steps updates; early stopping usually ends sooner)")
-    min_steps: int | None = _opt(None, "with epochs unset: plan at least this many optimiser steps (strategy default)")
-    batch_size: int = _opt(16, "examples per optimisation step")
-    lr: float | None = _opt(None, "learning rate of the body's trainable part (strategy default if None)")
-    head_lr: float | None = _opt(None, "learning rate of the new head (strategy default if None)")
-    weight_decay: float = _opt(0.01, "AdamW weight decay (not applied to biases and norm weights)")
-    warmup: float = _opt(0.1, "fraction of the planned steps spent warming the LR up linearly")
-    patience: int | None = _opt(None, "epochs without improvement before stopping (default: 5, or a fifth of the "
-                                "planned epochs when that is more)")
-    min_epochs: int | None = _opt(None, "early stopping never fires before this epoch (default: a quarter of the "
-                                  "planned epochs)")
-    monitor: str | None = _opt(None, "which epoch's weights are kept: 'val_acc' (early stopping on validation "
-                               "accuracy, ties broken by the lower loss, the best epoch restored), 'val_loss' "
-                               "(the reverse), 'none' (every planned epoch, the last weights; validation is still "
-                               "measured and shown); None: the strategy's default ('none' for the fine-tunes, "
-                               "'val_acc' for the from-scratch baselines)")
-    grad_clip: float | None = _opt(1.0, "clip the gradient norm to this (None: no clipping)")
-    seed: int = _opt(0, "seeds the head init, batch order, dropout and augmentation")
-    augment: bool = _opt(False, "label-preserving augmentation (bypasses the feature cache)")
-    cache_features: bool = _opt(True, "cache the frozen bottom's output (only without augmentation)")
-    eval_batch_size: int = _opt(64, "examples per forward pass when evaluating or predicting")
-    device: str = _opt("auto", "'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...")
-    precision: str = _opt("auto", "training forward pass: 'auto' (bf16 autocast where the CPU or GPU has native "
-                          "bf16, else fp32), 'bf16', 'fp32'")
+    epochs: int | None = option(None, "maximum epochs (default: the strategy's, raised so that small data still gets "
+                                "min_steps updates; early stopping usually ends sooner)", low=1)
+    min_steps: int | None = option(None, "with epochs unset: plan at least this many optimiser steps (strategy "
+                                   "default)", low=1)
+    batch_size: int = option(16, "examples per optimisation step", low=1)
+    lr: float | None = option(None, "learning rate of the body's trainable part (strategy default if None)",
+                              low=0.0, low_open=True)
+    head_lr: float | None = option(None, "learning rate of the new head (strategy default if None)",
+                                   low=0.0, low_open=True)
+    weight_decay: float = option(0.01, "AdamW weight decay (not applied to biases and norm weights)", low=0.0)
+    warmup: float = option(0.1, "fraction of the planned steps spent warming the LR up linearly",
+                           low=0.0, high=1.0, high_open=True)
+    patience: int | None = option(None, "epochs without improvement before stopping (default: 5, or a fifth of the "
+                                  "planned epochs when that is more)", low=1)
+    min_epochs: int | None = option(None, "early stopping never fires before this epoch (default: a quarter of the "
+                                    "planned epochs)", low=0)
+    monitor: str | None = option(None, "which epoch's weights are kept: 'val_acc' (early stopping on validation "
+                                 "accuracy, ties broken by the lower loss, the best epoch restored), 'val_loss' "
+                                 "(the reverse), 'none' (every planned epoch, the last weights; validation is still "
+                                 "measured and shown); None: the strategy's default ('none' for the fine-tunes, "
+                                 "'val_acc' for the from-scratch baselines)", choices=MONITORS)
+    grad_clip: float | None = option(1.0, "clip the gradient norm to this (None: no clipping)", low=0.0, low_open=True)
+    seed: int = option(0, "seeds the head init, batch order, dropout and augmentation", low=0)
+    augment: bool = option(False, "label-preserving augmentation (bypasses the feature cache)")
+    cache_features: bool = option(True, "cache the frozen bottom's output (only without augmentation)")
+    eval_batch_size: int = option(64, "examples per forward pass when evaluating or predicting", low=1)
+    device: str = option("auto", "'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...")
+    precision: str = option("auto", "training forward pass: 'auto' (bf16 autocast where the CPU or GPU has native "
+                            "bf16, else fp32), 'bf16', 'fp32'", choices=PRECISIONS)
 
     def __post_init__(self) -> None:
-        def bad(name: str, must: str) -> HeadstartError:
-            return HeadstartError(
-                f"The {name!r} parameter of TrainConfig must be {must}. Got {getattr(self, name)!r} instead.")
-
-        if self.epochs is not None and self.epochs < 1:
-            raise bad("epochs", "a positive integer or None")
-        for name in ("batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise bad(name, "a positive integer")
-        for name in ("lr", "head_lr"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise bad(name, "a positive float or None")
-        if self.weight_decay < 0:
-            raise bad("weight_decay", "a non-negative float")
-        if not 0.0 <= self.warmup < 1.0:
-            raise bad("warmup", "a fraction in [0, 1)")
-        for name in ("patience", "min_steps"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise bad(name, "a positive integer or None")
-        if self.min_epochs is not None and self.min_epochs < 0:
-            raise bad("min_epochs", "a non-negative integer or None")
-        if self.monitor not in (None, *MONITORS):
-            raise bad("monitor", "'val_acc', 'val_loss', 'none' or None")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise bad("grad_clip", "a positive float or None")
-        if self.precision not in PRECISIONS:
-            raise bad("precision", "'auto', 'bf16' or 'fp32'")
+        check_declared(self, "TrainConfig")
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
