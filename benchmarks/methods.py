@@ -39,7 +39,7 @@ from peers import MAX_LENGTH, RESULTS, TEST_LIMIT, held_out, stored  # noqa: E40
 from peers import STRATEGIES as PEERS_STRATEGIES  # noqa: E402
 
 from headstart.data import load_task, make_splits  # noqa: E402
-from headstart.race import RaceSpec, prepare_race, run_race  # noqa: E402
+from headstart.race import RaceSpec, ResultStore, prepare_race, run_race  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "methods.jsonl"
 KEEP = ("data", "strategy", "budget", "seed", "sel_acc", "test_acc", "seconds", "trainable_params", "n_train",
@@ -53,10 +53,19 @@ def _export(part: str, data: str, records: list[dict]) -> None:
                 order=lambda r: (r["part"], r["data"], r["budget"], r["strategy"], r["seed"]))
 
 
-def _race(part: str, data: str, race: RaceSpec, out: Path, task=None) -> None:
-    prepared = prepare_race(race, task if task is not None else load_task(race.data))
-    run_race(race, out, task=prepared.task, data=prepared, progress=False,
-             on_run_end=lambda record, *_: _export(part, data, [record]))
+def _race(part: str, data: str, race: RaceSpec, out: Path) -> None:
+    """Race what the store under ``out`` lacks; after each run, every finished run of the grid joins the JSONL file
+    (read back from the store: the record handed to ``on_run_end`` carries no key)."""
+    prepared = prepare_race(race, load_task(race.data))
+    keys = {race.run_key(run, prepared.fingerprint, prepared.test_fingerprint, prepared.target_fingerprint)
+            for run in race.runs()}
+
+    def export(*_) -> None:
+        with ResultStore(out / "results.sqlite") as store:
+            _export(part, data, store.records(keys))
+
+    run_race(race, out, task=prepared.task, data=prepared, progress=False, on_run_end=export)
+    export()
     print(f"{part} on {data}: done", flush=True)
 
 
@@ -124,6 +133,10 @@ def saved_parameters(strategy: str) -> int:
     return sum(t.numel() for t in _saved_tensors(SimpleNamespace(model_=model, strategy_=s)).values())
 
 
+def _row(cells: list[object]) -> str:
+    return "| " + " | ".join(map(str, cells)) + " |"
+
+
 def _cell(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else mean(values)
 
@@ -149,10 +162,10 @@ def ia3_section(seeds: int) -> str:
                     continue
                 sel = {r["seed"]: r["sel_acc"] for r in runs}
                 versus = "–" if name == "lora" else _versus(sel, lora, held_out(data)[0])
-                lines.append(f"| {data} | {budget} | `{name}` | {_cell(list(sel.values()))} | "
-                             f"{_cell([r['test_acc'] for r in runs])} | {versus} | "
-                             f"{int(np.median([r['trainable_params'] for r in runs])):,} | {saved[name]:,} | "
-                             f"{mean((r['seconds'] for r in runs), 0)} |")
+                trainable = int(np.median([r["trainable_params"] for r in runs]))
+                lines.append(_row([data, budget, f"`{name}`", _cell(list(sel.values())),
+                                   _cell([r["test_acc"] for r in runs]), versus, f"{trainable:,}", f"{saved[name]:,}",
+                                   mean((r["seconds"] for r in runs), 0)]))
     return "\n".join(lines)
 
 
@@ -167,10 +180,9 @@ def l2sp_section(seeds: int) -> str:
             if not runs:
                 continue
             sel = {r["seed"]: r["sel_acc"] for r in runs}
-            lines.append(f"| {data} | 128 | `{name}` | {_cell(list(sel.values()))} | "
-                         f"{_cell([r['test_acc'] for r in runs])} | "
-                         f"{'–' if name == 'full' else _versus(sel, base, held_out(data)[0])} | "
-                         f"{mean(r['delta_l2'] for r in runs)} | {mean((r['seconds'] for r in runs), 0)} |")
+            versus = "–" if name == "full" else _versus(sel, base, held_out(data)[0])
+            lines.append(_row([data, 128, f"`{name}`", _cell(list(sel.values())), _cell([r["test_acc"] for r in runs]),
+                               versus, mean(r["delta_l2"] for r in runs), mean((r["seconds"] for r in runs), 0)]))
     return "\n".join(lines)
 
 
@@ -187,7 +199,7 @@ def rerun_section() -> str:
         was = "–" if c is None else f"{c['sel_acc']:.3f} / {c['test_acc']:.3f}"
         same = "no row of this key" if c is None else (
             "yes" if (c["sel_acc"], c["test_acc"]) == (r["sel_acc"], r["test_acc"]) else "**no**")
-        lines.append(f"| {r['data']} | `{r['strategy']}` | {was} | {r['sel_acc']:.3f} / {r['test_acc']:.3f} | {same} |")
+        lines.append(_row([r["data"], f"`{r['strategy']}`", was, f"{r['sel_acc']:.3f} / {r['test_acc']:.3f}", same]))
     return "\n".join(lines)
 
 
@@ -195,7 +207,7 @@ def coral_section(seeds: int) -> str:
     rows = [r for r in read_jsonl(OUT) if r["part"] == "coral" and r["seed"] < seeds]
     if not rows:
         return "Not measured yet."
-    n_sel = rows[0].get("n_test") or 0
+    n_test = rows[0].get("n_test") or 0
     lines = ["| source → deployment | labels/class | strategy | selection (movies) | test (tweets) | "
              "vs `full` on test (noise) | seconds per run |", "|---|---|---|---|---|---|---|"]
     full = {r["seed"]: r["test_acc"] for r in rows if r["strategy"] == "full"}
@@ -203,9 +215,9 @@ def coral_section(seeds: int) -> str:
         runs = [r for r in rows if r["strategy"] == name]
         if runs:
             test = {r["seed"]: r["test_acc"] for r in runs}
-            lines.append(f"| vader-movies → vader-tweets | 128 | `{name}` | {_cell([r['sel_acc'] for r in runs])} | "
-                         f"{_cell(list(test.values()))} | {'–' if name == 'full' else _versus(test, full, n_sel)} | "
-                         f"{mean((r['seconds'] for r in runs), 0)} |")
+            versus = "–" if name == "full" else _versus(test, full, n_test)
+            lines.append(_row(["vader-movies → vader-tweets", 128, f"`{name}`", _cell([r["sel_acc"] for r in runs]),
+                               _cell(list(test.values())), versus, mean((r["seconds"] for r in runs), 0)]))
     return "\n".join(lines)
 
 

@@ -317,7 +317,7 @@ class _Run:
                 cb.on_step_end(step, loss)
         if self.parallel is not None:  # the epoch's loss over every process's examples
             sums, seen = self.parallel.sum(sums), len(train)
-        means = (sums / max(1, seen)).tolist()
+        means = [v / max(1, seen) for v in sums.tolist()]  # divided in double precision, as the record is
         return float(sum(means)), dict(zip(names, means))
 
     def _loss(self, batch: Batch) -> list[Tensor]:
