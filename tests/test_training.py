@@ -348,3 +348,39 @@ def test_an_objective_chooses_the_batches_and_adds_a_penalty(text_task):
         assert objective.seen == [[i] for i in range(len(text_task))] * 2
         norms.append(model.head.weight.norm().item())
     assert norms[1] < 0.5 * norms[0]
+
+
+class _StartWeights(Callback):
+    """The body's weights when each stage starts."""
+
+    def __init__(self) -> None:
+        self.seen = []
+
+    def on_fit_start(self, info) -> None:
+        self.seen.append({k: v.detach().clone() for k, v in self.model.backbone.state_dict().items()})
+
+
+def test_warm_start_continues_from_the_fitted_model(text_task):
+    clf = Adapter(TEXT, "full", feature_cache=None, epochs=2, lr=1e-3, warm_start=True).fit(text_task, val=text_task)
+    after_first = {k: v.clone() for k, v in clf.model_.backbone.state_dict().items()}
+    probe = _StartWeights()
+    clf.set_params(callbacks=[probe]).fit(text_task, val=text_task)
+    assert all(torch.equal(probe.seen[0][k], v) for k, v in after_first.items())  # no fresh backbone
+    fresh = _StartWeights()
+    Adapter(TEXT, "full", feature_cache=None, epochs=2, callbacks=[fresh]).fit(text_task, val=text_task)
+    assert not all(torch.equal(fresh.seen[0][k], v) for k, v in after_first.items())
+
+
+def test_warm_start_on_new_classes_keeps_the_old_head_through_save_and_load(tmp_path, text_task):
+    clf = Adapter(TEXT, "lora", feature_cache=None, epochs=1, warm_start=True).fit(text_task, val=text_task)
+    old_head = clf.model_.head.weight.detach().clone()
+    three = Task(list(text_task.inputs) + ["so so", "it was fine", "meh", "okay I guess"] * 3,
+                 np.concatenate([text_task.labels, [2] * 12]), ("pos", "neg", "mixed"), "text", "second")
+    clf.fit(three, val=three)
+    assert list(clf.classes_) == ["pos", "neg", "mixed"]
+    assert clf.heads_ == {"toy-text": ["pos", "neg"]}
+    assert torch.equal(clf.model_.heads["toy-text"].weight, old_head)  # the old task's head is untouched
+    clf.save(tmp_path / "m")
+    again = Adapter.load(tmp_path / "m", backbone=TEXT)
+    assert again.heads_ == clf.heads_ and torch.equal(again.model_.heads["toy-text"].weight, old_head)
+    np.testing.assert_array_equal(again.predict_proba(three), clf.predict_proba(three))

@@ -29,6 +29,12 @@ from .train.loop import BatchSource, evaluate
 
 __all__ = ["Adapter"]
 
+
+def _free_name(name: str, taken: Any) -> str:
+    """``name``, or ``name-2``, ``name-3``... whichever is not taken yet."""
+    candidates = [name] + [f"{name}-{i}" for i in range(2, len(taken) + 3)]
+    return next(c for c in candidates if c not in taken)
+
 log = logging.getLogger(__name__)
 
 BackboneArg = str | Backbone | Callable[[bool], Backbone]
@@ -62,6 +68,11 @@ class Adapter(ClassifierMixin, BaseEstimator):
         ``None``/``False`` for memory only.
     callbacks, progress:
         Training callbacks; a progress bar over epochs.
+    warm_start:
+        As in scikit-learn: a fitted adapter's next ``fit`` starts from its current model (body, injected
+        adapters and head) instead of a new one: continual learning, a second round on new labels. When the
+        new data have other classes, the active head is new and the old one is kept, with its classes, under
+        the earlier task's name (``heads_``), saved and loaded with the model.
     """
 
     def __init__(self, backbone: BackboneArg = "minilm-l6", strategy: str | Strategy = "probe", *,
@@ -73,7 +84,8 @@ class Adapter(ClassifierMixin, BaseEstimator):
                  precision: str = "auto", strategy_options: dict[str, Any] | None = None,
                  backbone_options: dict[str, Any] | None = None,
                  feature_cache: str | Path | FeatureCache | None | bool = True,
-                 callbacks: Sequence[Callback] = (), progress: bool = False, **options: Any) -> None:
+                 callbacks: Sequence[Callback] = (), progress: bool = False, warm_start: bool = False,
+                 **options: Any) -> None:
         self.backbone = backbone
         self.strategy = strategy
         self.epochs, self.min_steps, self.batch_size, self.lr, self.head_lr = epochs, min_steps, batch_size, lr, head_lr
@@ -89,6 +101,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
         self.feature_cache = feature_cache
         self.callbacks = callbacks
         self.progress = progress
+        self.warm_start = warm_start
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)})
@@ -119,12 +132,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
         # global random state: torch's generators are forked, seeded, and restored on the way out.
         with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
             torch.manual_seed(cfg.seed)
-            backbone = resolve_backbone(self.backbone, strategy.pretrained, **(self.backbone_options or {}))
-            if backbone.modality != train.modality:
-                raise HeadstartError(f"{backbone.name} is a {backbone.modality} model but the data are "
-                                     f"{train.modality}s; pick a {train.modality} backbone (`headstart backbones`).")
-            self.backbone_identity_ = backbone.identity()
-            model = AdaptedModel(backbone, len(train.classes))
+            model = self._model_for(strategy, train)
             prepare_model(model, strategy)
             callbacks = list(self.callbacks) + ([ProgressBar(strategy.spec)] if self.progress else [])
             self.result_: FitResult = fit_model(model, strategy, train, val_task, cfg, cache=self._cache(),
@@ -133,7 +141,30 @@ class Adapter(ClassifierMixin, BaseEstimator):
         # labels come back as given: the original values (ints stay ints), in the sorted order of train.classes
         self.classes_ = np.unique(np.asarray(y)) if y is not None else np.asarray(train.classes)
         self.modality_ = train.modality
+        self.task_name_ = train.name
         return self
+
+    def _model_for(self, strategy: Strategy, train: Task) -> AdaptedModel:
+        """A new model on a freshly built backbone, or (``warm_start``) the fitted one, with a new head for new
+        classes (the old head kept under the earlier task's name)."""
+        if self.warm_start and hasattr(self, "model_"):
+            model = self.model_
+            if train.modality != self.modality_:
+                raise HeadstartError(f"warm_start continues a {self.modality_} model, but these data are "
+                                     f"{train.modality}s; fit a new Adapter instead.")
+            old = tuple(str(c) for c in self.classes_)
+            if old != train.classes:
+                name = _free_name(getattr(self, "task_name_", "task"), model.heads)
+                model.new_head(len(train.classes), keep_as=name)
+                self.heads_ = {**getattr(self, "heads_", {}), name: list(old)}
+            return model.train()
+        backbone = resolve_backbone(self.backbone, strategy.pretrained, **(self.backbone_options or {}))
+        if backbone.modality != train.modality:
+            raise HeadstartError(f"{backbone.name} is a {backbone.modality} model but the data are "
+                                 f"{train.modality}s; pick a {train.modality} backbone (`headstart backbones`).")
+        self.backbone_identity_ = backbone.identity()
+        self.heads_ = {}
+        return AdaptedModel(backbone, len(train.classes))
 
     # -- predicting ----------------------------------------------------------------------------
     def predict_proba(self, X: Task | Sequence[Any]) -> np.ndarray:

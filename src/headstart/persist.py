@@ -45,7 +45,7 @@ def _saved_tensors(adapter: Adapter) -> dict[str, torch.Tensor]:
         "backbone."}  # a random init is not reproducible across versions: keep every weight
     out = {}
     for key, tensor in model.state_dict().items():
-        if key.startswith("head.") or (any(key.startswith(p) for p in keep_blocks)
+        if key.startswith(("head.", "heads.")) or (any(key.startswith(p) for p in keep_blocks)
                                        and (merged or strategy.save_filter(key))):
             out[key] = tensor.detach().cpu().contiguous()
     return out
@@ -81,6 +81,7 @@ def save_adapter(adapter: Adapter, folder: Path) -> Path:
         "merged_lora": bool(getattr(adapter, "merged_", False)),
         "train_config": adapter.config_.to_dict(),
         "classes": adapter.classes_.tolist(), "modality": adapter.modality_,
+        "heads": getattr(adapter, "heads_", {}),  # earlier tasks' heads (warm_start on new classes): name -> classes
         "saved_tensors": sorted(tensors), "saved_parameters": int(sum(t.numel() for t in tensors.values())),
         "weights_sha256": sha256_file(folder / WEIGHTS),
         "result": adapter.result_.to_dict(),
@@ -137,6 +138,9 @@ def load_adapter(cls: type[Adapter], folder: Path, backbone_arg: Any = None) -> 
             "it was trained on."
         )
     model = AdaptedModel(backbone, len(config["classes"]))
+    heads = config.get("heads") or {}
+    for name, classes in heads.items():
+        model.heads[name] = torch.nn.Linear(backbone.feature_dim, len(classes))
     merged = bool(config.get("merged_lora"))
     if not merged:  # a merged LoRA model is the plain architecture with its updated weights
         prepare_model(model, strategy)
@@ -160,5 +164,6 @@ def load_adapter(cls: type[Adapter], folder: Path, backbone_arg: Any = None) -> 
     adapter.backbone_identity_ = identity
     adapter.saved_config_ = config
     adapter.merged_ = merged
+    adapter.heads_ = heads
     adapter.result_ = FitResult.from_dict(config["result"])  # how it was trained: kept when saved again
     return adapter

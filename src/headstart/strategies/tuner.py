@@ -81,10 +81,9 @@ class ParameterEfficient(FineTune):
     def configure(self, model: AdaptedModel) -> None:
         from peft import inject_adapter_in_model
 
-        config = self.peft_config(model.backbone)
         if any(self.prefix in n for n, _ in model.backbone.named_parameters()):
-            return  # already injected (e.g. a second fit on the same model)
-        inject_adapter_in_model(config, model.backbone)
+            return  # already injected (a second fit on the same model: warm_start)
+        inject_adapter_in_model(self.peft_config(model.backbone), model.backbone)
 
     def plan(self, n_blocks: int) -> ParamPlan:
         return ParamPlan({i: 1.0 for i in range(n_blocks)}, only=self.prefix)

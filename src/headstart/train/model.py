@@ -27,6 +27,15 @@ class AdaptedModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = nn.Linear(backbone.feature_dim, n_classes)
+        #: the heads of earlier tasks (a model fitted again on other classes keeps them); ``head`` is the active one
+        self.heads = nn.ModuleDict()
+
+    def new_head(self, n_classes: int, keep_as: str) -> None:
+        """A new active head for ``n_classes``; the current one is kept under ``heads[keep_as]``."""
+        if keep_as in self.heads:
+            raise ValueError(f"a head named {keep_as!r} is kept already")
+        self.heads[keep_as] = self.head
+        self.head = nn.Linear(self.backbone.feature_dim, n_classes).to(self.head.weight.device)
 
     @property
     def n_blocks(self) -> int:
