@@ -45,7 +45,7 @@ def test_exactly_the_intended_tensors_train_and_get_gradients(backbone, spec):
     stage = strategy.stages()[-1]
     build_param_groups(model, stage.plan(model.n_blocks), 1e-3, 1e-3, 0.01)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable == _expected_trainable(strategy, model)
+    assert trainable == _expected_trainable(stage, model)
     set_train_mode(model)
     b = model.backbone
     logits = model(b.preprocess(sample_inputs(b, 4)))
@@ -164,3 +164,31 @@ def test_the_probe_runs_blas_on_one_thread_for_small_fits(monkeypatch):
     monkeypatch.setattr(probe_module, "SMALL", 0)  # a large problem keeps the library's own thread count
     probe_module.Probe().solve(model, x, y, x, y)
     assert seen[0] == {1} and seen[1] == {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize("spec", [s if s != "partial" else "partial:1" for s in STRATEGIES])
+def test_a_saved_model_keeps_exactly_what_the_strategy_declares_it_trains(backbone, spec):
+    """The contract's other half: ``Adapter.save`` keeps the head and what ``Strategy.trains`` declares (the
+    trained blocks in full, or only a method's injected tensors), checked without training."""
+    from types import SimpleNamespace
+
+    from headstart.persist import _saved_tensors
+
+    model, strategy = _model(backbone, spec)
+    saved = set(_saved_tensors(SimpleNamespace(model_=model, strategy_=strategy)))
+    state = set(model.state_dict())
+    head = {k for k in state if k.startswith("head.")}
+    body = {k for k in state if k.startswith("backbone.")}
+    if not strategy.pretrained:  # a random init is not reproducible across versions: every weight is kept
+        expected = head | body
+    elif strategy.trains == "head":
+        expected = head
+    elif strategy.trains == "injected":
+        expected = head | {k for k in body if strategy.prefix in k}
+    elif strategy.trains == "top-k":
+        expected = head | {k for k in body if int(k.split(".")[2]) >= model.n_blocks - strategy.k}
+    else:
+        assert strategy.trains == "body", strategy.trains
+        expected = head | body
+    assert saved == expected

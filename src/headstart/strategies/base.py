@@ -101,9 +101,10 @@ class Strategy(ABC):
     starts_fitted: ClassVar[bool] = False
     trains_on_validation: ClassVar[bool] = False
     behaviour_version: ClassVar[int] = 1
-    #: what the last stage trains besides the head, declared for the registry-wide contract tests:
-    #: ``"head"`` (nothing else), ``"top-k"`` (the top ``k`` blocks), ``"body"`` (every block), ``"injected"``
-    #: (only the tensors a parameter-efficient method injected, under its ``prefix``)
+    #: what a run trains besides the head (so what a saved model keeps), declared for the registry-wide contract
+    #: tests: ``"head"`` (nothing else), ``"top-k"`` (the top ``k`` blocks), ``"body"`` (every block),
+    #: ``"injected"`` (only the tensors a parameter-efficient method injected, under its ``prefix``); each stage
+    #: declares its own (contrastive: ``body``, its last stage the probe: ``head``)
     trains: ClassVar[str] = "body"
 
     @abstractmethod

@@ -141,7 +141,7 @@ class _PairStage(Strategy):
 @dataclass
 class Contrastive(Strategy):
     name = "contrastive"
-    trains = "head"
+    trains = "body"  # the pair stage trains the body; its last stage (the probe) the head
     order = 70
     summary = "SetFit's recipe: the body learns from same/different-class pairs, then the closed-form probe"
     shorthand = "sampling"
