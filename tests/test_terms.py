@@ -125,5 +125,9 @@ def test_one_race_holds_variants_of_one_strategy_each_with_its_own_options_and_k
     assert [s["stage"] for s in by["full[head_init=random]"]["stages"]] == ["full"]  # no probe stage: a random head
     assert "l2sp" in by["full[guard=l2sp,guard_weight=0.5]"]["curve"][-1]["terms"]
     assert all(r["stages"][-1]["lr"] == 1e-3 for r in records)  # full.lr reaches every variant of full
+    from headstart.report import write_report
+
+    page = write_report(tmp_path).read_text(encoding="utf-8")
+    assert "full[guard=l2sp,guard_weight=0.5]" in page and "loss at the last epoch: data " in page
     with pytest.raises(HeadstartError, match=r"'full\[head_init=probe\]' repeats an earlier entry"):
         RaceSpec("toy", "minilm-l6", strategies=["full", "full[head_init=probe]"], budgets=[8])

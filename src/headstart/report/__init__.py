@@ -15,6 +15,7 @@ from .details import (
     chance,
     class_report,
     epoch_cap_warning,
+    loss_terms,
     misclassified,
     near_chance,
     noise_rule,
@@ -63,7 +64,9 @@ def write_report(out: str | Path) -> Path:
         title=title, spec=spec, data=data, rows=rows, best=best_per_budget(rows), verdict=verdict,
         recommendation=rec, choice=choice_line(data["selection"], data["test"], data.get("test_source")),
         chance=chance_acc, near_chance={(r.strategy, r.budget) for r in rows if near_chance(r, chance_acc)},
-        stop_reasons={(r.strategy, r.budget): stop_reasons(records, r.strategy, r.budget) for r in rows},
+        stop_reasons={(r.strategy, r.budget): "; ".join(filter(None, (stop_reasons(records, r.strategy, r.budget),
+                                                                     loss_terms(records, r.strategy, r.budget))))
+                      for r in rows},
         epoch_warning=epoch_cap_warning(records),
         class_report=class_report(records, data, rec.strategy, rec.budget) if rec else None,
         misclassified=misclassified(records, data, rec.strategy, rec.budget) if rec else [],

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..race.analysis import CLEARLY, Row, budget_label
 
-__all__ = ["chance", "class_report", "epoch_cap_warning", "misclassified", "near_chance", "noise_rule",
+__all__ = ["chance", "class_report", "epoch_cap_warning", "loss_terms", "misclassified", "near_chance", "noise_rule",
            "reproduce_command", "stop_reasons", "versions"]
 
 
@@ -34,6 +34,18 @@ def near_chance(row: Row, chance_acc: float | None) -> bool:
 def stop_reasons(records: list[dict[str, Any]], strategy: str, budget: int | None) -> str:
     counts = Counter(r["stop_reason"] for r in records if r["strategy"] == strategy and r["budget"] == budget)
     return ", ".join(f"{reason.replace('_', ' ')} ×{n}" for reason, n in sorted(counts.items()))
+
+
+def loss_terms(records: list[dict[str, Any]], strategy: str, budget: int | None) -> str:
+    """The parts of the loss at the last epoch (the data term and each term's weighted value), mean over seeds;
+    empty for runs without terms."""
+    last = [r["curve"][-1]["terms"] for r in records if r["strategy"] == strategy and r["budget"] == budget
+            and r.get("curve") and r["curve"][-1].get("terms")]
+    if not last:
+        return ""
+    names = list(dict.fromkeys(n for parts in last for n in parts))
+    return "loss at the last epoch: " + ", ".join(
+        f"{n} {np.mean([parts[n] for parts in last if n in parts]):.4g}" for n in names)
 
 
 def epoch_cap_warning(records: list[dict[str, Any]]) -> str | None:

@@ -277,6 +277,11 @@ function drawMonitor() {
   } else {
     text = "Not trained yet: press Train all three (or Train this fine-tune).";
   }
+  const lastEpoch = m.epochs[m.epochs.length - 1];
+  if (lastEpoch && lastEpoch.terms && Object.keys(lastEpoch.terms).length) {  // a run with loss terms (a guard, CORAL)
+    text += ` Loss at epoch ${lastEpoch.epoch}: ` + Object.entries(lastEpoch.terms)
+      .map(([name, value]) => `${name} ${Number(value).toPrecision(3)}`).join(", ") + ".";
+  }
   $("monitor-status").textContent = text;
   $("monitor-status").dataset.stopped = m.ended ? m.ended.stop_reason : "";
 }
