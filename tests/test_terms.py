@@ -14,21 +14,35 @@ from headstart.train import TrainConfig
 from headstart.train.context import FitContext
 from headstart.train.loop import BatchSource
 
-from .conftest import tiny_backbone
+from .conftest import REGISTERED, tiny_backbone
 
 
 def TEXT(pretrained: bool = True):
     return tiny_backbone("minilm-l6", pretrained)
 
 
+def _task_for(backbone: str, text_task):
+    if tiny_backbone(backbone).modality == "text":
+        return text_task
+    rng = np.random.default_rng(0)  # bright vs dark images
+    images = [np.clip(rng.normal(60 if i % 2 else 190, 30, (24, 24, 3)), 0, 255).astype(np.uint8) for i in range(16)]
+    from headstart.data import Task
+
+    return Task(images, np.array([i % 2 for i in range(16)]), ("bright", "dark"), "image")
+
+
+@pytest.mark.parametrize("backbone", REGISTERED)
 @pytest.mark.parametrize("name", list_terms())
-def test_every_term_is_reachable_from_a_fine_tune_and_records_its_value(text_task, name):
-    """A term is tested by being registered: a fine-tune takes it, trains with it, and records its value."""
+def test_every_term_is_reachable_from_a_fine_tune_and_records_its_value(text_task, name, backbone):
+    """A term is tested by being registered: a fine-tune takes it, trains with it on every backbone kind, and
+    records its value."""
     term = create_term(name)
     option = "guard" if term.kind == "guard" else "adapt"
-    sources = {"target": text_task} if term.source == "target" else {}
-    clf = Adapter(TEXT, "full", feature_cache=None, epochs=2, lr=1e-3, **{option: name})
-    clf.fit(text_task, val=text_task, **sources)
+    task = _task_for(backbone, text_task)
+    sources = {"target": task} if term.source == "target" else {}
+    clf = Adapter(lambda pretrained: tiny_backbone(backbone, pretrained), "partial:1", feature_cache=None, epochs=2,
+                  lr=1e-3, **{option: name})
+    clf.fit(task, val=task, **sources)
     record = clf.result_.records[-1]
     assert set(record.terms) == {"data", name} and all(np.isfinite(v) for v in record.terms.values())
     assert record.train_loss == pytest.approx(sum(record.terms.values()), rel=1e-5)
@@ -64,6 +78,8 @@ def test_the_fit_context_draws_an_extra_source_without_moving_the_training_order
     assert [again.draw("target", 2)["x"].tolist() for _ in range(5)] == drawn  # seeded
     with pytest.raises(HeadstartError, match="full needs the 'replay' examples, which this fit was not given"):
         ctx.draw("replay", 2)
+    a, b = (torch.rand(3, generator=c.generator("dann")) for c in (ctx, again))
+    assert torch.equal(a, b) and not torch.equal(a, torch.rand(3, generator=ctx.generator("ewc")))
 
 
 def test_a_race_with_a_target_file_runs_coral_beside_its_source_only_baseline(tmp_path):
@@ -131,3 +147,37 @@ def test_one_race_holds_variants_of_one_strategy_each_with_its_own_options_and_k
     assert "full[guard=l2sp,guard_weight=0.5]" in page and "loss at the last epoch: data " in page
     with pytest.raises(HeadstartError, match=r"'full\[head_init=probe\]' repeats an earlier entry"):
         RaceSpec("toy", "minilm-l6", strategies=["full", "full[head_init=probe]"], budgets=[8])
+
+
+def test_terms_are_refused_under_multi_process_training_with_one_sentence(text_task, monkeypatch):
+    import headstart.train.loop as loop
+
+    class _FakeParallel:  # what headstart.train.distributed hands the loop under `accelerate launch`
+        def wrap(self, model):
+            return model
+
+    monkeypatch.setattr(loop, "data_parallel", lambda: _FakeParallel())
+    with pytest.raises(HeadstartError, match=r"^full: multi-process training covers cross-entropy fine-tunes; l2sp "
+                                             r"trains in one process \(launch without accelerate\)\.$"):
+        Adapter(TEXT, "full", feature_cache=None, epochs=1, guard="l2sp").fit(text_task, val=text_task)
+
+
+def test_step_callbacks_see_every_step_and_the_gradients_before_each_update(text_task):
+    from headstart.train import Callback
+
+    class Steps(Callback):
+        def __init__(self) -> None:
+            self.steps, self.grads, self.plans = 0, [], []
+
+        def on_fit_start(self, info) -> None:
+            self.plans.append(info["epochs"] * info["steps_per_epoch"])
+
+        def on_step_end(self, step, loss) -> None:
+            self.steps += 1
+
+        def on_before_optimizer_step(self, optimizer) -> None:
+            self.grads.append(all(p.grad is not None for g in optimizer.param_groups for p in g["params"]))
+
+    seen = Steps()
+    Adapter(TEXT, "full", feature_cache=None, epochs=3, batch_size=8, callbacks=[seen]).fit(text_task, val=text_task)
+    assert seen.steps == sum(seen.plans) == len(seen.grads) > 0 and all(seen.grads)

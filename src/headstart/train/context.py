@@ -1,14 +1,16 @@
 """``FitContext``: what every hook of a training stage sees (strategies' terms, callbacks).
 
-The loop builds one per stage: the model and where its forward pass starts, the resolved config, the
-device, the training and validation sources, named extra sources (unlabelled target examples for
-domain adaptation, an earlier task's examples, a replay buffer), the class names and the stage's
-generator. ``draw(name, n)`` gives the next ``n`` items of an extra source as a model-ready state,
-cycling through a seeded permutation of its own, so drawing never moves the training batches' order.
+The runner builds one per stage: the model and its boundary (where its forward pass starts), the
+resolved config, the device, the training and validation sources, named extra sources (unlabelled
+target examples for domain adaptation, an earlier task's examples, a replay buffer) and the class
+names. ``generator(name)`` gives a term a seeded generator of its own; ``draw(name, n)`` the next
+``n`` items of an extra source as a model-ready state, cycling through a seeded permutation of its
+own, so neither moves the training batches' order.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -48,6 +50,11 @@ class FitContext:
             raise HeadstartError(f"{self.stage} needs the {name!r} examples, which this fit was not given"
                                  + (" (--target FILE, or Adapter.fit(..., target=...))." if name == "target" else "."))
         return self.sources[name]
+
+    def generator(self, name: str) -> torch.Generator:
+        """A generator of ``name``'s own (a term's random draws: a dropout mask, sampled pairs), seeded by the run's
+        seed and the name, so a term's randomness is reproducible and never moves the training batches' order."""
+        return torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + zlib.crc32(name.encode()))
 
     def draw(self, name: str, n: int) -> State:
         """The next ``n`` items of source ``name`` (wrapping around, reshuffled each pass), on the device."""
