@@ -192,14 +192,18 @@ def rerun_section() -> str:
     rows = [r for r in read_jsonl(OUT) if r["part"] == "rerun"]
     if not rows:
         return "Not measured yet."
-    lines = ["| data | strategy | committed selection / test | re-run selection / test | same |",
-             "|---|---|---|---|---|"]
+    # where a re-run differs, the code before the change (the commit in the row) run again today, same key
+    before = {r["key"].partition(":")[2]: r for r in read_jsonl(OUT) if r["part"] == "before"}
+    lines = ["| data | strategy | committed selection / test | re-run selection / test | same | the code before, "
+             "today |", "|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["data"], PEERS_STRATEGIES.index(r["strategy"]))):
-        c = committed.get(r["key"])
+        c, b = committed.get(r["key"]), before.get(r["key"])
         was = "–" if c is None else f"{c['sel_acc']:.3f} / {c['test_acc']:.3f}"
         same = "no row of this key" if c is None else (
             "yes" if (c["sel_acc"], c["test_acc"]) == (r["sel_acc"], r["test_acc"]) else "**no**")
-        lines.append(_row([r["data"], f"`{r['strategy']}`", was, f"{r['sel_acc']:.3f} / {r['test_acc']:.3f}", same]))
+        then = "" if b is None else f"{b['sel_acc']:.3f} / {b['test_acc']:.3f} ({b['code']})"
+        lines.append(_row([r["data"], f"`{r['strategy']}`", was, f"{r['sel_acc']:.3f} / {r['test_acc']:.3f}", same,
+                           then]))
     return "\n".join(lines)
 
 
@@ -229,6 +233,12 @@ moved onto the fit context, terms and the parameter-efficient base (same keys as
 the same settings, bf16 autocast where the machine has it, as when they were measured):
 
 {rerun}
+
+Where a re-run differs from its committed row, it is by one of the 1,000 selection (or test) examples,
+and the code before the change (the commit named), trained again today on this machine with the same
+key, gives exactly the re-run's numbers: the difference is this machine's arithmetic against the one the
+committed rows came from, not the change (for `partial:2` the two codes' training losses were also compared
+epoch by epoch: equal to float32 precision).
 
 The three methods that prove the extension surface, each one new file plus its registration
 (`strategies/ia3.py`, `terms/l2sp.py`, `terms/coral.py`). First measurements; the parameter-efficient,
