@@ -49,6 +49,29 @@ def test_a_loaded_lora_model_merges_and_saves_again_with_its_training_record(tmp
     assert again.result_.best_epoch == lora.result_.best_epoch
 
 
+@pytest.mark.parametrize("backbone", ["minilm-l6", "mobilenetv2"])
+def test_every_parameter_efficient_method_merges_into_the_plain_architecture(tmp_path, backbone):
+    """Merging is generic over PEFT's tuner layers: IA3 folds in like LoRA, on text and on the conv nets."""
+    from headstart.strategies import STRATEGIES, list_strategies
+    from headstart.strategies.tuner import ParameterEfficient
+
+    from .conftest import sample_inputs, tiny_backbone
+
+    def build(pretrained):
+        return tiny_backbone(backbone, pretrained)
+
+    inputs = sample_inputs(build(True), 8)
+    for name in (n for n in list_strategies() if issubclass(STRATEGIES[n], ParameterEfficient)):
+        clf = Adapter(build, name, feature_cache=None, epochs=3, lr=0.05).fit(inputs, [0, 1] * 4)
+        merged = clf.merge_adapters()
+        prefix = STRATEGIES[name].prefix
+        assert not any(prefix in k for k in merged.model_.state_dict()), name
+        np.testing.assert_allclose(merged.predict_proba(inputs), clf.predict_proba(inputs), atol=1e-5)
+        merged.save(tmp_path / name)
+        np.testing.assert_allclose(Adapter.load(tmp_path / name, backbone=build).predict_proba(inputs),
+                                   clf.predict_proba(inputs), atol=1e-5)
+
+
 def test_merging_a_model_without_lora_is_refused():
     probe = Adapter(TEXT, "probe", feature_cache=None).fit(TEXTS, LABELS)
     with pytest.raises(HeadstartError, match=r"has no adapters to merge"):
