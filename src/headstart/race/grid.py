@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from ..data import Task, make_splits
 from ..declare import identity_options
 from ..errors import HeadstartError
 from ..options import check_options, options_for
-from ..strategies import ALIASES, create_strategy
+from ..strategies import ALIASES, Strategy, create_strategy
 from ..train import TrainConfig
 from .store import RESULTS_FORMAT
 
@@ -88,10 +88,20 @@ class RaceSpec:
             raise HeadstartError(f"{', '.join(needs)} {verb} on unlabelled examples of the deployment domain; give "
                                  "them with --target FILE (RaceSpec(target=...)).")
 
-    def strategy(self, name: str):
-        """The strategy of ``name``'s runs, with the options this race gives it."""
+    def strategy(self, name: str) -> Strategy:
+        """The strategy of entry ``name``'s runs, with the options this race gives it: parsed once per entry and
+        set of options, then carried as an object (to the run's identity, to ``Adapter``)."""
         _, strategy_options = TrainConfig.from_options(self.options_for(name))
-        return create_strategy(name, **strategy_options)
+        cache = self.__dict__.setdefault("_parsed", {})  # not a field: neither saved nor compared
+        key = (name, json.dumps(strategy_options, sort_keys=True, default=str))
+        if key not in cache:
+            cache[key] = create_strategy(name, **strategy_options)
+        return cache[key]
+
+    def train_options_for(self, name: str) -> dict[str, Any]:
+        """The training options (``TrainConfig``'s) of entry ``name``'s runs."""
+        names = {f.name for f in fields(TrainConfig)}
+        return {k: v for k, v in self.options_for(name).items() if k in names}
 
     def runs(self) -> list[RunSpec]:
         """Budget-major order: every strategy gets the small budgets first, so an early stop is informative."""
@@ -101,8 +111,8 @@ class RaceSpec:
                      target_fingerprint: str | None = None) -> dict[str, Any]:
         """Everything that determines ``run``'s result, after every default is resolved (the target examples'
         fingerprint only for a strategy that trains on them, so no other run's key depends on them)."""
-        cfg, strategy_options = TrainConfig.from_options({**self.options_for(run.strategy), "seed": run.seed})
-        strategy = create_strategy(run.strategy, **strategy_options)
+        cfg = TrainConfig(**{**self.train_options_for(run.strategy), "seed": run.seed})
+        strategy = self.strategy(run.strategy)
         device = cfg.resolve_device()
         train = {**identity_options(cfg.resolve_monitor(strategy.default_monitor)), "device": str(device),
                  "precision": str(cfg.resolve_precision(device) or "fp32")}

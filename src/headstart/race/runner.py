@@ -117,11 +117,11 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
              callbacks: Sequence[Callback]) -> dict[str, Any]:
     task = data.task
     train_idx, val_idx = draw(task, data.splits, run.budget, seed=run.seed)
-    options = {**spec.options_for(run.strategy), "seed": run.seed}
-    clf = Adapter(backbone, run.strategy, backbone_options=spec.backbone_options, feature_cache=cache,
-                  callbacks=list(callbacks), **options)
+    strategy = spec.strategy(run.strategy)  # parsed once, with this race's options
+    clf = Adapter(backbone, strategy, backbone_options=spec.backbone_options, feature_cache=cache,
+                  callbacks=list(callbacks), **{**spec.train_options_for(run.strategy), "seed": run.seed})
     tic = time.perf_counter()
-    target = data.target if "target" in spec.strategy(run.strategy).sources() else None
+    target = data.target if "target" in strategy.sources() else None
     clf.fit(task.subset(train_idx), val=task.subset(val_idx), target=target)
     fit_seconds = time.perf_counter() - tic
     sel_acc, sel_f1, _, _ = _scores(clf, data.selection)
