@@ -229,3 +229,25 @@ def test_parse_budget(value, expected):
 def test_parse_budget_rejects_nonsense(value):
     with pytest.raises(HeadstartError, match="budget"):
         parse_budget(value)
+
+
+def test_unlabelled_target_examples_from_every_kind_of_source(tmp_path):
+    from headstart.data import load_unlabelled
+
+    table = tmp_path / "target.csv"
+    table.write_text("text,label\nfirst one,pos\n ,neg\nsecond one,\n", encoding="utf-8")  # labels never read
+    t = load_unlabelled(table, ("neg", "pos"), "text")
+    assert list(t.inputs) == ["first one", "second one"] and t.classes == ("neg", "pos") and set(t.labels) == {0}
+    folder = tmp_path / "imgs" / "any"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(folder / f"{i}.png")
+    assert len(load_unlabelled(tmp_path / "imgs", ("a", "b"), "image")) == 3
+    np.savez(tmp_path / "x.npz", x=np.array(["a text", "another"]), y=np.array([0, 1]))
+    assert list(load_unlabelled(tmp_path / "x.npz", ("a", "b"), "text").inputs) == ["a text", "another"]
+    with pytest.raises(HeadstartError, match=r"holds images but the labelled data are texts"):
+        load_unlabelled(tmp_path / "imgs", ("a", "b"), "text")
+    with pytest.raises(HeadstartError, match=r"^--target .*nope.csv: the file does not exist\.$"):
+        load_unlabelled(tmp_path / "nope.csv", ("a", "b"), "text")
+    with pytest.raises(HeadstartError, match=r"^--target .*notes.md: give a CSV/TSV/JSONL file"):
+        load_unlabelled(tmp_path / "notes.md", ("a", "b"), "text")
