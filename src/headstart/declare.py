@@ -10,6 +10,7 @@ declarations into scikit-learn-style messages ("The 'rank' parameter of lora mus
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 import types
@@ -69,29 +70,37 @@ def _fits(value: Any, meta: dict[str, Any]) -> bool:
     return not (high is not None and (value >= high if meta.get("high_open") else value > high))
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _kinds(cls: type, f: dataclasses.Field) -> tuple[bool, bool]:
+    """(None allowed, integers only) for field ``f`` of dataclass ``cls``, from its annotation."""
+    tp = _hints(cls)[f.name]
+    kinds = set(typing.get_args(tp)) or {tp}
+    return type(None) in kinds or f.default is None, int in kinds and float not in kinds
+
+
 def allowed(cls: type, f: dataclasses.Field) -> str | None:
     """What a declared option of dataclass ``cls`` accepts, in words (``'l2sp' or None``, ``in (0, 1]``); None if
     the field declares no choices or range."""
     meta = f.metadata
     if "help" not in meta or (_choices(meta) is None and meta.get("low") is None and meta.get("high") is None):
         return None
-    tp = typing.get_type_hints(cls)[f.name]
-    kinds = set(typing.get_args(tp)) or {tp}
-    return _must(meta, type(None) in kinds or f.default is None, int in kinds and float not in kinds)
+    return _must(meta, *_kinds(cls, f))
 
 
 def check_declared(obj: Any, owner: str) -> None:
     """Every declared option of dataclass ``obj`` holds an allowed value (None passes where it is the default)."""
-    hints = typing.get_type_hints(type(obj))
     for f in dataclasses.fields(obj):
         meta = f.metadata
         if "help" not in meta or (_choices(meta) is None and meta.get("low") is None and meta.get("high") is None):
             continue
-        kinds = set(typing.get_args(hints[f.name])) or {hints[f.name]}
-        value, optional = getattr(obj, f.name), type(None) in kinds or f.default is None
+        optional, integer = _kinds(type(obj), f)
+        value = getattr(obj, f.name)
         if value is None and optional:
             continue
-        integer = int in kinds and float not in kinds
         if not _fits(value, meta) or (integer and not isinstance(value, numbers.Integral)):
             raise HeadstartError(f"The {f.name!r} parameter of {owner} must be "
                                  f"{_must(meta, optional, integer)}. "

@@ -138,7 +138,7 @@ def _train_stage(model: AdaptedModel, stage: Strategy, train: Task, val: Task, s
                  cfg: TrainConfig, cache: FeatureCache, device: torch.device, callbacks: Sequence[Callback],
                  result: FitResult, n: int) -> None:
     """One stage through the loop: its sources (cached where the plan allows), its terms prepared, then train."""
-    planned = _boundary(model, stage)
+    planned = first_trainable(model, stage.plan(model.n_blocks))  # where a cache of the frozen bottom stops
     fit_on, held_out = (_joined(train, val), None) if stage.trains_on_validation else (train, val)
     boundary, train_src, val_src, extra = _sources(model, planned, fit_on, held_out, sources, cfg, cache, device)
     stage_cfg = cfg.resolve_monitor(stage.default_monitor)
@@ -159,11 +159,6 @@ def _train_stage(model: AdaptedModel, stage: Strategy, train: Task, val: Task, s
     run_training(model, groups, boundary, train_src, val_src, stage_cfg, stage.default_epochs, stage=stage.spec,
                  min_steps=stage.default_min_steps, callbacks=callbacks, result=result,
                  include_start=stage.starts_fitted, objective=stage.objective(model, cfg), terms=terms, ctx=ctx)
-
-
-def _boundary(model: AdaptedModel, stage: Strategy) -> int:
-    """The first block the stage trains (where a cache of the frozen bottom stops), without touching the model."""
-    return first_trainable(model, stage.plan(model.n_blocks))
 
 
 def _solve(model: AdaptedModel, stage, train: Task, val: Task, cfg: TrainConfig, cache: FeatureCache,

@@ -29,9 +29,10 @@ class L2SP(Term):
     default_weight = 0.01
 
     def prepare(self, ctx) -> None:
-        self.theta_pre = {n: p.detach().clone() for n, p in ctx.model.backbone.named_parameters() if p.requires_grad}
+        # (parameter, θpre) pairs, found once: the per-step value only subtracts
+        self.pairs = [(p, p.detach().clone()) for p in ctx.model.backbone.parameters() if p.requires_grad]
 
     def value(self, model, batch, ctx) -> Tensor:
-        params = dict(model.backbone.named_parameters())
-        total = sum(((params[n] - p0) ** 2).sum() for n, p0 in self.theta_pre.items())
-        return 0.5 * total if self.theta_pre else torch.zeros((), device=ctx.device)
+        if not self.pairs:
+            return torch.zeros((), device=ctx.device)
+        return 0.5 * sum(((p - p0) ** 2).sum() for p, p0 in self.pairs)
