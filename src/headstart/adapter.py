@@ -20,8 +20,10 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .backbones import Backbone, resolve_backbone
 from .data import Task, from_arrays, holdout
+from .data.readers import input_modality
 from .errors import HeadstartError, NotFittedError
 from .fetch import cache_dir
+from .paths import given_path
 from .strategies import Strategy, create_strategy, fit_model, prepare_model
 from .strategies.runner import cached_source
 from .train import AdaptedModel, Callback, FeatureCache, FitResult, ProgressBar, TrainConfig
@@ -179,6 +181,9 @@ class Adapter(ClassifierMixin, BaseEstimator):
             raise HeadstartError("predict takes a list of inputs; wrap a single text as [text].")
         if len(inputs) == 0:
             return np.zeros((0, len(self.classes_)))
+        if not isinstance(X, Task) and input_modality(inputs, "X", self.modality_) != self.modality_:
+            raise HeadstartError(f"This model reads {self.modality_}s, but X holds "
+                                 f"{'texts' if self.modality_ == 'image' else 'images'}.")
         model, device = self.model_, next(self.model_.parameters()).device
         boundary = getattr(self, "result_", None) and self.result_.boundary
         if isinstance(X, Task) and boundary and self.feature_cache is not False:
@@ -204,7 +209,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
         from .persist import save_adapter
 
         self._check_fitted()
-        return save_adapter(self, Path(folder))
+        return save_adapter(self, given_path(folder, "The folder to save in"))
 
     def merge_adapters(self) -> Adapter:
         """A copy with every parameter-efficient update folded into its base weights (LoRA: W + B·A·alpha/r;
@@ -233,7 +238,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
         """Rebuild from ``save``; ``backbone`` is only needed when it was not a registered name."""
         from .persist import load_adapter
 
-        return load_adapter(cls, Path(folder), backbone)
+        return load_adapter(cls, given_path(folder, "The model folder"), backbone)
 
     # -- helpers -------------------------------------------------------------------------------
     def _check_fitted(self) -> None:

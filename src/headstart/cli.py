@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 from .cli_lab import add_lab_command
 from .cli_race import add_race_commands
-from .cli_train import add_train_commands
+from .cli_train import add_train_commands, check_flags
 from .errors import HeadstartError
+from .paths import check_path_arguments
 
 __all__ = ["main"]
 
@@ -139,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         hf_logging.disable_progress_bar()
     try:
+        check_flags(args)
+        check_path_arguments(args)
         args.func(args)
     except HeadstartError as exc:
         print(f"error: {exc}", file=sys.stderr)

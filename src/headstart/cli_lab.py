@@ -24,8 +24,6 @@ def _cmd_lab(args: argparse.Namespace) -> None:
     from .lab.session import LabSession
     from .race.executors import make_executor
 
-    if not 0 < args.port < 65536:
-        raise HeadstartError(f"--port must be between 1 and 65535 (0 is not allowed here); got {args.port}.")
     session = LabSession.open(args.data, out=args.out, backbone=args.backbone, scratch=args.scratch,
                               test_limit=args.test_limit, train_options=train_options(args),
                               backbone_options=backbone_options(args), load_options=_load_options(args),

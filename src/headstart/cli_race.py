@@ -95,13 +95,16 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
 def _cmd_compare(args: argparse.Namespace) -> None:
     from .cli_train import check_out
     from .data import load_task
-    from .race import DEFAULT_STRATEGIES
+    from .race import DEFAULT_STRATEGIES, ResultStore
     from .race.executors import make_executor
     from .strategies import split_entries
 
     check_out(args.out)
     options = train_options(args)  # bad --set values fail before the data are read
+    backbone_options(args)
     executor = make_executor(args.executor, address=args.address, threads=args.threads, device=args.device)
+    if (Path(args.out) / "results.sqlite").is_file():  # a damaged or unwritable store fails before any work
+        ResultStore(Path(args.out) / "results.sqlite").close()
     load_options = {"text_column": args.text_column, "label_column": args.label_column, "encoding": args.encoding,
                     "strict": args.strict, "normalize_labels": args.normalize_labels}
     task = load_task(args.data, **load_options)
@@ -109,7 +112,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     strategies = split_entries(args.strategies) if args.strategies else list(DEFAULT_STRATEGIES)
     spec = {"data": args.data, "backbone": backbone, "strategies": strategies, "budgets": _budgets(args.budgets),
             "seeds": args.seeds, "split_seed": args.split_seed, "test_limit": args.test_limit, "test": args.test,
-            "target": args.target, "train_options": options, "backbone_options": backbone_options(args)}
+            "target": args.target, "train_options": options, "backbone_options": backbone_options(args, backbone)}
     race(spec, Path(args.out), advice=not args.no_advice, quiet=args.quiet, as_json=args.json,
          load_options=load_options, task=task, report_to=args.report_to, executor=executor)
 
@@ -126,10 +129,11 @@ def _cmd_advise(args: argparse.Namespace) -> None:
     from .data import load_task
     from .race import advise
 
+    backbone_options(args)
     task = load_task(args.data, text_column=args.text_column, label_column=args.label_column,
                      encoding=args.encoding, strict=args.strict, normalize_labels=args.normalize_labels)
     backbone = args.backbone or DEFAULT_BACKBONE[task.modality]
-    options = {"image_size": args.image_size} if args.image_size else {}
+    options = backbone_options(args, backbone)
     a = advise(task, backbone, subset=args.subset, backbone_options=options, seed=args.split_seed)
     if args.json:
         print(json.dumps(a.to_dict(), indent=2))

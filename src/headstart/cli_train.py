@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .backbones.options import check_backbone_options
 from .errors import HeadstartError
+from .paths import given_path
 from .train.config import PRECISIONS
 
 __all__ = ["DEFAULT_BACKBONE", "add_train_commands"]
@@ -17,7 +19,7 @@ DEFAULT_BACKBONE = {"text": "minilm-l6", "image": "mobilenetv2"}
 
 def train_options(args: argparse.Namespace) -> dict[str, Any]:
     """TrainConfig/strategy options from the common flags plus ``--set KEY=VALUE`` (typed by their declarations)."""
-    from .options import parse_options
+    from .options import check_options, parse_options
     from .race import DEFAULT_STRATEGIES
 
     names = ("epochs", "lr", "batch_size", "seed", "device", "precision")
@@ -30,21 +32,46 @@ def train_options(args: argparse.Namespace) -> dict[str, Any]:
         strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     else:
         strategies = list(DEFAULT_STRATEGIES)
-    return {**opts, **parse_options(args.set, strategies)}
+    options = {**opts, **parse_options(args.set, strategies)}
+    check_options(options, strategies)  # every value in its declared range, before any data are read
+    return options
 
 
-def backbone_options(args: argparse.Namespace) -> dict[str, Any]:
-    opts = {}
-    if getattr(args, "image_size", None):
-        opts["image_size"] = args.image_size
-    if getattr(args, "max_length", None):
-        opts["max_length"] = args.max_length
+#: the command line's own numbers (not options of TrainConfig, a strategy or a backbone, which their declarations
+#: check): attribute -> (flag, what check_value allows). ``check_flags`` checks every one a command has, first.
+FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "seeds": ("--seeds", {"low": 1, "integer": True, "example": 3}),
+    "split_seed": ("--split-seed", {"low": 0, "integer": True, "example": 0}),
+    "test_limit": ("--test-limit", {"low": 1, "integer": True, "example": 1000}),
+    "threads": ("--threads", {"low": 1, "integer": True, "example": 2}),
+    "subset": ("--subset", {"low": 10, "integer": True, "example": 1000}),
+    "port": ("--port", {"low": 1, "high": 65535, "integer": True, "example": 8765}),
+    "atol": ("--atol", {"low": 0.0, "low_open": True, "example": 1e-4}),
+}
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Every numeric flag of the command in its range (an unset one is None: its default applies)."""
+    from .declare import check_value
+
+    for name, (flag, allowed) in FLAGS.items():
+        if getattr(args, name, None) is not None:
+            check_value(name, getattr(args, name), "", flag=flag, **allowed)
+
+
+def backbone_options(args: argparse.Namespace, backbone: str | None = None) -> dict[str, Any]:
+    """``--image-size`` / ``--max-length`` as given (0 included: refused, never read as "the default"), checked
+    against ``backbone`` (default: ``--backbone``) when one is known."""
+    opts = {k: getattr(args, k) for k in ("image_size", "max_length") if getattr(args, k, None) is not None}
+    backbone = backbone or getattr(args, "backbone", None)
+    if backbone:
+        check_backbone_options(backbone, opts, flags=True)
     return opts
 
 
 def check_out(out: str) -> Path:
     """``--out`` must be a folder (created if missing): checked before any work, not after training."""
-    path = Path(out)
+    path = given_path(out, "--out")
     if path.exists() and not path.is_dir():
         raise HeadstartError(f"--out {out} is a file; give a folder (it is created if missing).")
     return path
@@ -59,6 +86,7 @@ def _cmd_fit(args: argparse.Namespace) -> None:
 
     check_out(args.out)
     options = options_for(train_options(args), args.strategy)  # bad --set values fail before the data are read
+    backbone_options(args)
     trackers = make_trackers(args.report_to, args.out)
     task = load_task(args.data, text_column=args.text_column, label_column=args.label_column,
                      encoding=args.encoding, strict=args.strict, normalize_labels=args.normalize_labels)
@@ -66,10 +94,11 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     check_budgets(task, splits, [parse_budget(args.budget)])
     train_idx, val_idx = draw(task, splits, parse_budget(args.budget), seed=args.seed or 0)
     args.backbone = args.backbone or DEFAULT_BACKBONE[task.modality]
+    backbone_opts = backbone_options(args)
     params = {"data": args.data, "backbone": args.backbone, "strategy": args.strategy, "budget": args.budget,
               "seed": args.seed or 0, "options": options}
     callbacks = [t.start(f"fit {args.strategy}", params) for t in trackers]
-    adapter = Adapter(args.backbone, args.strategy, backbone_options=backbone_options(args),
+    adapter = Adapter(args.backbone, args.strategy, backbone_options=backbone_opts,
                       progress=not args.quiet, callbacks=callbacks, **options)
     target = None if args.target is None else load_unlabelled(args.target, task.classes, task.modality,
                                                               text_column=args.text_column, encoding=args.encoding)

@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import HeadstartError
 
-__all__ = ["NO_NEUTRAL", "allowed", "check_declared", "convert_option", "identity_options", "option"]
+__all__ = ["NO_NEUTRAL", "allowed", "check_declared", "check_value", "convert_option", "identity_options", "option"]
 
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 NO_NEUTRAL = object()  # the option is always part of a run's identity
@@ -28,11 +28,14 @@ NO_NEUTRAL = object()  # the option is always part of a run's identity
 
 def option(default: Any, help: str, *, choices: Sequence[Any] | Callable[[], Sequence[Any]] | None = None,
            low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False,
-           neutral: Any = NO_NEUTRAL) -> Any:
-    """A dataclass field with its declaration in ``metadata`` (``choices`` may be a callable: a registry)."""
+           neutral: Any = NO_NEUTRAL, example: Any = None) -> Any:
+    """A dataclass field with its declaration in ``metadata`` (``choices`` may be a callable: a registry).
+
+    ``example`` is a valid value shown in the message that refuses a bad one (default: the default, or the
+    first choice)."""
     return dataclasses.field(default=default, metadata={
         "help": help, "choices": choices, "low": low, "high": high, "low_open": low_open, "high_open": high_open,
-        "neutral": neutral})
+        "neutral": neutral, "example": example if example is not None else default})
 
 
 def _choices(meta: dict[str, Any]) -> Sequence[Any] | None:
@@ -52,10 +55,13 @@ def _must(meta: dict[str, Any], optional: bool, integer: bool) -> str:
         return ("a positive integer" if integer else "positive") + (" or None" if optional else "")
     if high is None and low == 0 and not meta.get("low_open"):
         return ("a non-negative integer" if integer else "non-negative") + (" or None" if optional else "")
+    if high is None and low is not None:
+        bound = f"more than {low:g}" if meta.get("low_open") else f"at least {low:g}"
+        return (f"an integer of {bound}" if integer else bound) + (" or None" if optional else "")
     left = "(" if meta.get("low_open") else "["
     right = ")" if meta.get("high_open") else "]"
     span = f"in {left}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}{right}"
-    return span + (" or None" if optional else "")
+    return ("an integer " if integer else "") + span + (" or None" if optional else "")
 
 
 def _fits(value: Any, meta: dict[str, Any]) -> bool:
@@ -99,12 +105,36 @@ def check_declared(obj: Any, owner: str) -> None:
             continue
         optional, integer = _kinds(type(obj), f)
         value = getattr(obj, f.name)
-        if value is None and optional:
-            continue
-        if not _fits(value, meta) or (integer and not isinstance(value, numbers.Integral)):
-            raise HeadstartError(f"The {f.name!r} parameter of {owner} must be "
-                                 f"{_must(meta, optional, integer)}. "
-                                 f"Got {value!r} instead.")
+        if not (value is None and optional):
+            _check(f.name, value, meta, owner, optional, integer)
+
+
+def check_value(name: str, value: Any, owner: str, *, low: float | None = None, high: float | None = None,
+                low_open: bool = False, high_open: bool = False, choices: Sequence[Any] | None = None,
+                integer: bool = False, optional: bool = False, example: Any = None, flag: str | None = None) -> Any:
+    """``value`` if it is allowed, else the declared-option sentence; for settings that are not dataclass fields
+    (a command line's ``--threads``, an executor's threads). ``flag`` names it as typed (``--threads``)."""
+    meta = {"choices": choices, "low": low, "high": high, "low_open": low_open, "high_open": high_open,
+            "example": example}
+    if not (value is None and optional):
+        _check(name, value, meta, owner, optional, integer, flag)
+    return value
+
+
+def _check(name: str, value: Any, meta: dict[str, Any], owner: str, optional: bool, integer: bool,
+           flag: str | None = None) -> None:
+    if _fits(value, meta) and not (integer and not isinstance(value, numbers.Integral)):
+        return
+    example = meta.get("example")
+    if example is None:
+        choices = _choices(meta)
+        example = choices[0] if choices else None
+    if example is None and meta.get("low") is not None and not meta.get("low_open"):
+        example = meta["low"]
+    shown = f"{flag} {example}" if flag else f"{name}={example!r}"
+    subject = f"{flag}" if flag else f"The {name!r} parameter of {owner}"
+    raise HeadstartError(f"{subject} must be {_must(meta, optional, integer)}. Got {value!r} instead"
+                         + (f" (e.g. {shown})." if example is not None else "."))
 
 
 def identity_options(obj: Any) -> dict[str, Any]:

@@ -40,11 +40,24 @@ _VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of cached me
 
 def cache_dir() -> Path:
     """The per-user cache: ``$HEADSTART_CACHE``, else ``$XDG_CACHE_HOME/headstart``, else ``~/.cache/headstart``."""
-    root = os.environ.get("HEADSTART_CACHE")
+    root = os.environ.get("HEADSTART_CACHE", "").strip()
     if root:
-        return Path(root).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "headstart"
+        return _cache_folder(Path(root).expanduser(), "HEADSTART_CACHE", root)
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()  # empty means unset (the XDG specification's reading)
+    if xdg:
+        return _cache_folder(Path(xdg).expanduser(), "XDG_CACHE_HOME", xdg) / "headstart"
+    return Path.home() / ".cache" / "headstart"
+
+
+def _cache_folder(path: Path, variable: str, value: str) -> Path:
+    """``path`` from ``$variable``, refused when it is a file (or under one): the fix is the variable, not the disk."""
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise HeadstartError(f"{variable}={value} points {'at' if p == path else 'under'} a file ({p}); point "
+                                     "it at a folder (created if missing) or unset it.")
+            break
+    return path
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -75,7 +75,10 @@ def create_backbone(name: str, pretrained: bool = True, **options: Any) -> Backb
     fresh weights, the from-scratch baseline. ``options`` are backbone-specific (``image_size`` for
     vision, ``max_length`` for text, ``weights`` for a local checkpoint file).
     """
+    from .options import check_backbone_options
+
     spec, arg = get_spec(name)
+    check_backbone_options(name, options)
     if spec.prefix:
         return spec.build(arg, pretrained=pretrained, **options)
     return spec.build(pretrained=pretrained, **options)

@@ -84,6 +84,10 @@ class HFTextBackbone(TokenizedText, Backbone):
                 ".encoder.layer). Use a BERT, RoBERTa, ELECTRA or MiniLM checkpoint."
             )
         model.config._attn_implementation = model.config._attn_implementation or "sdpa"
+        positions = getattr(model.config, "max_position_embeddings", None)
+        if positions is not None and max_length > positions:
+            raise HeadstartError(f"max_length={max_length} (--max-length) is more than {name} can read: its position "
+                                 f"table holds {positions} tokens; use at most {positions} (e.g. --max-length 128).")
         self.blocks = nn.ModuleList([_Embeddings(model.embeddings)] + [_Layer(m, model.config) for m in layers])
         self.tokenizer = tokenizer
         self.feature_dim = int(model.config.hidden_size)

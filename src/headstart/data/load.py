@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HeadstartError
+from ..paths import given_path
 from .examples import EXAMPLES, load_example
 from .readers import _names, from_arrays, read_image_folder, read_table
 from .task import Task
 
-__all__ = ["load_task"]
+__all__ = ["check_source_kind", "load_task"]
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".tab", ".jsonl", ".ndjson"}
 
@@ -42,6 +43,20 @@ def _read_npz(path: Path) -> Task:
     return from_arrays(inputs, y, modality=modality, classes=classes, name=path.stem)
 
 
+def check_source_kind(source: str | Path, modality: str, what: str) -> None:
+    """``source`` (named by ``what``, e.g. ``--test``) can hold ``modality`` examples: a folder for images, a table
+    file for texts; checked before reading, so the sentence names the mismatch rather than a symptom of it."""
+    if isinstance(source, str) and source in EXAMPLES:
+        return
+    path = given_path(source, what)
+    if modality == "text" and path.is_dir():
+        raise HeadstartError(f"{what} {source} is a folder, but the data are texts; give a CSV/TSV/JSONL (or .npz) "
+                             "file like the data.")
+    if modality == "image" and path.suffix.lower() in TABLE_SUFFIXES:
+        raise HeadstartError(f"{what} {source} is a table of texts, but the data are images; give a folder of images "
+                             "(one sub-folder per class) or an .npz like the data.")
+
+
 def load_task(source: str | Path, *, text_column: str | None = None, label_column: str | None = None,
               encoding: str = "utf-8", strict: bool = False, normalize_labels: bool = False) -> Task:
     """A named example (``rotten-tomatoes``), a CSV/TSV/JSONL file, an ``.npz`` of arrays, or an image folder.
@@ -51,7 +66,7 @@ def load_task(source: str | Path, *, text_column: str | None = None, label_colum
     """
     if isinstance(source, str) and source in EXAMPLES:
         return load_example(source)
-    path = Path(source)
+    path = given_path(source, "The data path")
     if path.is_dir():
         return read_image_folder(path, strict=strict)
     if path.suffix.lower() in TABLE_SUFFIXES:

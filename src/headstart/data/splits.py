@@ -123,8 +123,10 @@ def parse_budget(value: str | int | None) -> int | None:
     if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
         return None
     try:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(value)  # int() would quietly turn True into 1 and 2.5 into 2
         n = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise HeadstartError(
             f"A label budget is labelled examples per class (an integer, at least 2) or 'all'. Got {value!r}."
         ) from None

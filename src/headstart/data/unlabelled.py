@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import HeadstartError
+from ..paths import given_path
 from .examples import EXAMPLES
 from .load import TABLE_SUFFIXES, load_task
 from .readers import IMAGE_SUFFIXES, read_input_texts
@@ -24,10 +25,13 @@ __all__ = ["load_unlabelled"]
 def load_unlabelled(source: str | Path, classes: tuple[str, ...], modality: str, *, text_column: str | None = None,
                     encoding: str = "utf-8") -> Task:
     """Unlabelled ``modality`` examples from ``source``, as a task over ``classes`` (the labelled data's)."""
-    path = Path(source)
+    path = given_path(source, "--target")
     if isinstance(source, str) and source in EXAMPLES or path.suffix.lower() == ".npz":
         inputs = list(load_task(source).inputs)
     elif path.is_dir():
+        if modality == "text":
+            raise HeadstartError(f"--target {source} is a folder, but the labelled data are texts; give a "
+                                 "CSV/TSV/JSONL file of target texts.")
         inputs = [str(f) for f in sorted(path.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
     elif path.suffix.lower() in TABLE_SUFFIXES:
         if not path.is_file():

@@ -10,7 +10,6 @@ stops it at the end of the current epoch, and nothing of it is stored.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HeadstartError
+from ..storage import Database
 from ..train import Callback, EpochRecord, FitResult
 from .events import EventHub
 from .session import LabSession, public_record
@@ -108,19 +108,17 @@ class JobQueue:
         self._jobs: dict[int, Job] = {}
         self._closing = False
         with self._connect() as db:
-            db.executescript(SCHEMA)
             # restart recovery: a job running when the server stopped left nothing in the store; run it again
             db.execute("UPDATE jobs SET state = 'queued', started = NULL WHERE state = 'running'")
-            for row in db.execute("SELECT id, strategy, budget, lr, key, state, message, created, started, ended "
-                                  "FROM jobs ORDER BY id"):
+            for row in db.rows("SELECT id, strategy, budget, lr, key, state, message, created, started, ended "
+                               "FROM jobs ORDER BY id"):
                 self._jobs[row[0]] = Job(*row)
         self._worker = threading.Thread(target=self._work, name="headstart-lab-worker", daemon=True)
         self._worker.start()
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self._db_path, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+    def _connect(self) -> Database:
+        """A short-lived connection: the worker thread and the request handlers each open their own."""
+        return Database(self._db_path, SCHEMA, "the lab's job queue")
 
     def _save(self, job: Job) -> None:
         with self._connect() as db:
@@ -227,5 +225,9 @@ class JobQueue:
                 log.exception("lab job %s failed", job.id)
                 job.state, job.message = "failed", f"{type(e).__name__}: {e}"
             job.ended = time.time()
-            self._save(job)
+            try:
+                self._save(job)
+            except HeadstartError as e:  # the disk filled up or the file broke: say so, keep serving
+                log.error("%s", e)
+                job.message = f"{job.message + '; ' if job.message else ''}{e}"
             self._announce(job)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..declare import check_value
 from ..errors import HeadstartError
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class LocalExecutor(Executor):
     name = "local"
 
     def __init__(self, threads: int | None = None) -> None:
-        self.threads = threads
+        self.threads = check_value("threads", threads, "LocalExecutor", low=1, integer=True, optional=True, example=2)
 
     def run(self, run_one, spec, data, runs, backbone, cache, callbacks_for):
         with torch_threads(self.threads):
@@ -103,6 +104,11 @@ class RayExecutor(Executor):
 
     def __init__(self, address: str | None = None, *, cpus_per_run: float | None = None, gpus_per_run: float = 0.0,
                  threads: int | None = None, max_retries: int = 3, num_cpus: int | None = None) -> None:
+        check_value("threads", threads, "RayExecutor", low=1, integer=True, optional=True, example=1)
+        check_value("cpus_per_run", cpus_per_run, "RayExecutor", low=0, low_open=True, optional=True, example=1.0)
+        check_value("gpus_per_run", gpus_per_run, "RayExecutor", low=0, example=0.0)
+        check_value("max_retries", max_retries, "RayExecutor", low=0, integer=True, example=3)
+        check_value("num_cpus", num_cpus, "RayExecutor", low=1, integer=True, optional=True, example=2)
         self.address, self.gpus_per_run, self.max_retries = address, gpus_per_run, max_retries
         self.threads = threads or max(1, int(cpus_per_run or 1))
         self.cpus_per_run = cpus_per_run if cpus_per_run is not None else float(self.threads)
@@ -195,6 +201,7 @@ def make_executor(name: str | None, *, address: str | None = None, threads: int 
                   device: str | None = None) -> Executor:
     """The executor a command line names (``--executor``, ``--address``, ``--threads``)."""
     name = name or "local"
+    check_value("threads", threads, "", low=1, integer=True, optional=True, example=2, flag="--threads")
     if name not in EXECUTORS:
         raise HeadstartError(f"--executor must be one of {', '.join(EXECUTORS)}; got {name!r}.")
     if name == "local":

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Task, make_splits
-from ..declare import identity_options
+from ..data import Task, make_splits, parse_budget
+from ..declare import check_declared, identity_options, option
 from ..errors import HeadstartError
 from ..options import check_options, options_for
 from ..strategies import ALIASES, Strategy, create_strategy
@@ -55,9 +55,10 @@ class RaceSpec:
     backbone: str
     strategies: list[str] = field(default_factory=lambda: list(DEFAULT_STRATEGIES))
     budgets: list[int | None] = field(default_factory=list)  # empty: sized to the data and the machine
-    seeds: int = 3
-    split_seed: int = 0
-    test_limit: int | None = None  # at most this many selection and test examples each, natural proportions
+    seeds: int = option(3, "seeds per strategy and budget", low=1)
+    split_seed: int = option(0, "seed of the pool/selection/test split", low=0)
+    test_limit: int | None = option(None, "score on at most this many selection and test examples each (natural "
+                                    "class proportions)", low=1, example=1000)
     test: str | None = None  # the user's own test file (None: a test part held out of ``data``)
     #: unlabelled examples of the deployment domain, for strategies whose terms draw from them (``coral``)
     target: str | None = None
@@ -65,8 +66,8 @@ class RaceSpec:
     backbone_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.seeds < 1:
-            raise HeadstartError(f"The 'seeds' parameter of a race must be at least 1. Got {self.seeds!r} instead.")
+        check_declared(self, "a race")
+        self.budgets = [parse_budget(b) for b in self.budgets]
         if not self.strategies:
             raise HeadstartError("A race needs at least one strategy.")
         for s in self.strategies:
@@ -78,9 +79,6 @@ class RaceSpec:
             raise HeadstartError(f"Each strategy once, please (aliases, and entries whose options are the defaults, "
                                  f"count as what they mean): {same[0]!r} repeats an earlier entry of "
                                  f"{self.strategies}.")
-        if self.test_limit is not None and self.test_limit < 1:
-            raise HeadstartError(f"The 'test_limit' parameter of a race must be a positive integer. Got "
-                                 f"{self.test_limit!r} instead.")
         check_options(self.train_options, self.strategies)  # bad options fail before any work
         needs = [s for s in self.strategies if "target" in self.strategy(s).sources()]
         if needs and self.target is None:

@@ -21,6 +21,7 @@ from .. import __version__
 from ..adapter import Adapter
 from ..backbones import Backbone
 from ..data import Splits, Task, align_test, draw, load_task, load_unlabelled, make_splits, stratified_subset
+from ..data.load import check_source_kind
 from ..data.preview import preview
 from ..data.splits import check_budgets
 from ..errors import HeadstartError
@@ -73,6 +74,7 @@ def prepare_race(spec: RaceSpec, task: Task | None = None, test_task: Task | Non
     """
     task = task if task is not None else load_task(spec.data, **(load_options or {}))
     if test_task is None and spec.test is not None:
+        check_source_kind(spec.test, task.modality, "--test")
         test_task = load_task(spec.test, **(load_options or {}))
     notes: list[str] = []
     if test_task is not None:

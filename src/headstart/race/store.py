@@ -9,12 +9,12 @@ working while a race writes.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import HeadstartError
+from ..storage import Database
 
 __all__ = ["RESULTS_FORMAT", "ResultStore"]
 
@@ -39,17 +39,14 @@ class ResultStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
-        self._db.commit()
+        self._db = Database(self.path, SCHEMA, "a race's results")
         self._check_format()
 
     def _check_format(self) -> None:
         found = self.get_meta("format")
         if found == RESULTS_FORMAT:
             return
-        if found is None and self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0:
+        if found is None and self._db.rows("SELECT COUNT(*) FROM runs")[0][0] == 0:
             self.set_meta("format", RESULTS_FORMAT)
             return
         self.close()
@@ -57,6 +54,7 @@ class ResultStore:
             f"{self.path} holds results in format {found or 1}, written by an older headstart; this one writes format "
             f"{RESULTS_FORMAT} (budgets count validation labels, winners are chosen on selection data), so the runs "
             "cannot be mixed. Use another --out folder, or move the old one away to re-run there.")
+
     def close(self) -> None:
         self._db.close()
 
@@ -67,36 +65,43 @@ class ResultStore:
         self.close()
 
     def done_keys(self) -> set[str]:
-        return {row[0] for row in self._db.execute("SELECT key FROM runs")}
+        return {row[0] for row in self._db.rows("SELECT key FROM runs")}
 
     def add(self, key: str, strategy: str, budget: int | None, seed: int, record: dict[str, Any]) -> None:
-        with self._db:  # one transaction per run: committed, or not there at all
-            self._db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+        with self._db.transaction() as db:  # one transaction per run: committed, or not there at all
+            db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
                              (key, strategy, budget, seed, time.time(), json.dumps(record)))
 
     def version(self) -> tuple[int, float]:
         """(runs, newest finish time): changes whenever a run is added; cheap enough to poll."""
-        count, newest = self._db.execute("SELECT COUNT(*), MAX(finished) FROM runs").fetchone()
+        count, newest = self._db.rows("SELECT COUNT(*), MAX(finished) FROM runs")[0]
         return int(count), float(newest or 0.0)
 
     def records(self, keys: set[str] | None = None) -> list[dict[str, Any]]:
         """Every run (oldest first), or the runs with these keys (looked up by key, not by reading them all)."""
         if keys is not None and len(keys) <= 500:
             marks = ",".join("?" * len(keys))
-            rows = self._db.execute(f"SELECT key, finished, record FROM runs WHERE key IN ({marks}) ORDER BY finished",
-                                    sorted(keys))
+            rows = self._db.rows(f"SELECT key, finished, record FROM runs WHERE key IN ({marks}) ORDER BY finished",
+                                 sorted(keys))
         else:
-            rows = self._db.execute("SELECT key, finished, record FROM runs ORDER BY finished")
+            rows = self._db.rows("SELECT key, finished, record FROM runs ORDER BY finished")
         out = []
         for key, finished, record in rows:
             if keys is None or key in keys:
-                out.append({**json.loads(record), "key": key, "finished": finished})
+                out.append({**self._decode(record, f"run {key}"), "key": key, "finished": finished})
         return out
 
     def set_meta(self, key: str, value: Any) -> None:
-        with self._db:
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        rows = self._db.rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return self._decode(rows[0][0], f"setting {key!r}") if rows else default
+
+    def _decode(self, text: str, what: str) -> Any:
+        try:
+            return json.loads(text)
+        except (ValueError, TypeError):
+            raise HeadstartError(f"{self.path}: the {what} is damaged (not valid JSON); headstart leaves the file as "
+                                 "it is: move it away or delete it to start afresh, or use another --out folder."
+                                 ) from None

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import HeadstartError
+from ..paths import given_path
 from ..race.analysis import best_per_budget, choice_line, negative_transfer, recommend, summarize
 from ..race.runner import grid_records
 from ..race.store import ResultStore
@@ -44,7 +45,11 @@ def write_report(out: str | Path) -> Path:
 
     Only the runs of the store's current grid are shown; runs of other settings are counted as not shown.
     """
-    out = Path(out)
+    out = given_path(out, "The race folder")
+    if out.is_file():
+        raise HeadstartError(f"{out} is a file; give the folder that `headstart compare --out` wrote.")
+    if not out.exists():
+        raise HeadstartError(f"{out} does not exist; give the folder that `headstart compare --out` wrote.")
     if not (out / "results.sqlite").is_file():
         raise HeadstartError(f"{out} holds no race (no results.sqlite); run `headstart compare ... --out {out}` first.")
     with ResultStore(out / "results.sqlite") as store:

@@ -44,12 +44,12 @@ class FineTune(Strategy):
                             "'random' (a new head)", choices=HEAD_INITS)
     guard: str | None = option(None, "a guard against forgetting added to the loss (`headstart options` lists them)",
                                choices=lambda: list_terms("guard"), neutral=None)
-    guard_weight: float | None = option(None, "the guard's weight (None: its measured default)", low=0.0,
+    guard_weight: float | None = option(None, "the guard's weight (None: its measured default)", example=0.01, low=0.0,
                                         low_open=True, neutral=None)
     adapt: str | None = option(None, "a domain-adaptation term on unlabelled target examples (--target FILE)",
                                choices=lambda: list_terms("adaptation"), neutral=None)
     adapt_weight: float | None = option(None, "the adaptation term's weight (None: its measured default)",
-                                        low=0.0, low_open=True, neutral=None)
+                                        example=1.0, low=0.0, low_open=True, neutral=None)
 
     def __post_init__(self) -> None:
         check_declared(self, self.name)

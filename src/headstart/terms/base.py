@@ -75,7 +75,7 @@ class Term(ABC):
     source: ClassVar[str | None] = None
     behaviour_version: ClassVar[int] = 1
     weight: float | None = option(None, "multiplies the term's value (None: the term's measured default)",
-                                  low=0.0, low_open=True, neutral=None)
+                                  example=0.01, low=0.0, low_open=True, neutral=None)
 
     def __post_init__(self) -> None:
         check_declared(self, self.name)

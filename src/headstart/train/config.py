@@ -20,21 +20,21 @@ class TrainConfig:
     """How to train. ``None`` means "the strategy's default" (each strategy states its own)."""
 
     epochs: int | None = option(None, "maximum epochs (default: the strategy's, raised so that small data still gets "
-                                "min_steps updates; early stopping usually ends sooner)", low=1)
+                                "min_steps updates; early stopping usually ends sooner)", example=20, low=1)
     min_steps: int | None = option(None, "with epochs unset: plan at least this many optimiser steps (strategy "
-                                   "default)", low=1)
+                                   "default)", example=100, low=1)
     batch_size: int = option(16, "examples per optimisation step", low=1)
     lr: float | None = option(None, "learning rate of the body's trainable part (strategy default if None)",
-                              low=0.0, low_open=True)
+                              example=1e-4, low=0.0, low_open=True)
     head_lr: float | None = option(None, "learning rate of the new head (strategy default if None)",
-                                   low=0.0, low_open=True)
+                                   example=1e-3, low=0.0, low_open=True)
     weight_decay: float = option(0.01, "AdamW weight decay (not applied to biases and norm weights)", low=0.0)
     warmup: float = option(0.1, "fraction of the planned steps spent warming the LR up linearly",
                            low=0.0, high=1.0, high_open=True)
     patience: int | None = option(None, "epochs without improvement before stopping (default: 5, or a fifth of the "
-                                  "planned epochs when that is more)", low=1)
+                                  "planned epochs when that is more)", example=5, low=1)
     min_epochs: int | None = option(None, "early stopping never fires before this epoch (default: a quarter of the "
-                                    "planned epochs)", low=0)
+                                    "planned epochs)", example=3, low=0)
     monitor: str | None = option(None, "which epoch's weights are kept: 'val_acc' (early stopping on validation "
                                  "accuracy, ties broken by the lower loss, the best epoch restored), 'val_loss' "
                                  "(the reverse), 'none' (every planned epoch, the last weights; validation is still "
