@@ -245,7 +245,7 @@ def test_unlabelled_target_examples_from_every_kind_of_source(tmp_path):
     assert len(load_unlabelled(tmp_path / "imgs", ("a", "b"), "image")) == 3
     np.savez(tmp_path / "x.npz", x=np.array(["a text", "another"]), y=np.array([0, 1]))
     assert list(load_unlabelled(tmp_path / "x.npz", ("a", "b"), "text").inputs) == ["a text", "another"]
-    with pytest.raises(HeadstartError, match=r"holds images but the labelled data are texts"):
+    with pytest.raises(HeadstartError, match=r"imgs is a folder, but the labelled data are texts; give a CSV"):
         load_unlabelled(tmp_path / "imgs", ("a", "b"), "text")
     with pytest.raises(HeadstartError, match=r"^--target .*nope.csv: the file does not exist\.$"):
         load_unlabelled(tmp_path / "nope.csv", ("a", "b"), "text")

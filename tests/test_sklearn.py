@@ -106,7 +106,7 @@ def test_labels_that_are_not_classes_are_refused_in_one_sentence():
 
     X, _ = _data()
     n = len(X) // 2
-    for y, message in (([0.5, 1.5] * n, "continuous labels"), ([0.0, float("nan")] * n, "NaN or infinity"),
+    for y, message in (([0.5, 1.5] * n, "Labels are continuous"), ([0.0, float("nan")] * n, "labels are missing"),
                        (None, "requires y to be passed"), (np.zeros((2 * n, 2)), "one per example")):
         with pytest.raises(HeadstartError, match=message):
             Adapter(text, "probe", feature_cache=None).fit(X, y)

@@ -90,15 +90,15 @@ def test_lldr_scales_decay_from_the_top():
     ("full", {"head_init": "zeros"}, "The 'head_init' parameter of full must be 'probe' or 'random'. Got 'zeros'"),
     ("partial:x", {}, "In 'partial:x', 'x' is not a valid k."),
     ("full:3", {}, "Strategy 'full' takes no ':' argument; write just 'full'."),
-    ("partial:0", {}, "The 'k' parameter of partial must be a positive integer. Got 0 instead."),
-    ("lldr", {"decay": 1.5}, "The 'decay' parameter of lldr must be in (0, 1]. Got 1.5 instead."),
-    ("lora", {"rank": 0}, "The 'rank' parameter of lora must be a positive integer. Got 0 instead."),
-    ("lora", {"dropout": 1.0}, "The 'dropout' parameter of lora must be in [0, 1). Got 1.0 instead."),
-    ("full", {"guard": "ewc2"}, "The 'guard' parameter of full must be 'l2sp' or None. Got 'ewc2' instead."),
+    ("partial:0", {}, "The 'k' parameter of partial must be a positive integer. Got 0 instead"),
+    ("lldr", {"decay": 1.5}, "The 'decay' parameter of lldr must be in (0, 1]. Got 1.5 instead"),
+    ("lora", {"rank": 0}, "The 'rank' parameter of lora must be a positive integer. Got 0 instead"),
+    ("lora", {"dropout": 1.0}, "The 'dropout' parameter of lora must be in [0, 1). Got 1.0 instead"),
+    ("full", {"guard": "ewc2"}, "The 'guard' parameter of full must be 'l2sp' or None. Got 'ewc2' instead"),
     ("full", {"guard_weight": 0.1}, "full: guard_weight is set but guard is not; set guard=NAME (l2sp)."),
-    ("probe", {"solver": "adam"}, "The 'solver' parameter of probe must be 'lbfgs' or 'sgd'. Got 'adam' instead."),
+    ("probe", {"solver": "adam"}, "The 'solver' parameter of probe must be 'lbfgs' or 'sgd'. Got 'adam' instead"),
     ("probe", {"selection": "loo"},
-     "The 'selection' parameter of probe must be one of 'cv', 'val' or 'train'. Got 'loo' instead."),
+     "The 'selection' parameter of probe must be one of 'cv', 'val' or 'train'. Got 'loo' instead"),
 ])
 def test_bad_strategy_specs_say_what_is_valid(spec, options, message):
     with pytest.raises(HeadstartError) as err:

@@ -181,9 +181,8 @@ class Adapter(ClassifierMixin, BaseEstimator):
             raise HeadstartError("predict takes a list of inputs; wrap a single text as [text].")
         if len(inputs) == 0:
             return np.zeros((0, len(self.classes_)))
-        if not isinstance(X, Task) and input_modality(inputs, "X", self.modality_) != self.modality_:
-            raise HeadstartError(f"This model reads {self.modality_}s, but X holds "
-                                 f"{'texts' if self.modality_ == 'image' else 'images'}.")
+        if not isinstance(X, Task):
+            input_modality(inputs, "X", self.modality_)  # a list of lists or a None is named, never opened as a path
         model, device = self.model_, next(self.model_.parameters()).device
         boundary = getattr(self, "result_", None) and self.result_.boundary
         if isinstance(X, Task) and boundary and self.feature_cache is not False:

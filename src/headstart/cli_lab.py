@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
 from typing import Any
 
@@ -24,16 +26,45 @@ def _cmd_lab(args: argparse.Namespace) -> None:
     from .lab.session import LabSession
     from .race.executors import make_executor
 
-    session = LabSession.open(args.data, out=args.out, backbone=args.backbone, scratch=args.scratch,
-                              test_limit=args.test_limit, train_options=train_options(args),
-                              backbone_options=backbone_options(args), load_options=_load_options(args),
-                              executor=make_executor(args.executor, address=args.address, threads=args.threads,
-                                                     device=args.device))
-    session.describe()  # builds the architecture strips now, so the first page load does not wait for them
-    app = create_app(session)
-    print(f"headstart lab: {session.task.name} × {session.spec.backbone}, runs in {session.folder}", file=sys.stderr)
-    print(f"open http://{args.host}:{args.port}/  (Ctrl-C stops; queued runs resume next time)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    options, backbone_opts = train_options(args), backbone_options(args)
+    executor = make_executor(args.executor, address=args.address, threads=args.threads, device=args.device)
+    sock = listen(args.host, args.port)  # before any work: a taken port is a sentence, not a URL that fails
+    try:
+        session = LabSession.open(args.data, out=args.out, backbone=args.backbone, scratch=args.scratch,
+                                  test_limit=args.test_limit, train_options=options, backbone_options=backbone_opts,
+                                  load_options=_load_options(args), executor=executor)
+        session.describe()  # builds the architecture strips now, so the first page load does not wait for them
+        app = create_app(session)
+        print(f"headstart lab: {session.task.name} × {session.spec.backbone}, runs in {session.folder}",
+              file=sys.stderr)
+        print(f"open http://{args.host}:{args.port}/  (Ctrl-C stops; queued runs resume next time)", flush=True)
+        uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` and listening (the server serves on it, so nothing can take the port in
+    between); a taken port or an unknown host is one sentence."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise HeadstartError(f"--host {host} is not an address of this machine; use 127.0.0.1 (the default) or "
+                             "0.0.0.0.") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a lab restarted at once reuses its port
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise HeadstartError(f"Port {port} on {host} is already in use (another lab, or another server); pass "
+                                 f"--port {port + 1 if port < 65535 else 8765}, or stop the other one.") from None
+        raise HeadstartError(f"Cannot listen on {host}:{port} ({exc.strerror}); pass another --host or --port."
+                             ) from None
+    return sock
 
 
 def _load_options(args: argparse.Namespace) -> dict[str, Any]:

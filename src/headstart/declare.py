@@ -101,12 +101,36 @@ def check_declared(obj: Any, owner: str) -> None:
     """Every declared option of dataclass ``obj`` holds an allowed value (None passes where it is the default)."""
     for f in dataclasses.fields(obj):
         meta = f.metadata
-        if "help" not in meta or (_choices(meta) is None and meta.get("low") is None and meta.get("high") is None):
+        if "help" not in meta:
             continue
-        optional, integer = _kinds(type(obj), f)
         value = getattr(obj, f.name)
-        if not (value is None and optional):
-            _check(f.name, value, meta, owner, optional, integer)
+        optional, integer = _kinds(type(obj), f)
+        if value is None and optional:
+            continue
+        if _choices(meta) is None and meta.get("low") is None and meta.get("high") is None:
+            _check_type(f.name, value, _hints(type(obj))[f.name], owner, f.default)
+            continue
+        _check(f.name, value, meta, owner, optional, integer)
+
+
+def _check_type(name: str, value: Any, tp: Any, owner: str, default: Any) -> None:
+    """An option without a range or choices still holds its declared type (``augment="yes"`` is not True)."""
+    kinds = [a for a in (typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,))
+             if a is not type(None)]
+    for kind in kinds:
+        origin = typing.get_origin(kind) or kind
+        if origin is bool and isinstance(value, bool):
+            return
+        if origin is float and isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return
+        if origin is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return
+        if origin not in (bool, float, int) and isinstance(origin, type) and isinstance(value, origin):
+            return
+        if not isinstance(origin, type):  # a type headstart does not check here
+            return
+    raise HeadstartError(f"The {name!r} parameter of {owner} must be {_describe(tp)}. Got {value!r} instead "
+                         f"(e.g. {name}={default!r}).")
 
 
 def check_value(name: str, value: Any, owner: str, *, low: float | None = None, high: float | None = None,

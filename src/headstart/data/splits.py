@@ -225,7 +225,13 @@ def holdout(task: Task, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
             raise HeadstartError(
                 f"{task.name}: class {task.classes[c]!r} has 1 example; holding out a validation set needs at least "
                 "2 per class. Add examples, or pass a validation set explicitly (val=...).")
-    return _train_val(task, [o for o in orders if len(o)])
+    train, val = _train_val(task, [o for o in orders if len(o)])
+    if len(val) == 0 or len(train) == 0:
+        raise HeadstartError(
+            f"{task.name}: too few distinct examples to hold out a validation set (exact copies stay on one side, "
+            f"and each class here has one distinct text or image); add different examples, or pass a validation set "
+            "explicitly (val=...).")
+    return train, val
 
 
 def stratified_subset(task: Task, index: np.ndarray, size: int, *, seed: int = 0) -> np.ndarray:

@@ -11,7 +11,16 @@ import numpy as np
 
 from ..errors import HeadstartError
 
-__all__ = ["Task"]
+__all__ = ["Task", "require_classes"]
+
+
+def require_classes(present: Sequence[str], name: str, source: str, minimum: int = 2) -> None:
+    """A classifier needs at least two of the classes to occur (``minimum`` 1 for validation or test data)."""
+    if len(present) < minimum:
+        raise HeadstartError(
+            f"{name}: only one class ({present[0] if present else 'none'!s}) in {source or 'the data'}; "
+            "a classifier needs at least two. Check the label column, or add examples of the other classes."
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,12 +73,7 @@ class Task:
         return {c: int(n) for c, n in zip(self.classes, got)}
 
     def require_classes(self, minimum: int = 2) -> None:
-        present = [c for c, n in self.counts().items() if n > 0]
-        if len(present) < minimum:
-            raise HeadstartError(
-                f"{self.name}: only one class ({present[0] if present else 'none'!s}) in {self.source or 'the data'}; "
-                "a classifier needs at least two. Check the label column, or add examples of the other classes."
-            )
+        require_classes([c for c, n in self.counts().items() if n > 0], self.name, self.source, minimum)
 
     def example_key(self, i: int) -> str:
         """A content hash of example ``i`` (text or image bytes): what caches and duplicate checks key on."""

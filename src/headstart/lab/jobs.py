@@ -4,7 +4,8 @@ Jobs live in ``lab.sqlite`` beside the race store, so a restarted server finds i
 that was running when the server stopped is queued again (a run reaches the store only when it
 finishes, so nothing half-done is kept). Every job is an ordinary race run; a setting already in the
 store finishes at once without training. Cancelling a queued job drops it; cancelling the running one
-stops it at the end of the current epoch, and nothing of it is stored.
+stops it at the end of the current epoch (or stage, for a probe solved in one go), and nothing of it is
+stored: the last check runs just before the run would reach the store.
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ class LiveCallback(Callback):
     def on_fit_end(self, result: FitResult) -> None:
         self._emit("stage_end", {"stage": self._info.get("stage"), "stop_reason": result.stop_reason.value,
                                  "best_epoch": result.best_epoch, "best_val_acc": result.best_val_acc})
+        self._check()
+
+    def on_run_end(self, record: dict[str, Any]) -> None:
+        self._check()  # a cancel that came while the run was scored (or a one-shot probe solved): nothing is stored
 
 
 class JobQueue:

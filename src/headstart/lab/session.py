@@ -51,6 +51,20 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(text).stem if Path(text).suffix else Path(text).name).strip("-")
 
 
+def _whole(value: Any) -> int | None:
+    """A whole number as a browser sends one (``8``, ``"8"``, ``8.0``); None for anything else (``8.7``, ``True``,
+    ``"8 "``... are not quietly rounded or read as 1)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit() and len(value) < 12:
+        return int(value)
+    return None
+
+
 class LabSession:
     """The lab's view of one folder: its base race settings, its prepared data, and lookups of runs."""
 
@@ -122,28 +136,21 @@ class LabSession:
 
     def check_setting(self, budget: Any, lr: Any = None, frozen: Any = None) -> tuple[int, float | None, int | None]:
         """Validate what a browser sends; a bad value is a ``ValueError`` with the fix in its message."""
-        try:
-            b = int(budget)
-        except (TypeError, ValueError):
-            raise ValueError(f"labels per class must be one of {self.budgets}; got {budget!r}") from None
-        if b not in self.budgets:
+        b = _whole(budget)
+        if b is None or b not in self.budgets:
             raise ValueError(f"labels per class must be one of {self.budgets}; got {budget!r}")
         rate = None
         if lr not in (None, "", "default"):
             try:
-                rate = float(lr)
-            except (TypeError, ValueError):
-                raise ValueError(f"learning rate must be 'default' or one of {list(LR_CHOICES)}; got {lr!r}") from None
+                rate = None if isinstance(lr, bool) else float(lr)
+            except (TypeError, ValueError, OverflowError):
+                rate = None
             if rate not in LR_CHOICES:
                 raise ValueError(f"learning rate must be 'default' or one of {list(LR_CHOICES)}; got {lr!r}")
         f = None
         if frozen not in (None, ""):
-            try:
-                f = int(frozen)
-            except (TypeError, ValueError):
-                raise ValueError(f"frozen blocks must be a whole number from 0 to {self.n_blocks}; "
-                                 f"got {frozen!r}") from None
-            if not 0 <= f <= self.n_blocks:
+            f = _whole(frozen)
+            if f is None or not 0 <= f <= self.n_blocks:
                 raise ValueError(f"frozen blocks must be a whole number from 0 to {self.n_blocks}; got {frozen!r}")
         return b, rate, f
 

@@ -238,6 +238,8 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
         for n, (run, record) in enumerate(runs, 1):
             if not executor.live:  # trained elsewhere: the driver's callbacks get its epochs now
                 _replay(record, callbacks_for(run))
+            for cb in started.get(run, []):
+                cb.on_run_end(record)
             store.add(keys[run], run.strategy, run.budget, run.seed, record)
             for t in trackers:
                 t.finish(record)

@@ -99,6 +99,10 @@ class Callback:
     def on_fit_end(self, result: FitResult) -> None:  # noqa: B027
         """Called once per stage with the (partial) result."""
 
+    def on_run_end(self, record: dict[str, Any]) -> None:  # noqa: B027
+        """A race run is finished and scored, and about to be stored (``record`` is what will be stored); raising
+        here keeps it out of the store (the lab's cancel)."""
+
 
 class ProgressBar(Callback):
     """A tqdm bar over epochs, with the latest losses and accuracy."""

@@ -51,6 +51,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_declared(self, "TrainConfig")
+        if self.device != "auto":  # the spelling now; whether that device exists is checked when training starts
+            import torch
+
+            try:
+                torch.device(self.device)
+            except RuntimeError:
+                raise HeadstartError(f"The 'device' parameter of TrainConfig must be 'auto', 'cpu', 'cuda' or "
+                                     f"'cuda:N'. Got {self.device!r} instead (e.g. device='cpu').") from None
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> tuple[TrainConfig, dict[str, Any]]:
