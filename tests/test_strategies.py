@@ -84,7 +84,8 @@ def test_lldr_scales_decay_from_the_top():
     ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, scratch-small, probe, partial:K, full, lldr, "
                   "lora, ia3, contrastive:SAMPLING, coral."),
     ("contrastive", {"iterations": 0}, "The 'iterations' parameter of contrastive must be a positive integer."),
-    ("contrastive:triplets", {}, "contrastive's sampling must be one of in-batch, pairs. Got 'triplets'."),
+    ("contrastive:triplets", {},
+     "The 'sampling' parameter of contrastive must be 'in-batch' or 'pairs'. Got 'triplets'"),
     ("lora", {"rnk": 4}, "Strategy 'lora' has no option 'rnk'. Its options: head_init, guard, guard_weight, adapt, "
                               "adapt_weight, rank, alpha, dropout"),
     ("full", {"head_init": "zeros"}, "The 'head_init' parameter of full must be 'probe' or 'random'. Got 'zeros'"),

@@ -115,6 +115,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
         """Train on ``X`` (a ``Task``, or inputs with labels ``y``); validate on ``val``, or on a quarter of
         each class held out of ``X`` (exact duplicates kept on one side). ``target``: unlabelled examples of
         the deployment domain, for a domain-adaptation term (``coral``); their labels, if any, are never read."""
+        self._check_params()
         train = self._as_task(X, y, "X")
         sources = {} if target is None else {"target": self._unlabelled(target, train)}
         if val is None:
@@ -176,9 +177,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
         never trained is taken from the feature cache, exactly as the uncached path would compute it.
         """
         self._check_fitted()
-        inputs = X.inputs if isinstance(X, Task) else X
-        if isinstance(inputs, str):
-            raise HeadstartError("predict takes a list of inputs; wrap a single text as [text].")
+        inputs = X.inputs if isinstance(X, Task) else self._inputs(X, "predict")
         if len(inputs) == 0:
             return np.zeros((0, len(self.classes_)))
         if not isinstance(X, Task):
@@ -251,6 +250,33 @@ class Adapter(ClassifierMixin, BaseEstimator):
             return FeatureCache(cache_dir() / "features")
         return FeatureCache(None if self.feature_cache in (None, False) else self.feature_cache)
 
+    def _check_params(self) -> None:
+        """The parameters ``TrainConfig`` and the strategy do not own, by type (``fit`` checks, as scikit-learn's
+        estimators do: ``__init__`` and ``set_params`` only store)."""
+        wanted = {"strategy": ((str, Strategy), "a strategy name (e.g. 'lora') or a Strategy"),
+                  "backbone_options": ((dict, type(None)), "a dict such as {'max_length': 64}, or None"),
+                  "feature_cache": ((str, Path, FeatureCache, bool, type(None)), "a folder, True, False or a "
+                                    "FeatureCache"),
+                  "callbacks": ((list, tuple), "a list of headstart.train.Callback"),
+                  "progress": ((bool,), "True or False"), "warm_start": ((bool,), "True or False")}
+        for name, (types, words) in wanted.items():
+            value = getattr(self, name)
+            if not isinstance(value, types):
+                raise HeadstartError(f"The {name!r} parameter of Adapter must be {words}. Got {value!r} instead.")
+        bad = [c for c in self.callbacks if not isinstance(c, Callback)]
+        if bad:
+            raise HeadstartError(f"The 'callbacks' parameter of Adapter must be a list of headstart.train.Callback. "
+                                 f"Got {bad[0]!r} in it.")
+
+    @staticmethod
+    def _inputs(X: Any, what: str) -> Any:
+        if isinstance(X, (str, bytes)):
+            raise HeadstartError(f"{what} takes a list of inputs; wrap a single text as [text].")
+        if not hasattr(X, "__len__") or not hasattr(X, "__getitem__"):
+            raise HeadstartError(f"{what} must be a list of texts or images, an array of images, or a Task; got "
+                                 f"{type(X).__name__}.")
+        return X
+
     @staticmethod
     def _as_task(X: Any, y: Any, what: str, min_classes: int = 2) -> Task:
         if isinstance(X, Task):
@@ -260,6 +286,9 @@ class Adapter(ClassifierMixin, BaseEstimator):
         if y is None:
             raise HeadstartError(f"Adapter requires y to be passed, but the target y is None: {what} needs labels "
                                  "(y=...), or pass a Task (headstart.data.load_task).")
+        X = Adapter._inputs(X, what)
+        if isinstance(y, (str, bytes)) or not hasattr(y, "__len__"):
+            raise HeadstartError(f"y must be one label per example (a list or array); got {type(y).__name__}.")
         if len(X) != len(y):
             raise HeadstartError(f"{what} has {len(X)} inputs but {len(y)} labels.")
         return from_arrays(X, y, name=what, min_classes=min_classes)

@@ -49,6 +49,9 @@ FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "atol": ("--atol", {"low": 0.0, "low_open": True, "example": 1e-4}),
 }
 
+#: comma-separated flags: attribute -> an example
+LISTS = {"strategies": "probe,full", "budgets": "8,32"}
+
 
 def check_flags(args: argparse.Namespace) -> None:
     """Every numeric flag of the command in its range (an unset one is None: its default applies)."""
@@ -57,6 +60,12 @@ def check_flags(args: argparse.Namespace) -> None:
     for name, (flag, allowed) in FLAGS.items():
         if getattr(args, name, None) is not None:
             check_value(name, getattr(args, name), "", flag=flag, **allowed)
+    for name, example in LISTS.items():  # given but empty ("$STRATEGIES" unset) is not "the default"
+        value = getattr(args, name, None)
+        if isinstance(value, str) and not value.strip(" ,"):
+            flag = "--" + name.replace("_", "-")
+            raise HeadstartError(f"{flag} is empty ({value!r}); name at least one, e.g. {flag} {example}, or leave "
+                                 "the flag out for the default.")
 
 
 def backbone_options(args: argparse.Namespace, backbone: str | None = None) -> dict[str, Any]:

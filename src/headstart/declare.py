@@ -113,6 +113,14 @@ def check_declared(obj: Any, owner: str) -> None:
         _check(f.name, value, meta, owner, optional, integer)
 
 
+def _fits_type(value: Any, kind: Any) -> bool:
+    if kind is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return not isinstance(kind, type) or isinstance(value, kind)
+
+
 def _check_type(name: str, value: Any, tp: Any, owner: str, default: Any) -> None:
     """An option without a range or choices still holds its declared type (``augment="yes"`` is not True)."""
     kinds = [a for a in (typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,))
@@ -125,6 +133,11 @@ def _check_type(name: str, value: Any, tp: Any, owner: str, default: Any) -> Non
             return
         if origin is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
             return
+        if origin is tuple and isinstance(value, (tuple, list)):  # a list from JSON (a saved model) is a tuple
+            args = [a for a in typing.get_args(kind) if a is not Ellipsis]
+            if all(_fits_type(v, args[0]) for v in value) if args else True:
+                return
+            continue
         if origin not in (bool, float, int) and isinstance(origin, type) and isinstance(value, origin):
             return
         if not isinstance(origin, type):  # a type headstart does not check here

@@ -346,7 +346,7 @@ def input_modality(inputs: Sequence[Any] | np.ndarray, what: str = "X", modality
     bad = [i for i, k in enumerate(kinds) if k is None]
     if bad:
         first = inputs[bad[0]]
-        raise HeadstartError(f"{what}[{bad[0]}] is a {type(first).__name__} ({_short(first)}); every input must be a "
+        raise HeadstartError(f"{what}[{bad[0]}] is {_a(type(first).__name__)} ({_short(first)}); every input must be a "
                              f"text (a string), an image array or an image file's path ({len(bad)} do not fit, at "
                              f"{_positions(bad)}).")
     found = set(kinds)

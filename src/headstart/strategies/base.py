@@ -39,7 +39,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..declare import convert_option, identity_options
+from ..declare import check_declared, convert_option, identity_options
 from ..errors import HeadstartError
 from ..terms.base import Term
 from ..train.model import AdaptedModel, ParamPlan
@@ -106,6 +106,11 @@ class Strategy(ABC):
     #: ``"injected"`` (only the tensors a parameter-efficient method injected, under its ``prefix``); each stage
     #: declares its own (contrastive: ``body``, its last stage the probe: ``head``)
     trains: ClassVar[str] = "body"
+
+    def __post_init__(self) -> None:
+        """Every declared option (``declare.option``) holds a value of its type and range; a subclass with its own
+        ``__post_init__`` calls ``check_declared`` itself."""
+        check_declared(self, self.name)
 
     @abstractmethod
     def plan(self, n_blocks: int) -> ParamPlan:

@@ -21,13 +21,13 @@ Two ways to make the pairs, same loss:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import HeadstartError
+from ..declare import option
 from ..train.config import TrainConfig
 from ..train.model import AdaptedModel, ParamPlan
 from ..train.objective import Batch, Objective
@@ -118,10 +118,9 @@ class _PairStage(Strategy):
     name = "contrastive/pairs"
     default_lr = 5e-5
     trains_on_validation = True
-    sampling: str = field(default="in-batch", metadata={"help": "'in-batch' (every pair in a batch) or 'pairs' "
-                                                                "(SetFit's sampled pairs)"})
-    iterations: int = field(default=20, metadata={"help": "with sampling='pairs': at most this many pairs per text "
-                                                          "and side"})
+    sampling: str = option("in-batch", "'in-batch' (every pair in a batch) or 'pairs' (SetFit's sampled pairs)",
+                           choices=SAMPLINGS)
+    iterations: int = option(20, "with sampling='pairs': at most this many pairs per text and side", low=1)
 
     @property
     def default_epochs(self) -> int:  # type: ignore[override]
@@ -147,18 +146,9 @@ class Contrastive(Strategy):
     shorthand = "sampling"
     default_lr = _PairStage.default_lr
     default_epochs = 40
-    sampling: str = field(default="in-batch", metadata={"help": "'in-batch' (every pair in a batch) or 'pairs' "
-                                                                "(SetFit's sampled pairs)"})
-    iterations: int = field(default=20, metadata={"help": "with sampling='pairs': at most this many pairs per text "
-                                                          "and side"})
-
-    def __post_init__(self) -> None:
-        if self.sampling not in SAMPLINGS:
-            raise HeadstartError(f"contrastive's sampling must be one of {', '.join(SAMPLINGS)}. "
-                                 f"Got {self.sampling!r}.")
-        if self.iterations < 1:
-            raise HeadstartError(f"The 'iterations' parameter of contrastive must be a positive integer. "
-                                 f"Got {self.iterations!r} instead.")
+    sampling: str = option("in-batch", "'in-batch' (every pair in a batch) or 'pairs' (SetFit's sampled pairs)",
+                           choices=SAMPLINGS)
+    iterations: int = option(20, "with sampling='pairs': at most this many pairs per text and side", low=1)
 
     def stages(self) -> list[Strategy]:
         return [_PairStage(sampling=self.sampling, iterations=self.iterations), Probe()]
