@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import typing
 
 import numpy as np
@@ -25,7 +26,9 @@ from headstart.declare import _hints
 from headstart.errors import HeadstartError
 from headstart.strategies import create_strategy, list_strategies
 
-BOUNDED = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+#: HEADSTART_FUZZ=400 for a longer search than CI's
+BOUNDED = settings(max_examples=int(os.environ.get("HEADSTART_FUZZ", 40)), deadline=None,
+                   suppress_health_check=[HealthCheck.function_scoped_fixture])
 JUNK = st.sampled_from(["fast", "", " ", "1,2", "none?", "[1]", "{}"]) | st.lists(st.integers(), max_size=2) | \
     st.dictionaries(st.text(max_size=2), st.integers(), max_size=1)
 
@@ -34,7 +37,8 @@ def _bad_values(cls: type, f: dataclasses.Field) -> st.SearchStrategy:
     """Values field ``f`` of ``cls`` must refuse: outside its range or choices, or of another type."""
     meta, tp = f.metadata, _hints(cls)[f.name]
     kinds = set(typing.get_args(tp)) or {tp}
-    out = [JUNK, st.just(math.nan), st.just(math.inf)] if bool not in kinds else [JUNK, st.sampled_from([2, "yes"])]
+    junk = JUNK.filter(lambda v: not isinstance(v, list)) if typing.get_origin(tp) is tuple else JUNK  # a list is a valid tuple
+    out = [junk, st.just(math.nan), st.just(math.inf)] if bool not in kinds else [junk, st.sampled_from([2, "yes"])]
     choices = meta.get("choices")
     if choices is not None:
         values = choices() if callable(choices) else choices
@@ -121,7 +125,7 @@ CLI_BAD += [("--max-length", st.integers(min_value=-10**6, max_value=1).map(str)
             ("--epochs", st.integers(min_value=-10**6, max_value=0).map(str)),
             ("--batch-size", st.integers(min_value=-10**6, max_value=0).map(str)),
             ("--lr", st.floats(max_value=0.0, allow_nan=False, min_value=-1e9).map(repr) | st.just("nan")),
-            ("--set", st.sampled_from(TRAIN_FIELDS).flatmap(
+            ("--set", st.sampled_from([f for f in TRAIN_FIELDS if _hints(TrainConfig)[f.name] is not bool]).flatmap(
                 lambda f: _bad_values(TrainConfig, f).filter(lambda v: isinstance(v, (int, float, str))
                                                              and not isinstance(v, bool) and str(v).strip()
                                                              and "=" not in str(v))
