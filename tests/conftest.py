@@ -33,3 +33,20 @@ def text_task() -> Task:
     texts = [t for pair in zip(pos * 4, neg * 4) for t in pair]
     labels = np.array([0, 1] * (len(texts) // 2))
     return Task(texts, labels, ("pos", "neg"), "text", "toy-text", "tests")
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Reaching the race, the advisor, a fit or the lab's session is a failure: bad input is refused first."""
+    import headstart.cli_race as cli_race
+    import headstart.lab.session as session
+    import headstart.race as race
+    from headstart import Adapter
+
+    def reached(*args, **kwargs):
+        raise AssertionError("work started before the bad input was refused")
+
+    monkeypatch.setattr(cli_race, "race", reached)
+    monkeypatch.setattr(race, "advise", reached)
+    monkeypatch.setattr(Adapter, "fit", reached)
+    monkeypatch.setattr(session.LabSession, "open", reached)

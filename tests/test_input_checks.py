@@ -24,22 +24,6 @@ from .conftest import tiny_backbone
 from .race_child import toy_spec, toy_task
 
 
-@pytest.fixture
-def no_work(monkeypatch):
-    """Reaching the race, the advisor, a fit or the lab's session is a failure: checks come first."""
-    def reached(*args, **kwargs):
-        raise AssertionError("work started before the bad input was refused")
-
-    import headstart.cli_race as cli_race
-    import headstart.lab.session as session
-    import headstart.race as race
-
-    monkeypatch.setattr(cli_race, "race", reached)
-    monkeypatch.setattr(race, "advise", reached)
-    monkeypatch.setattr(Adapter, "fit", reached)
-    monkeypatch.setattr(session.LabSession, "open", reached)
-
-
 def refused(argv, capsys) -> str:
     """Run the CLI; it must exit 2 with one line on stderr starting 'error:' and nothing on stdout."""
     code = main(argv)

@@ -9,6 +9,7 @@ registered strategy, the command line's own flags), so an option added later is 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import typing
@@ -37,7 +38,8 @@ def _bad_values(cls: type, f: dataclasses.Field) -> st.SearchStrategy:
     """Values field ``f`` of ``cls`` must refuse: outside its range or choices, or of another type."""
     meta, tp = f.metadata, _hints(cls)[f.name]
     kinds = set(typing.get_args(tp)) or {tp}
-    junk = JUNK.filter(lambda v: not isinstance(v, list)) if typing.get_origin(tp) is tuple else JUNK  # a list is a valid tuple
+    tuple_like = typing.get_origin(tp) is tuple  # a list is a valid value of a tuple option
+    junk = JUNK.filter(lambda v: not isinstance(v, list)) if tuple_like else JUNK
     out = [junk, st.just(math.nan), st.just(math.inf)] if bool not in kinds else [junk, st.sampled_from([2, "yes"])]
     choices = meta.get("choices")
     if choices is not None:
@@ -85,23 +87,6 @@ def test_any_bad_strategy_option_is_refused_in_one_sentence(data):
     assert f.name in str(err.value) and "\n" not in str(err.value)
 
 
-@pytest.fixture
-def no_work(monkeypatch):
-    from headstart import Adapter
-
-    def reached(*args, **kwargs):
-        raise AssertionError("work started on a bad option")
-
-    import headstart.cli_race as cli_race
-    import headstart.lab.session as session
-    import headstart.race as race
-
-    monkeypatch.setattr(cli_race, "race", reached)
-    monkeypatch.setattr(race, "advise", reached)
-    monkeypatch.setattr(Adapter, "fit", reached)
-    monkeypatch.setattr(session.LabSession, "open", reached)
-
-
 COMMANDS = {"compare": ["compare", "rotten-tomatoes", "--backbone", "minilm-l6", "--out", "{out}"],
             "fit": ["fit", "rotten-tomatoes", "--backbone", "minilm-l6", "--out", "{out}"],
             "advise": ["advise", "rotten-tomatoes", "--backbone", "minilm-l6"],
@@ -109,6 +94,7 @@ COMMANDS = {"compare": ["compare", "rotten-tomatoes", "--backbone", "minilm-l6",
 INT = st.integers(min_value=-10**6, max_value=10**6)
 
 
+@functools.cache
 def _commands_with(flag: str) -> list[str]:
     from headstart.cli import build_parser
 
