@@ -50,3 +50,19 @@ def no_work(monkeypatch):
     monkeypatch.setattr(race, "advise", reached)
     monkeypatch.setattr(Adapter, "fit", reached)
     monkeypatch.setattr(session.LabSession, "open", reached)
+
+
+@pytest.fixture
+def toy_csv(tmp_path):
+    """The toy race task (``race_child.toy_task``) as a CSV file, as a user would give it."""
+    import csv
+
+    from .race_child import toy_task
+
+    task = toy_task()
+    path = tmp_path / "toy.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows((t, task.classes[y]) for t, y in zip(task.inputs, task.labels))
+    return path

@@ -183,19 +183,10 @@ JSONISH = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**6), st.floats
                     st.text(max_size=6), st.lists(st.integers(), max_size=2))
 
 
-def test_the_labs_settings_refuse_garbage_and_queue_nothing(tmp_path):
-    import csv
-
-    from .race_child import toy_task
+def test_the_labs_settings_refuse_garbage_and_queue_nothing(toy_csv, tmp_path):
     from .test_lab_api import open_lab
 
-    task = toy_task()
-    path = tmp_path / "toy.csv"
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "label"])
-        w.writerows((t, task.classes[y]) for t, y in zip(task.inputs, task.labels))
-    session = open_lab(path, tmp_path / "lab")
+    session = open_lab(toy_csv, tmp_path / "lab")
 
     @BOUNDED
     @given(budget=JSONISH, lr=JSONISH, frozen=JSONISH)

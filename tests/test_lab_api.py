@@ -31,17 +31,6 @@ def tiny(pretrained: bool):
     return tiny_backbone("minilm-l6", pretrained)
 
 
-@pytest.fixture
-def toy_csv(tmp_path) -> Path:
-    task = toy_task()
-    path = tmp_path / "toy.csv"
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["text", "label"])
-        w.writerows((t, task.classes[y]) for t, y in zip(task.inputs, task.labels))
-    return path
-
-
 def open_lab(csv_path: Path, folder: Path, **train) -> LabSession:
     return LabSession.open(str(csv_path), out=str(folder), train_options={**FAST, **train}, backbone_factory=tiny,
                            test_limit=40)

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .backbones import Backbone, resolve_backbone
 from .data import Task, from_arrays, holdout
-from .data.readers import input_modality
+from .data.values import input_modality
 from .errors import HeadstartError, NotFittedError
 from .fetch import cache_dir
 from .paths import given_path

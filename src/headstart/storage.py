@@ -21,7 +21,7 @@ __all__ = ["Database", "explain"]
 TIMEOUT = 30.0  # seconds a write waits for another process's lock before giving up
 
 
-def explain(exc: sqlite3.Error, path: Path, what: str, timeout: float | None = None) -> HeadstartError:
+def explain(exc: sqlite3.Error, path: Path, what: str, timeout: float = TIMEOUT) -> HeadstartError:
     """``exc`` (raised while using the store at ``path``, which holds ``what``) as one sentence with the fix."""
     name = getattr(exc, "sqlite_errorname", "") or ""
     text = str(exc)
@@ -36,7 +36,7 @@ def explain(exc: sqlite3.Error, path: Path, what: str, timeout: float | None = N
         return HeadstartError(f"{path} ({what}) cannot be written: the file, its folder or the disk is read-only; "
                               "fix the permissions, or use another --out folder.")
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
-        return HeadstartError(f"{path} ({what}) stayed locked by another process for {timeout or TIMEOUT:g} s; let "
+        return HeadstartError(f"{path} ({what}) stayed locked by another process for {timeout:g} s; let "
                               "the other headstart command on this folder finish, then run again.")
     if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
         return HeadstartError(f"{path} ({what}) cannot be opened: its folder is missing or not writable, or the "
