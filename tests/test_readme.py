@@ -93,8 +93,7 @@ def test_readme_examples_run_as_written_on_300_reviews(user_folder):
     own = json.loads((user_folder / "runs/reviews-own-test/results.json").read_text())
     assert {r["n_test"] for r in own["table"]} == {60}
     variants = json.loads((user_folder / "runs/variants/results.json").read_text())
-    assert {r["strategy"] for r in variants["table"]} == {"full", "full[head_init=random]", "full[guard=l2sp]", "ia3",
-                                                          "coral"}
+    assert {r["strategy"] for r in variants["table"]} == {"full", "full[guard=l2sp]", "coral"}
     for folder in ("runs/reviews", "runs/reviews-own-test", "runs/variants"):
         assert (user_folder / folder / "report.html").exists()
     assert (user_folder / "model/adapter.json").exists() and (user_folder / "lora-model/adapter.json").exists()

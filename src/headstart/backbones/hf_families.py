@@ -1,0 +1,182 @@
+"""How each Hugging Face text-encoder family is run block by block: one small class a family.
+
+headstart runs a model's embeddings and each of its layers itself (so strategies can freeze, re-rate or
+cache any prefix), which means it must call every layer exactly as the model's own forward does. Families
+differ in what a layer needs besides the hidden states and the padding mask:
+
+- BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA, DistilBERT: nothing else (ELECTRA projects its narrower
+  embeddings first);
+- MPNet: a relative position bias, computed from one embedding table shared by every layer;
+- DeBERTa-v2/v3: relative positions and the shared relative embeddings (layer-normed);
+- ModernBERT: rotary position embeddings, local (sliding-window) or global attention per layer, and a
+  final norm after the last layer.
+
+Modules every layer uses (MPNet's bias table, DeBERTa's relative embeddings) live in block 0 with the
+embeddings, so each parameter belongs to exactly one block; a layer reaches them through
+``shared``. Each family is tested block by block against the model's own forward
+(``tests/test_hf_families.py``). Adding a family is one class here and its row in ``FAMILIES``, plus
+its row of the parameter-efficient target table (``strategies/tuner.py``).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["FAMILIES", "TextFamily", "family_of", "layer_list", "shared_modules", "supported_types"]
+
+
+def _get(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def _bidirectional(config: Any, hidden: Tensor, mask: Tensor) -> Any:
+    from transformers.masking_utils import create_bidirectional_mask
+
+    return create_bidirectional_mask(config=config, inputs_embeds=hidden, attention_mask=mask)
+
+
+def _first(out: Any) -> Tensor:
+    return out[0] if isinstance(out, tuple) else out
+
+
+class TextFamily:
+    """BERT's way, the default: layers under ``encoder.layer`` taking the hidden states and a 4-d mask."""
+
+    #: ``config.model_type`` values this class runs
+    types: ClassVar[tuple[str, ...]] = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
+    #: attribute path of the layer list, of the embeddings, and of modules every layer shares (name -> path)
+    layers: ClassVar[str] = "encoder.layer"
+    embeddings: ClassVar[str] = "embeddings"
+    shared: ClassVar[dict[str, str]] = {}
+    #: position ids start after the padding index (RoBERTa's scheme), so the usable length is that much shorter
+    position_offset: ClassVar[tuple[str, ...]] = ("roberta", "xlm-roberta", "camembert")
+    #: the row of the parameter-efficient target table (``strategies/tuner.py``)
+    peft: ClassVar[str] = "bert"
+    #: attribute path of a norm applied after the last layer (it joins the last block), if the family has one
+    final_norm: ClassVar[str | None] = None
+
+    def refuse(self, config: Any) -> str | None:
+        """Why this checkpoint cannot run block by block although its family can (None: it can)."""
+        return None
+
+    def positions(self, config: Any) -> int | None:
+        positions = getattr(config, "max_position_embeddings", None)
+        if positions is not None and config.model_type in self.position_offset:
+            positions -= int(config.pad_token_id or 0) + 1
+        return positions
+
+    def embed(self, block: nn.Module, input_ids: Tensor, mask: Tensor) -> Tensor:
+        hidden = block.embeddings(input_ids=input_ids)
+        project = getattr(block, "project", None)  # ELECTRA: embeddings narrower than the layers
+        return project(hidden) if project is not None else hidden
+
+    def layer(self, layer: nn.Module, hidden: Tensor, mask: Tensor, shared: dict[str, nn.Module],
+              config: Any) -> Tensor:
+        return _first(layer(hidden, _bidirectional(config, hidden, mask)))
+
+
+class DistilBert(TextFamily):
+    types = ("distilbert",)
+    layers = "transformer.layer"
+    peft = "distilbert"
+
+    def embed(self, block: nn.Module, input_ids: Tensor, mask: Tensor) -> Tensor:
+        return block.embeddings(input_ids)
+
+
+class MPNet(TextFamily):
+    """Each layer adds a relative position bias from ``encoder.relative_attention_bias``."""
+
+    types = ("mpnet",)
+    shared = {"relative_attention_bias": "encoder.relative_attention_bias"}
+    position_offset = ("mpnet",)
+    peft = "mpnet"
+
+    def layer(self, layer, hidden, mask, shared, config):
+        from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
+
+        table = SimpleNamespace(relative_attention_bias=shared["relative_attention_bias"],
+                                relative_position_bucket=MPNetEncoder.relative_position_bucket)
+        bias = MPNetEncoder.compute_position_bias(table, hidden)  # the encoder's own computation, on the shared table
+        return _first(layer(hidden, _bidirectional(config, hidden, mask), bias))
+
+
+class DebertaV2(TextFamily):
+    """Disentangled attention: relative positions and the (layer-normed) shared relative embeddings."""
+
+    types = ("deberta-v2",)
+    shared = {"rel_embeddings": "encoder.rel_embeddings", "LayerNorm": "encoder.LayerNorm"}
+    peft = "deberta-v2"
+
+    def refuse(self, config):
+        if getattr(config, "conv_kernel_size", 0) > 0:
+            return ("its first layer adds a convolution over the embeddings (conv_kernel_size > 0, as in "
+                    "DeBERTa-v2 xlarge), which a block boundary would cut; DeBERTa-v3 checkpoints have none")
+        return None
+
+    def layer(self, layer, hidden, mask, shared, config):
+        from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2Encoder
+
+        positions = getattr(config, "max_relative_positions", -1)
+        encoder = SimpleNamespace(  # what the encoder's own helpers read, from the config and the shared modules
+            relative_attention=getattr(config, "relative_attention", False),
+            max_relative_positions=positions if positions >= 1 else config.max_position_embeddings,
+            position_buckets=getattr(config, "position_buckets", -1),
+            norm_rel_ebd=[x.strip() for x in getattr(config, "norm_rel_ebd", "none").lower().split("|")],
+            rel_embeddings=shared.get("rel_embeddings"), LayerNorm=shared.get("LayerNorm"))
+        attention = DebertaV2Encoder.get_attention_mask(encoder, mask)
+        relative_pos = DebertaV2Encoder.get_rel_pos(encoder, hidden)
+        rel_embeddings = DebertaV2Encoder.get_rel_embedding(encoder)
+        return _first(layer(hidden, attention, relative_pos=relative_pos, rel_embeddings=rel_embeddings))
+
+    def embed(self, block, input_ids, mask):
+        return block.embeddings(input_ids=input_ids, mask=mask)
+
+
+class ModernBert(TextFamily):
+    """Rotary positions, global or sliding-window attention per layer, and a norm after the last layer."""
+
+    types = ("modernbert",)
+    layers = "layers"
+    shared = {"rotary_emb": "rotary_emb"}
+    final_norm = "final_norm"
+    peft = "modernbert"
+
+    def layer(self, layer, hidden, mask, shared, config):
+        from transformers.masking_utils import create_bidirectional_sliding_window_mask
+
+        kind = layer.attention_type
+        if kind == "sliding_attention":
+            attention = create_bidirectional_sliding_window_mask(config=config, inputs_embeds=hidden,
+                                                                 attention_mask=mask)
+        else:
+            attention = _bidirectional(config, hidden, mask)
+        positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
+        rotary = shared["rotary_emb"](hidden, positions, kind)
+        return _first(layer(hidden, attention_mask=attention, position_embeddings=rotary))
+
+
+FAMILIES: tuple[TextFamily, ...] = (TextFamily(), DistilBert(), MPNet(), DebertaV2(), ModernBert())
+
+
+def family_of(model_type: str) -> TextFamily | None:
+    return next((f for f in FAMILIES if model_type in f.types), None)
+
+
+def supported_types() -> list[str]:
+    return [t for f in FAMILIES for t in f.types]
+
+
+def shared_modules(family: TextFamily, model: nn.Module) -> dict[str, nn.Module]:
+    found = {name: _get(model, path) for name, path in family.shared.items()}
+    return {name: module for name, module in found.items() if module is not None}
+
+
+def layer_list(family: TextFamily, model: nn.Module) -> Any:
+    return _get(model, family.layers)
