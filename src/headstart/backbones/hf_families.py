@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-__all__ = ["FAMILIES", "TextFamily", "family_of", "layer_list", "shared_modules", "supported_types"]
+__all__ = ["FAMILIES", "TextFamily", "embeddings_of", "family_of", "layer_list", "shared_modules", "supported_types"]
 
 
 def _get(obj: Any, path: str) -> Any:
@@ -180,3 +180,7 @@ def shared_modules(family: TextFamily, model: nn.Module) -> dict[str, nn.Module]
 
 def layer_list(family: TextFamily, model: nn.Module) -> Any:
     return _get(model, family.layers)
+
+
+def embeddings_of(family: TextFamily, model: nn.Module) -> nn.Module | None:
+    return _get(model, family.embeddings)

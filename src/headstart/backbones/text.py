@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..errors import HeadstartError
 from ..fetch import PackagedFiles
 from .base import Backbone, State
-from .hf_families import TextFamily, family_of, layer_list, shared_modules, supported_types
+from .hf_families import TextFamily, embeddings_of, family_of, layer_list, shared_modules, supported_types
 from .registry import BackboneSpec, register_backbone
 from .tokenized import TokenizedText
 
@@ -37,14 +37,6 @@ MINILM = PackagedFiles(
         ("vocab.txt", "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"),
     ]),
 )
-
-
-#: how token states become one vector, as sentence-transformers' Pooling module names them
-POOLINGS = ("mean", "cls", "max")
-
-
-def _get_embeddings(family: TextFamily, model: nn.Module) -> nn.Module | None:
-    return getattr(model, family.embeddings, None)
 
 
 class _Embeddings(nn.Module):
@@ -89,14 +81,13 @@ DEFAULT_MAX_LENGTH = 128  # tokens per text unless --max-length says otherwise
 
 
 class HFTextBackbone(TokenizedText, Backbone):
-    """A transformers text encoder split into [embeddings, layer 1, ..., layer N]; mean pooling over tokens
-    unless the checkpoint's sentence-transformers config says otherwise."""
+    """A transformers text encoder split into [embeddings, layer 1, ..., layer N]; mean pooling over tokens."""
 
     modality = "text"
     scratch_lr = 1e-4
 
     def __init__(self, model: nn.Module, tokenizer: Any, *, name: str, pretrained: bool, source: str,
-                 normalize: bool = False, max_length: int | None = None, pooling: str = "mean") -> None:
+                 normalize: bool = False, max_length: int | None = None) -> None:
         super().__init__(name=name, pretrained=pretrained, source=source)
         config = model.config
         kind = getattr(config, "model_type", "")
@@ -106,14 +97,12 @@ class HFTextBackbone(TokenizedText, Backbone):
             raise HeadstartError(
                 f"{name}: the {kind!r} family is not supported (headstart runs an encoder layer by layer and knows "
                 f"how to for {works}, and sentence-transformers checkpoints of them); use one of those.")
+        layers, embeddings = layer_list(family, model), embeddings_of(family, model)
         why = family.refuse(config)
-        layers = layer_list(family, model)
-        if why is None and (layers is None or _get_embeddings(family, model) is None):
+        if why is None and (layers is None or embeddings is None):
             why = f"{type(model).__name__} has no {family.embeddings} or {family.layers} (is it an encoder model?)"
         if why:
             raise HeadstartError(f"{name}: this {kind} checkpoint cannot be used: {why}. Families that work: {works}.")
-        if pooling not in POOLINGS:
-            raise HeadstartError(f"{name}: pooling {pooling!r} is not one of {', '.join(POOLINGS)}.")
         config._attn_implementation = config._attn_implementation or "sdpa"
         positions = family.positions(config)
         if max_length is None:  # the default: 128 tokens, or all the encoder can read when that is fewer
@@ -121,8 +110,8 @@ class HFTextBackbone(TokenizedText, Backbone):
         elif positions is not None and max_length > positions:
             raise HeadstartError(f"max_length={max_length} (--max-length) is more than {name} can read: its position "
                                  f"table holds {positions} tokens; use at most {positions} (e.g. --max-length 128).")
-        first = _Embeddings(family, _get_embeddings(family, model), getattr(model, "embeddings_project", None),
-                            shared_modules(family, model))
+        project = getattr(model, "embeddings_project", None)  # ELECTRA's
+        first = _Embeddings(family, embeddings, project, shared_modules(family, model))
         norm = getattr(model, family.final_norm) if family.final_norm else None
         self.blocks = nn.ModuleList([first] + [
             _Layer(m, family, config, first, norm if i == len(layers) - 1 else None) for i, m in enumerate(layers)])
@@ -131,17 +120,11 @@ class HFTextBackbone(TokenizedText, Backbone):
         self.peft_family = family.peft
         self.feature_dim = int(config.hidden_size)
         self.normalize = normalize
-        self.pooling = pooling
         self.max_length = max_length
 
     def pool(self, state: State) -> Tensor:
-        hidden, mask = state["hidden"], state["attention_mask"].unsqueeze(-1).to(state["hidden"].dtype)
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        elif self.pooling == "max":  # as sentence-transformers: padding set to a large negative first
-            pooled = hidden.masked_fill(mask == 0, -1e9).max(1).values
-        else:
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        mask = state["attention_mask"].unsqueeze(-1).to(state["hidden"].dtype)
+        pooled = (state["hidden"] * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
 
