@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import os
 
-from headstart.backbones import get_spec, list_backbones
-from headstart.data import Task
+os.environ["HF_HUB_OFFLINE"] = "1"  # no test asks a model hub (child processes inherit it)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from headstart.backbones import get_spec, list_backbones  # noqa: E402
+from headstart.data import Task  # noqa: E402
 
 # Every registry entry, by its tiny build: a new entry is tested by being registered.
 REGISTERED = list_backbones()

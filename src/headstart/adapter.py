@@ -19,6 +19,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from .backbones import Backbone, resolve_backbone
+from .backbones.hf_load import pin
 from .data import Task, from_arrays, holdout
 from .data.values import input_modality
 from .errors import HeadstartError, NotFittedError
@@ -161,7 +162,9 @@ class Adapter(ClassifierMixin, BaseEstimator):
                 model.new_head(len(train.classes), keep_as=name)
                 self.heads_ = {**getattr(self, "heads_", {}), name: list(old)}
             return model.train()
-        backbone = resolve_backbone(self.backbone, strategy.pretrained, **(self.backbone_options or {}))
+        name = pin(self.backbone)  # a hub id: the commit it resolves to now, which the saved model then names
+        backbone = resolve_backbone(name, strategy.pretrained, **(self.backbone_options or {}))
+        self.backbone_name_ = name if isinstance(name, str) else None
         if backbone.modality != train.modality:
             raise HeadstartError(f"{backbone.name} is a {backbone.modality} model but the data are "
                                  f"{train.modality}s; pick a {train.modality} backbone (`headstart backbones`).")

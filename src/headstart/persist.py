@@ -71,7 +71,8 @@ def save_adapter(adapter: Adapter, folder: Path) -> Path:
         raise HeadstartError(f"{folder} is a file; save into a folder (it is created if missing).")
     folder.mkdir(parents=True, exist_ok=True)
     tensors = _saved_tensors(adapter)
-    backbone = adapter.backbone if isinstance(adapter.backbone, str) else None
+    backbone = getattr(adapter, "backbone_name_", None)  # a hub id with the commit it was trained from
+    backbone = backbone or (adapter.backbone if isinstance(adapter.backbone, str) else None)
     _write_atomic(folder / WEIGHTS, lambda tmp: save_file(tensors, str(tmp), metadata={"format": str(FORMAT)}))
     config = {
         "format": FORMAT, "headstart": __version__,
@@ -130,11 +131,12 @@ def load_adapter(cls: type[Adapter], folder: Path, backbone_arg: Any = None) -> 
     backbone = resolve_backbone(name, strategy.pretrained, **options)
     identity = backbone.identity()
     checks = ["name", "preprocess"] + (["weights"] if strategy.pretrained else [])
-    wrong = [k for k in checks if identity[k] != saved[k]]
+    checks += ["pooling"] if "pooling" in saved else []  # saved models from before poolings were recorded have none
+    wrong = [k for k in checks if identity.get(k) != saved[k]]
     if wrong:
         raise HeadstartError(
             f"{folder} was saved for backbone {saved['name']} ({', '.join(f'{k}={saved[k]}' for k in wrong)}) "
-            f"but this backbone has {', '.join(f'{k}={identity[k]}' for k in wrong)}: load it onto the backbone "
+            f"but this backbone has {', '.join(f'{k}={identity.get(k)}' for k in wrong)}: load it onto the backbone "
             "it was trained on."
         )
     model = AdaptedModel(backbone, len(config["classes"]))

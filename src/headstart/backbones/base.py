@@ -129,7 +129,14 @@ class Backbone(nn.Module, ABC):
                 h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
         return h.hexdigest()[:16]
 
+    @property
+    def pool_id(self) -> str:
+        """A short string that changes whenever ``pool`` would map the same state to other features ("": the
+        one way this class pools); a text encoder's is its pooling, e.g. ``"mean+normalize"``."""
+        return ""
+
     def identity(self) -> dict[str, Any]:
         """What a saved adapter records to refuse loading onto a different backbone."""
         return {"name": self.name, "pretrained": self.pretrained, "source": self.source,
-                "preprocess": self.preprocess_id, "weights": self.weights_id()}
+                "preprocess": self.preprocess_id, "weights": self.weights_id(),
+                **({"pooling": self.pool_id} if self.pool_id else {})}

@@ -30,7 +30,7 @@ class BackboneSpec:
     """
 
     name: str
-    modality: Modality
+    modality: Modality | str  # "text", "image", or "text or image" for an entry whose argument decides
     source: str
     params: str
     build: Callable[..., Backbone]
@@ -103,5 +103,5 @@ def resolve_backbone(backbone: Any, pretrained: bool = True, **options: Any) -> 
 
 def _ensure_builtin() -> None:
     # Import for the side effect of registering the built-in entries (one line each, in their modules).
-    for module in ("text", "mobilenetv2", "efficientnet"):
+    for module in ("text", "hf_load", "mobilenetv2", "efficientnet"):
         importlib.import_module(f"{__package__}.{module}")

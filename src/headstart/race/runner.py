@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from sklearn.metrics import f1_score
 from .. import __version__
 from ..adapter import Adapter
 from ..backbones import Backbone
+from ..backbones.hf_load import pin
 from ..data import Splits, Task, align_test, draw, load_task, load_unlabelled, make_splits, stratified_subset
 from ..data.load import check_source_kind
 from ..data.preview import preview
@@ -171,6 +172,8 @@ def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None, test_
     this process alone writes the store.
     """
     out = Path(out)
+    if isinstance(spec.backbone, str):  # a hub id runs at one commit, which every run's key then names
+        spec = replace(spec, backbone=pin(spec.backbone))
     data = data or prepare_race(spec, task, test_task, load_options=load_options)
     out.mkdir(parents=True, exist_ok=True)
     with _race_lock(out):

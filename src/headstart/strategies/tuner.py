@@ -5,7 +5,8 @@ and builds its PEFT config from the target modules; this base owns the rest:
 
 - **targets**: ``TARGETS[family][method]``, one table per backbone family (``Backbone.peft_family``:
   ``bert`` for BERT, RoBERTa, XLM-R, CamemBERT and ELECTRA, a row each for DistilBERT, MPNet,
-  DeBERTa-v2 and ModernBERT (``backbones/hf_families.py`` names it), ``conv`` for the conv nets); a new
+  DeBERTa-v2 and ModernBERT (``backbones/hf_families.py`` names it), ``conv`` for the packaged conv nets,
+  ``vit``, ``convnext`` and ``resnet`` for the hub's image families (``backbones/hf_vision_families.py``); a new
   family adds a row. A backbone with no row (the small from-scratch nets) is refused in one sentence;
 - **injection** through PEFT's ``inject_adapter_in_model`` into the backbone's own layers (once: a model
   that already carries the method's tensors is left as it is, e.g. when loading);
@@ -77,6 +78,22 @@ TARGETS: dict[str, dict[str, Callable[[Backbone], list[str]]]] = {
         "ia3.feedforward": _modules(nn.Linear, ("mlp.Wo",)),
     },
     "conv": {"lora": _pointwise, "ia3": _pointwise, "ia3.feedforward": lambda backbone: []},
+    # image transformers (ViT, DeiT, DINOv2, Swin: o_proj; CLIP: out_proj); DINOv2-giant's SwiGLU feed-forward
+    # is weights_in/weights_out. Swin's patch merging (downsample.reduction) is left as it is
+    "vit": {
+        "lora": _modules(nn.Linear, ("q_proj", "k_proj", "v_proj", "o_proj", "out_proj", "mlp.fc1", "mlp.fc2",
+                                     "mlp.weights_in", "mlp.weights_out")),
+        "ia3": _modules(nn.Linear, ("k_proj", "v_proj", "mlp.fc2", "mlp.weights_out")),
+        "ia3.feedforward": _modules(nn.Linear, ("mlp.fc2", "mlp.weights_out")),
+    },
+    # ConvNeXt's pointwise convolutions are Linear layers; ResNet's are 1x1 (bottleneck) or 3x3 (basic) convs
+    "convnext": {
+        "lora": _modules(nn.Linear, ("pwconv1", "pwconv2")),
+        "ia3": _modules(nn.Linear, ("pwconv1", "pwconv2")),
+        "ia3.feedforward": _modules(nn.Linear, ("pwconv2",)),
+    },
+    "resnet": {"lora": _modules(nn.Conv2d, ("convolution",), skip="stem"),
+               "ia3": _modules(nn.Conv2d, ("convolution",), skip="stem"), "ia3.feedforward": lambda backbone: []},
 }
 
 

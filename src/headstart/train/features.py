@@ -40,7 +40,10 @@ class FeatureCache:
     def namespace(self, model: AdaptedModel, boundary: int) -> str:
         b = model.backbone
         stop = min(boundary, model.n_blocks)
-        raw = f"{b.name}|{b.weights_id(stop=stop)}|{b.preprocess_id}|{boundary}|{boundary == model.features_start}"
+        pooled = boundary == model.features_start
+        raw = f"{b.name}|{b.weights_id(stop=stop)}|{b.preprocess_id}|{boundary}|{pooled}"
+        if pooled and b.pool_id:  # pooled features also depend on how the last state is pooled
+            raw += f"|pool={b.pool_id}"
         return hashlib.sha1(raw.encode()).hexdigest()[:20]
 
     def _load_namespace(self, ns: str) -> dict[str, State]:
