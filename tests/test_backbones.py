@@ -106,8 +106,10 @@ def test_hf_local_folder_loads_the_saved_weights(tmp_path):
 
 
 def test_hf_missing_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(HeadstartError, match="Could not load"):
+    with pytest.raises(HeadstartError, match="is neither a folder that exists nor a hub id"):
         create_backbone(f"hf:{tmp_path / 'nothing-here'}")
+    with pytest.raises(HeadstartError, match="Could not load hf:.*: the folder needs config.json, model.safetensors"):
+        create_backbone(f"hf:{tmp_path}")  # a folder, but empty
 
 
 def test_local_checkpoint_with_wrong_keys_is_a_clear_error(tmp_path):

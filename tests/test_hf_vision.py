@@ -155,3 +155,15 @@ def test_a_saved_checkpoint_of_each_family_fits_saves_and_loads_as_hf_folder(fam
         assert set(clf.predict(images[:4])) <= {0, 1}
         again = type(clf).load(clf.save(tmp_path / strategy))
         assert again.predict_proba(images[:4]) == pytest.approx(clf.predict_proba(images[:4]), abs=1e-5), strategy
+
+
+def test_an_hf_image_model_is_refused_by_onnx_export_in_one_sentence(tmp_path):
+    from headstart import Adapter
+
+    config, processor, settings = FAMILIES["vit"]
+    tf.AutoModel.from_config(config).save_pretrained(tmp_path / "ckpt")
+    processor(**settings).save_pretrained(tmp_path / "ckpt")
+    images, labels = _colour_task(3)
+    clf = Adapter(f"hf:{tmp_path / 'ckpt'}", "probe", feature_cache=None).fit(images, labels)
+    with pytest.raises(HeadstartError, match="prepares its inputs in a way deployment cannot repeat"):
+        clf.export_onnx(tmp_path / "onnx")

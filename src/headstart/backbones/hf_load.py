@@ -80,7 +80,8 @@ def _explain(ref: HubRef, exc: Exception) -> HeadstartError:
         why = f"{ref.revision!r} is not a branch, tag or commit of that repo"
     else:
         why = ("no model hub is reachable and it is not in the Hugging Face cache (or no such repo exists); pass "
-               "a local folder saved with save_pretrained, or use a packaged backbone (`headstart backbones`)")
+               "a local folder saved with save_pretrained, or use a packaged backbone (`headstart backbones`); "
+               "HF_HUB_OFFLINE=1 skips the hub's retries")
     return HeadstartError(f"Could not load {name}: {why}. ({type(exc).__name__}: {text.splitlines()[0][:200]})")
 
 
@@ -93,6 +94,17 @@ def load_config(ref: HubRef) -> Any:
         raise _explain(ref, exc) from None
 
 
+def _commit(ref: HubRef) -> str | None:
+    """The commit ``ref``'s revision resolves to: where the cache (or the hub, when reachable) keeps its config."""
+    from transformers.utils.hub import cached_file, extract_commit_hash
+
+    try:
+        path = cached_file(ref.path, "config.json", **_options(ref))
+    except (OSError, ValueError) as exc:
+        raise _explain(ref, exc) from None
+    return extract_commit_hash(path, None)
+
+
 def pin(name: Any) -> Any:
     """``hf:<hub id>[@branch or tag]`` as ``hf:<hub id>@<commit>`` (the commit the cache or hub resolves it to);
     any other name, a folder or an object, unchanged."""
@@ -101,8 +113,18 @@ def pin(name: Any) -> Any:
     ref = parse_ref(name[3:])
     if ref.pinned:
         return name
-    commit = getattr(load_config(ref), "_commit_hash", None)
+    commit = _commit(ref)
     return f"hf:{ref.path}@{commit}" if commit else name
+
+
+def _clip_tokenizer(ref: HubRef) -> Any:
+    """A CLIP checkpoint's tokenizer (for zero-shot prompts), or None when the checkpoint has none."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(ref.path, **_options(ref))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def load_hf(arg: str, *, pretrained: bool, max_length: int | None = None, image_size: int | None = None) -> Backbone:
@@ -126,10 +148,8 @@ def load_hf(arg: str, *, pretrained: bool, max_length: int | None = None, image_
         takes = "takes no size option (its image processor sets the size)" if image else "takes --max-length"
         raise HeadstartError(f"The option {wrong[0]} does not apply to {name}, a{'n image' if image else ' text'} "
                              f"backbone; it {takes}.")
-    source = ref.where()
-    commit = getattr(config, "_commit_hash", None)
-    if commit and not ref.local:
-        source = f"Hugging Face hub @ {commit}"
+    commit = None if ref.local else _commit(ref)
+    source = f"Hugging Face hub @ {commit}" if commit else ref.where()
     try:
         if pretrained:
             model = AutoModel.from_pretrained(ref.path, use_safetensors=True, trust_remote_code=False,
@@ -140,6 +160,7 @@ def load_hf(arg: str, *, pretrained: bool, max_length: int | None = None, image_
             from transformers import AutoImageProcessor
 
             processor = AutoImageProcessor.from_pretrained(ref.path, backend="pil", **_options(ref))
+            tokenizer = _clip_tokenizer(ref) if kind == "clip" else None
         else:
             from transformers import AutoTokenizer
 
@@ -149,7 +170,7 @@ def load_hf(arg: str, *, pretrained: bool, max_length: int | None = None, image_
     if image:
         from .hf_vision import HFVisionBackbone
 
-        return HFVisionBackbone(model, processor, name=name, pretrained=pretrained, source=source)
+        return HFVisionBackbone(model, processor, name=name, pretrained=pretrained, source=source, tokenizer=tokenizer)
     from .st_pooling import sentence_pooling
     from .text import HFTextBackbone
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from ..errors import HeadstartError
@@ -58,7 +59,8 @@ class HFVisionBackbone(Backbone):
 
     modality = "image"
 
-    def __init__(self, model: nn.Module, processor: Any, *, name: str, pretrained: bool, source: str) -> None:
+    def __init__(self, model: nn.Module, processor: Any, *, name: str, pretrained: bool, source: str,
+                 tokenizer: Any = None) -> None:
         super().__init__(name=name, pretrained=pretrained, source=source)
         kind = getattr(model.config, "model_type", "")
         family = vision_family_of(kind)
@@ -84,6 +86,27 @@ class HFVisionBackbone(Backbone):
         # CLIP's text tower, for zero-shot by class name: kept outside the module tree (never trained, never
         # counted, not in a saved adapter; it is loaded again with the checkpoint)
         object.__setattr__(self, "_clip", model if kind == "clip" else None)
+        self.tokenizer = tokenizer
+        if kind == "clip":
+            self.zero_shot_scale = float(model.logit_scale.detach().exp())
+
+    @torch.no_grad()
+    def embed_prompts(self, texts: Sequence[str]) -> Tensor:
+        """CLIP's projected text embeddings of ``texts``, the space its image features are compared in."""
+        if self._clip is None:
+            return super().embed_prompts(texts)
+        if self.tokenizer is None:
+            raise HeadstartError(f"{self.name} has no tokenizer files, so it cannot embed class prompts for zero-shot; "
+                                 "use the checkpoint with its tokenizer (save_pretrained of the processor too).")
+        device = next(self.parameters()).device
+        text = nn.ModuleList([self._clip.text_model, self._clip.text_projection]).to(device).eval()
+        out = []
+        for i in range(0, len(texts), 64):
+            batch = self.tokenizer(list(texts[i:i + 64]), padding=True, truncation=True, return_tensors="pt")
+            pooled = text[0](input_ids=batch["input_ids"].to(device),
+                             attention_mask=batch["attention_mask"].to(device)).pooler_output
+            out.append(text[1](pooled).cpu())
+        return torch.cat(out)
 
     def preprocess(self, inputs: Sequence[Any]) -> State:
         if isinstance(inputs, str):

@@ -11,13 +11,15 @@ adapt a backbone; the runner and the loop do the work. Every hook is declared he
   second batch stream plug in the same way);
 - ``trains_on_validation``: the stage trains on training + validation examples and does not
   validate (contrastive pairs: nothing is held out, nothing early-stops);
-- ``closed_form`` with ``solve(...)``: fit the head without the loop (the L-BFGS probe);
+- ``closed_form`` with ``solve(...)``: fit the head without the loop (the L-BFGS probe; zero-shot's class
+  embeddings), given the pooled features, the labels and the class names;
 - class defaults: ``pretrained`` (False for a from-scratch baseline), ``default_lr`` (or ``lr_for``),
   ``default_head_lr`` (None: the head uses ``lr``), ``default_epochs``, ``default_min_steps`` (the
   planned epochs grow until the run makes this many updates), ``default_monitor`` (what decides which
   epoch's weights are kept when ``TrainConfig.monitor`` is unset: ``val_acc`` early-stops and restores
   the best epoch, ``none`` keeps the last), ``starts_fitted`` (the stage starts from a fitted model, so
-  its starting weights are an early-stopping candidate);
+  its starting weights are an early-stopping candidate), ``uses_labels`` (False: nothing is learned from the
+  labels, as in zero-shot);
 - ``terms()``: loss terms added to the stage's data term (a guard such as ``l2sp``, a domain-adaptation
   term such as ``coral``: ``headstart/terms/``); each may prepare once, draw batches from an extra source
   of the fit context, own parameters and report its value per epoch;
@@ -100,6 +102,8 @@ class Strategy(ABC):
     closed_form: ClassVar[bool] = False
     starts_fitted: ClassVar[bool] = False
     trains_on_validation: ClassVar[bool] = False
+    #: False for a strategy that learns nothing from the labels (zero-shot: class names only)
+    uses_labels: ClassVar[bool] = True
     behaviour_version: ClassVar[int] = 1
     #: what a run trains besides the head (so what a saved model keeps), declared for the registry-wide contract
     #: tests: ``"head"`` (nothing else), ``"top-k"`` (the top ``k`` blocks), ``"body"`` (every block),
@@ -135,9 +139,10 @@ class Strategy(ABC):
         return {t.source for s in self.stages() for t in s.terms() if t.source is not None}
 
     def solve(self, model: AdaptedModel, x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor,
-              y_val: np.ndarray, *, seed: int = 0) -> dict[str, Any]:
-        """A ``closed_form`` stage fits the head here (pooled features in, chosen settings and held-out
-        estimates out: ``val_loss``, ``val_acc``, ...)."""
+              y_val: np.ndarray, *, seed: int = 0, classes: tuple[str, ...] = ()) -> dict[str, Any]:
+        """A ``closed_form`` stage fits the head here: pooled features and labels in (``classes``: the class names,
+        in label order), chosen settings and held-out estimates out (``val_loss``, ``val_acc``, ...; ``note``:
+        one line for the run's record saying what was chosen and how)."""
         raise NotImplementedError(f"{self.spec} declares closed_form but does not implement solve()")
 
     def lr_for(self, backbone: Any) -> float:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,7 +63,7 @@ class Probe(Strategy):
         return ParamPlan({})
 
     def solve(self, model: AdaptedModel, x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor,
-              y_val: np.ndarray, *, seed: int = 0) -> dict[str, float]:
+              y_val: np.ndarray, *, seed: int = 0, classes: tuple[str, ...] = ()) -> dict[str, Any]:
         """Fit the head in closed form; returns the chosen C and its held-out loss and accuracy.
 
         C is chosen by held-out log-loss (a proper scoring rule: on a few examples accuracy ties often).
@@ -73,7 +74,14 @@ class Probe(Strategy):
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1 if x_train.numel() + x_val.numel() <= SMALL else None):
-            return self._solve(model, x_train, y_train, x_val, y_val, seed=seed)
+            chosen = self._solve(model, x_train, y_train, x_val, y_val, seed=seed)
+        if chosen.get("folds") == 0:
+            how = f"default (too few examples per class to cross-validate on {chosen['on']})"
+        elif "folds" in chosen:
+            how = f"{chosen['folds']}-fold cross-validation on {chosen['on']}, then refit on the same"
+        else:
+            how = "on the validation split"
+        return {**chosen, "note": f"L-BFGS logistic regression, C={chosen['C']:g} chosen by {how}"}
 
     def _solve(self, model: AdaptedModel, x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor,
                y_val: np.ndarray, *, seed: int = 0) -> dict[str, float]:

@@ -166,14 +166,9 @@ def _solve(model: AdaptedModel, stage, train: Task, val: Task, cfg: TrainConfig,
     at = model.features_start
     feats = [stack_states(cache.states(model, at, t, range(len(t)), batch_size=cfg.eval_batch_size, device=device))
              ["features"].cpu() for t in (train, val)]
-    chosen = stage.solve(model, feats[0], train.labels, feats[1], val.labels, seed=cfg.seed)
+    chosen = stage.solve(model, feats[0], train.labels, feats[1], val.labels, seed=cfg.seed, classes=train.classes)
     result.trainable_params = max(result.trainable_params, count_trainable(model))
     result.best_val_loss, result.best_val_acc = chosen["val_loss"], chosen["val_acc"]  # held-out estimates
     result.stop_reason = StopReason.SOLVED
-    if chosen.get("folds") == 0:
-        how = f"default (too few examples per class to cross-validate on {chosen['on']})"
-    elif "folds" in chosen:
-        how = f"{chosen['folds']}-fold cross-validation on {chosen['on']}, then refit on the same"
-    else:
-        how = "on the validation split"
-    result.notes.append(f"{stage.spec}: L-BFGS logistic regression, C={chosen['C']:g} chosen by {how}")
+    if chosen.get("note"):
+        result.notes.append(f"{stage.spec}: {chosen['note']}")

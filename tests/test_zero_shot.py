@@ -1,0 +1,115 @@
+"""``zero-shot``: no training, each class its name's prompt embedding; for images through a CLIP checkpoint's text
+tower, where its predictions must be CLIP's own (the argmax of ``logits_per_image`` for the same prompts)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import transformers as tf
+from PIL import Image
+
+from headstart import Adapter
+from headstart.data import Task
+from headstart.errors import HeadstartError
+
+WORDS = ["a", "photo", "of", "the", "red", "blue", "green", "square", "circle", "thing", "."]
+
+
+def _clip_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    vocab = {tok: i for i, tok in enumerate(["<pad>", "<unk>", "<bos>", "<eos>", *WORDS])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace()])
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A <eos>",
+                                                       special_tokens=[("<bos>", 2), ("<eos>", 3)])
+    return tf.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>",
+                                      eos_token="<eos>")
+
+
+def _clip_folder(folder):
+    """A tiny CLIP checkpoint with its tokenizer and image processor, as save_pretrained leaves them."""
+    tokenizer = _clip_tokenizer()
+    config = tf.CLIPConfig(
+        text_config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37,
+                     "vocab_size": len(tokenizer), "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3,
+                     "max_position_embeddings": 16},
+        vision_config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37,
+                       "image_size": 32, "patch_size": 8}, projection_dim=16)
+    torch.manual_seed(0)
+    model = tf.CLIPModel(config).eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    processor = tf.CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor.save_pretrained(folder)
+    return model, tokenizer, processor
+
+
+def _images(n=8):
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 255, size=(36, 40, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def test_clip_zero_shot_predicts_what_clip_itself_predicts(tmp_path):
+    model, tokenizer, processor = _clip_folder(tmp_path)
+    images, labels = _images(), np.array([0, 1] * 4)
+    task = Task(images, labels, ("red square", "blue circle"), "image", "toy")
+    clf = Adapter(f"hf:{tmp_path}", "zero-shot", feature_cache=None, templates=("a photo of a {}.",)).fit(task)
+    prompts = tokenizer(["a photo of a red square.", "a photo of a blue circle."], padding=True, return_tensors="pt")
+    pixels = processor([Image.fromarray(i) for i in images], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        theirs = model(pixel_values=pixels, **prompts).logits_per_image.argmax(1).numpy()
+    ours = clf.predict_proba(images).argmax(1)
+    assert (ours == theirs).all()
+    assert any("no training: 2 classes × 1 prompts" in n for n in clf.result_.notes)
+    again = Adapter.load(clf.save(tmp_path / "saved"))
+    assert again.predict_proba(images) == pytest.approx(clf.predict_proba(images), abs=1e-6)
+
+
+def test_text_zero_shot_ranks_classes_by_cosine_to_their_prompts(text_task):
+    from .conftest import tiny_backbone
+
+    backbone = tiny_backbone("minilm-l6")
+    clf = Adapter(lambda p: tiny_backbone("minilm-l6", p), "zero-shot", feature_cache=None).fit(text_task)
+    feats = torch.nn.functional.normalize(backbone.embed(list(text_task.inputs)), dim=-1)
+    prompts = torch.nn.functional.normalize(backbone.embed([f"{c}." for c in ("pos", "neg")]), dim=-1)
+    prompts2 = torch.nn.functional.normalize(backbone.embed([f"This text is about {c}." for c in ("pos", "neg")]),
+                                             dim=-1)
+    rows = torch.nn.functional.normalize(prompts + prompts2, dim=-1)
+    expected = (feats @ rows.T).argmax(1).numpy()
+    assert (clf.predict_proba(list(text_task.inputs)).argmax(1) == expected).all()
+
+
+def test_classes_that_are_codes_are_refused_rather_than_compared(text_task):
+    from .conftest import tiny_backbone
+
+    coded = Task(text_task.inputs, text_task.labels, ("0", "1"), "text", "toy")
+    with pytest.raises(HeadstartError, match=r"these classes are codes \(0, 1\); give the labels as words"):
+        Adapter(lambda p: tiny_backbone("minilm-l6", p), "zero-shot", feature_cache=None).fit(coded)
+
+
+def test_an_image_model_without_a_text_tower_is_refused():
+    from .conftest import tiny_backbone
+
+    task = Task(_images(), np.array([0, 1] * 4), ("red", "blue"), "image", "toy")
+    with pytest.raises(HeadstartError, match="embeds images only; zero-shot by class name needs .* a CLIP checkpoint"):
+        Adapter(lambda p: tiny_backbone("mobilenetv2", p), "zero-shot", feature_cache=None).fit(task)
+
+
+def test_a_template_without_its_placeholder_is_refused():
+    from headstart.strategies import create_strategy
+
+    with pytest.raises(HeadstartError, match="must hold {} once"):
+        create_strategy("zero-shot", templates=("a photo",))
+
+
+@pytest.mark.integration
+def test_minilm_zero_shot_tells_topics_apart_by_their_names():
+    texts = ["The striker scored twice in the final minutes of the match.", "Our team won the league on Sunday.",
+             "The goalkeeper saved a penalty.", "Whisk the eggs with sugar, then fold in the flour.",
+             "Simmer the sauce for ten minutes and add basil.", "Bake the bread at 220 degrees."] * 2
+    labels = np.array([0, 0, 0, 1, 1, 1] * 2)
+    task = Task(texts, labels, ("sports", "cooking"), "text", "topics")
+    clf = Adapter("minilm-l6", "zero-shot", feature_cache=None).fit(task)
+    assert (clf.predict(texts) == np.array(["sports", "cooking"])[labels]).mean() == 1.0
