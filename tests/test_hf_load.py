@@ -40,7 +40,14 @@ def hub(tmp_path, monkeypatch):
 
     cache = tmp_path / "hub"
     repo = cache / "models--org--tiny"
-    _tiny_bert(repo / "snapshots" / COMMIT)
+    snapshot = repo / "snapshots" / COMMIT
+    _tiny_bert(snapshot)
+    (snapshot / "modules.json").write_text(json.dumps([  # a sentence-transformers repo that pools CLS, normalised
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]))
+    (snapshot / "1_Pooling").mkdir()
+    (snapshot / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(COMMIT)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
@@ -55,6 +62,7 @@ def test_a_hub_id_is_pinned_to_the_commit_its_branch_resolves_to(hub, tmp_path):
     assert pin("minilm-l6") == "minilm-l6" and pin(f"hf:{hub}") == f"hf:{hub}"  # packaged and folders: as they are
     backbone = create_backbone(f"hf:org/tiny@{COMMIT}")
     assert backbone.source == f"Hugging Face hub @ {COMMIT}"
+    assert backbone.pool_id == "cls+normalize"  # its pooling files are read from the same commit
 
 
 TEXTS = ["a good film", "great fun", "love this movie", "bad plot", "awful and dull", "hate it"] * 2

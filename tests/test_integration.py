@@ -43,6 +43,8 @@ def test_cli_lists_packaged_backbones_as_available_offline():
     for name in ("minilm-l6", "mobilenetv2", "efficientnet-lite0"):
         line = next(line for line in out.splitlines() if line.startswith(name))
         assert "yes (" in line
+    families = next(line for line in out.splitlines() if line.startswith("hf: families"))
+    assert "deberta-v2" in families and "clip" in families and "swin" in families
 
 
 def _cli(*args, check=True):

@@ -113,3 +113,19 @@ def test_minilm_zero_shot_tells_topics_apart_by_their_names():
     task = Task(texts, labels, ("sports", "cooking"), "text", "topics")
     clf = Adapter("minilm-l6", "zero-shot", feature_cache=None).fit(task)
     assert (clf.predict(texts) == np.array(["sports", "cooking"])[labels]).mean() == 1.0
+
+
+def test_with_no_training_inputs_the_head_assumes_unit_length_features():
+    """Budget 0 gives zero-shot no inputs at all: the class rows then carry the encoder's scale as they are."""
+    from headstart.strategies import create_strategy
+    from headstart.train.model import AdaptedModel
+
+    from .conftest import tiny_backbone
+
+    model = AdaptedModel(tiny_backbone("minilm-l6"), 2)
+    empty = torch.empty(0, model.backbone.feature_dim)
+    out = create_strategy("zero-shot").solve(model, empty, np.array([]), empty, np.array([]), classes=("good", "bad"))
+    assert out["val_acc"] is None
+    norms = model.head.weight.norm(dim=1)
+    assert torch.allclose(norms, torch.full_like(norms, model.backbone.zero_shot_scale), atol=1e-4)
+    assert torch.equal(model.head.bias, torch.zeros(2))

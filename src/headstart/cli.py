@@ -39,6 +39,11 @@ def _cmd_backbones(args: argparse.Namespace) -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    from .backbones.hf_families import supported_types
+    from .backbones.hf_vision_families import vision_types
+
+    print(f"\nhf: families (`headstart backbones hf:ID` checks one): text {', '.join(supported_types())}; "
+          f"images {', '.join(vision_types())}")
 
 
 def _cmd_fetch(args: argparse.Namespace) -> None:

@@ -75,7 +75,10 @@ class ZeroShot(Strategy):
         backbone = model.backbone
         templates = self.templates or TEMPLATES[backbone.modality]
         rows = prompt_embeddings(backbone, classes, templates)
-        scale = float(backbone.zero_shot_scale) / float(x_train.norm(dim=-1).mean().clamp(min=1e-6))
+        # features are not unit length: the training inputs' mean norm (their labels unused) sets the temperature;
+        # with no training inputs, unit length is assumed (the ranking, so every prediction, is the same either way)
+        norm = float(x_train.norm(dim=-1).mean().clamp(min=1e-6)) if len(x_train) else 1.0
+        scale = float(backbone.zero_shot_scale) / norm
         with torch.no_grad():
             model.head.weight.copy_((rows * scale).to(model.head.weight))
             model.head.bias.zero_()
