@@ -143,6 +143,23 @@ def _cmd_advise(args: argparse.Namespace) -> None:
         print(f"  - {reason}")
 
 
+def _cmd_rank(args: argparse.Namespace) -> None:
+    from .data import load_task
+    from .race.rank import format_ranking, parse_candidate, rank_backbones
+    from .strategies import split_entries
+
+    candidates = [parse_candidate(c) for c in split_entries(args.backbones)]  # bad names refused before any work
+    task = load_task(args.data, text_column=args.text_column, label_column=args.label_column,
+                     encoding=args.encoding, strict=args.strict, normalize_labels=args.normalize_labels)
+
+    def progress(row) -> None:
+        if not args.json:
+            print(f"  {row.label}: {'not usable' if row.error else 'scored'} in {row.seconds:.0f}s", file=sys.stderr)
+
+    rows = rank_backbones(task, candidates, subset=args.subset, seed=args.split_seed, on_candidate=progress)
+    print(json.dumps([r.to_dict() for r in rows], indent=2) if args.json else format_ranking(rows))
+
+
 def _cmd_report(args: argparse.Namespace) -> None:
     from .report import write_report
 
@@ -191,6 +208,18 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     data_options(p)
     p.set_defaults(func=_cmd_advise)
+
+    p = sub.add_parser("rank", help="which backbones to race: LogME, H-score and probe accuracy on frozen features of "
+                                    "the pool (about a minute each)")
+    p.add_argument("data", help="a named example, a CSV/TSV/JSONL/.npz file, or an image folder")
+    p.add_argument("--backbones", required=True, help="comma-separated candidates, each with options of its own: "
+                   "minilm-l6,hf:BAAI/bge-small-en-v1.5 or mobilenetv2[image_size=64],efficientnet-lite0")
+    p.add_argument("--subset", type=int, default=1000, help="pool examples to measure on (default 1000)")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="seed of the split; only its pool is looked at (default 0)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    data_options(p)
+    p.set_defaults(func=_cmd_rank)
 
     p = sub.add_parser("report", help="rebuild a race folder's report from its store (also while compare still runs)")
     p.add_argument("folder", help="a folder written by `headstart compare --out`")
