@@ -129,3 +129,71 @@ def test_with_no_training_inputs_the_head_assumes_unit_length_features():
     norms = model.head.weight.norm(dim=1)
     assert torch.allclose(norms, torch.full_like(norms, model.backbone.zero_shot_scale), atol=1e-4)
     assert torch.equal(model.head.bias, torch.zeros(2))
+
+
+def test_a_fit_without_examples_builds_zero_shot_from_the_class_names_alone(tmp_path):
+    model, tokenizer, processor = _clip_folder(tmp_path)
+    clf = Adapter(f"hf:{tmp_path}", "zero-shot", feature_cache=None).fit(None, classes=["red square", "blue circle"])
+    assert list(clf.classes_) == ["red square", "blue circle"] and clf.modality_ == "image"
+    assert set(clf.predict(_images(4))) <= {"red square", "blue circle"}
+    assert any("class names alone" in n for n in clf.result_.notes)
+    again = Adapter.load(clf.save(tmp_path / "saved"))
+    assert again.predict_proba(_images(4)) == pytest.approx(clf.predict_proba(_images(4)), abs=1e-6)
+
+
+@pytest.mark.parametrize(("strategy", "kwargs", "says"), [
+    ("probe", {"classes": ["a", "b"]}, "probe learns from labelled examples; give some"),
+    ("zero-shot", {}, "needs the class names, at least two"),
+    ("zero-shot", {"classes": ["a", "a"]}, "must differ"),
+])
+def test_a_fit_without_examples_says_what_it_needs(strategy, kwargs, says):
+    from .conftest import tiny_backbone
+
+    with pytest.raises(HeadstartError, match=says):
+        Adapter(lambda p: tiny_backbone("minilm-l6", p), strategy).fit(None, **kwargs)
+
+
+def test_classes_beside_examples_are_refused(text_task):
+    with pytest.raises(HeadstartError, match="classes= is for a fit without examples"):
+        Adapter("minilm-l6", "zero-shot").fit(text_task, classes=["a", "b"])
+
+
+def test_the_race_runs_clip_zero_shot_at_budget_zero_and_only_it(tmp_path):
+    from headstart.race import RaceSpec, run_race
+
+    _clip_folder(tmp_path / "clip")
+    rng = np.random.default_rng(2)
+    images = [rng.integers(0, 255, size=(36, 36, 3), dtype=np.uint8) for _ in range(80)]
+    task = Task(images, np.array([0, 1] * 40), ("red square", "blue circle"), "image", "shapes")
+    spec = RaceSpec("shapes", f"hf:{tmp_path / 'clip'}", strategies=["zero-shot", "probe"], budgets=[0, 4], seeds=1,
+                    train_options={"epochs": 1})
+    assert spec.skipped() == ("at 0 labels per class only zero-shot runs: probe learns from labels and starts at the "
+                              "next budget.")
+    records = run_race(spec, tmp_path / "race", task=task, progress=False)
+    ran = sorted((r["strategy"], r["budget"]) for r in records)
+    assert ran == [("probe", 4), ("zero-shot", 0), ("zero-shot", 4)]
+    zero = next(r for r in records if r["budget"] == 0)
+    assert zero["n_train"] == zero["n_val"] == 0 and zero["per_class"] == 0
+    from headstart.report import write_report
+
+    assert write_report(tmp_path / "race").is_file()  # the learning curve starts at 0 labels
+
+
+def test_a_zero_budget_with_only_strategies_that_need_labels_is_refused():
+    from headstart.race import RaceSpec
+
+    with pytest.raises(HeadstartError, match="A budget of 0 labels per class runs only strategies that learn nothing"):
+        RaceSpec("toy", "minilm-l6", strategies=["probe", "full"], budgets=[0, 8])
+
+
+@pytest.mark.integration
+def test_headstart_fit_at_budget_zero_builds_zero_shot_from_the_class_names(tmp_path, capsys):
+    import json
+
+    from headstart.cli import main
+
+    main(["fit", "rotten-tomatoes", "--strategy", "zero-shot", "--budget", "0", "--out", str(tmp_path / "m"),
+          "--json", "--quiet"])
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["train"] == summary["val"] == 0 and 0.0 <= summary["test_accuracy"] <= 1.0
+    assert (tmp_path / "m" / "adapter.safetensors").is_file()

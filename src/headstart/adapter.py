@@ -110,13 +110,22 @@ class Adapter(ClassifierMixin, BaseEstimator):
         return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)})
 
     # -- fitting -------------------------------------------------------------------------------
-    def fit(self, X: Task | Sequence[Any], y: Sequence[Any] | None = None, *,
+    def fit(self, X: Task | Sequence[Any] | None, y: Sequence[Any] | None = None, *,
             val: Task | tuple[Sequence[Any], Sequence[Any]] | None = None,
-            target: Task | Sequence[Any] | None = None) -> Adapter:
+            target: Task | Sequence[Any] | None = None, classes: Sequence[str] | None = None) -> Adapter:
         """Train on ``X`` (a ``Task``, or inputs with labels ``y``); validate on ``val``, or on a quarter of
         each class held out of ``X`` (exact duplicates kept on one side). ``target``: unlabelled examples of
-        the deployment domain, for a domain-adaptation term (``coral``); their labels, if any, are never read."""
+        the deployment domain, for a domain-adaptation term (``coral``); their labels, if any, are never read.
+
+        ``X=None`` with ``classes``: a strategy that learns nothing from labels (``zero-shot``) from the class
+        names alone, e.g. ``Adapter("hf:openai/clip-vit-base-patch32", "zero-shot").fit(None, classes=["cat",
+        "dog"])``."""
         self._check_params()
+        if X is None:
+            return self._fit_without_examples(classes)
+        if classes is not None:
+            raise HeadstartError("classes= is for a fit without examples (X=None, zero-shot); with examples the "
+                                 "classes are their labels.")
         train = self._as_task(X, y, "X")
         sources = {} if target is None else {"target": self._unlabelled(target, train)}
         if val is None:
@@ -148,6 +157,46 @@ class Adapter(ClassifierMixin, BaseEstimator):
         self.task_name_ = train.name
         return self
 
+    def _fit_without_examples(self, classes: Sequence[str] | None) -> Adapter:
+        from .strategies import fit_without_examples
+
+        if classes is None or isinstance(classes, str) or len(classes) < 2:
+            raise HeadstartError("A fit without examples (X=None) needs the class names, at least two: "
+                                 "classes=['cat', 'dog'].")
+        names = tuple(str(c) for c in classes)
+        if len(set(names)) != len(names):
+            raise HeadstartError(f"The class names must differ; {names} repeats one.")
+        if self.warm_start and hasattr(self, "model_"):
+            raise HeadstartError("warm_start continues a fitted model on new examples; a fit without examples "
+                                 "builds a new one: set warm_start=False.")
+        cfg = self._train_config()
+        strategy = create_strategy(self.strategy, **(self.strategy_options or {}))
+        if strategy.uses_labels:  # before a backbone is loaded
+            raise HeadstartError(f"{strategy.spec} learns from labelled examples; give some (X and y), or use "
+                                 "zero-shot, which needs only the class names.")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            model = self._new_model(strategy, len(names), None)
+            prepare_model(model, strategy)
+            self.result_ = fit_without_examples(model, strategy, names, cfg)
+        self.model_, self.strategy_, self.config_ = model.eval(), strategy, cfg
+        self.classes_ = np.asarray(names)
+        self.modality_ = model.backbone.modality
+        self.task_name_ = "classes"
+        return self
+
+    def _new_model(self, strategy: Strategy, n_classes: int, modality: str | None) -> AdaptedModel:
+        """A new model on a freshly built backbone (checked against the data's ``modality`` when there are data)."""
+        name = pin(self.backbone)  # a hub id: the commit it resolves to now, which the saved model then names
+        backbone = resolve_backbone(name, strategy.pretrained, **(self.backbone_options or {}))
+        self.backbone_name_ = name if isinstance(name, str) else None
+        if modality is not None and backbone.modality != modality:
+            raise HeadstartError(f"{backbone.name} is a {backbone.modality} model but the data are "
+                                 f"{modality}s; pick a {modality} backbone (`headstart backbones`).")
+        self.backbone_identity_ = backbone.identity()
+        self.heads_ = {}
+        return AdaptedModel(backbone, n_classes)
+
     def _model_for(self, strategy: Strategy, train: Task) -> AdaptedModel:
         """A new model on a freshly built backbone, or (``warm_start``) the fitted one, with a new head for new
         classes (the old head kept under the earlier task's name)."""
@@ -162,15 +211,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
                 model.new_head(len(train.classes), keep_as=name)
                 self.heads_ = {**getattr(self, "heads_", {}), name: list(old)}
             return model.train()
-        name = pin(self.backbone)  # a hub id: the commit it resolves to now, which the saved model then names
-        backbone = resolve_backbone(name, strategy.pretrained, **(self.backbone_options or {}))
-        self.backbone_name_ = name if isinstance(name, str) else None
-        if backbone.modality != train.modality:
-            raise HeadstartError(f"{backbone.name} is a {backbone.modality} model but the data are "
-                                 f"{train.modality}s; pick a {train.modality} backbone (`headstart backbones`).")
-        self.backbone_identity_ = backbone.identity()
-        self.heads_ = {}
-        return AdaptedModel(backbone, len(train.classes))
+        return self._new_model(strategy, len(train.classes), train.modality)
 
     # -- predicting ----------------------------------------------------------------------------
     def predict_proba(self, X: Task | Sequence[Any]) -> np.ndarray:

@@ -67,6 +67,8 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
                 found = advise(data.task, spec.backbone, backbone_options=spec.backbone_options,
                                seed=spec.split_seed, pool=data.splits.pool).to_dict()
                 store.set_meta("advice", {**found, **wanted})
+    if spec.skipped() and not quiet:
+        print(spec.skipped(), file=sys.stderr)
     records = run_race(spec, out, data=data, progress=not quiet, trackers=trackers, executor=executor)
     report = write_report(out)
     if as_json:  # the summary the report wrote: one place builds it
@@ -177,7 +179,7 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("--strategies", help="comma-separated (default: scratch,probe,partial:2,full,lora); an entry "
                    "may carry options of its own, so variants race side by side: full,full[head_init=random]")
     p.add_argument("--budgets", help="labelled examples per class, validation included; comma-separated, 'all' "
-                   "allowed (default: sized to the data)")
+                   "allowed, 0 for zero-shot alone (default: sized to the data)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per strategy and budget (default 3)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the pool/selection/test split (default 0)")
     p.add_argument("--test", help="your own test file (same format and columns as DATA): the test set, never "

@@ -111,7 +111,10 @@ def _cmd_fit(args: argparse.Namespace) -> None:
                       progress=not args.quiet, callbacks=callbacks, **options)
     target = None if args.target is None else load_unlabelled(args.target, task.classes, task.modality,
                                                               text_column=args.text_column, encoding=args.encoding)
-    adapter.fit(task.subset(train_idx), val=task.subset(val_idx), target=target)
+    if parse_budget(args.budget) == 0:  # no labels: zero-shot from the class names alone
+        adapter.fit(None, classes=task.classes)
+    else:
+        adapter.fit(task.subset(train_idx), val=task.subset(val_idx), target=target)
     from .train.distributed import is_main_process
 
     if not is_main_process():  # under `accelerate launch`: every process trained the same model; one writes it
@@ -244,7 +247,8 @@ def add_train_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("data", help="a named example, a CSV/TSV/JSONL/.npz file, or an image folder")
     add_common_training_flags(p)
     p.add_argument("--strategy", default="probe", help=f"one of: {strategy_help()} (`headstart options NAME`)")
-    p.add_argument("--budget", default="all", help="labelled examples per class to train on, or 'all'")
+    p.add_argument("--budget", default="all", help="labelled examples per class to train on, or 'all' (0: none, "
+                   "for zero-shot)")
     p.add_argument("--seed", type=int, help="seed of the budget draw and the training (default 0)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split (default 0)")
     p.add_argument("--out", required=True, help="folder to save the adapted model in")

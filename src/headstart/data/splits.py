@@ -119,7 +119,8 @@ def make_splits(task: Task, *, selection_fraction: float = 0.2, test_fraction: f
 
 
 def parse_budget(value: str | int | None) -> int | None:
-    """``"all"``/``None`` -> ``None`` (the whole pool); an integer >= 2 -> labelled examples per class."""
+    """``"all"``/``None`` -> ``None`` (the whole pool); ``0`` (no labels: only strategies that learn nothing from
+    them run, zero-shot) or an integer >= 2 -> labelled examples per class."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
         return None
     try:
@@ -128,11 +129,11 @@ def parse_budget(value: str | int | None) -> int | None:
         n = int(value)
     except (TypeError, ValueError, OverflowError):
         raise HeadstartError(
-            f"A label budget is labelled examples per class (an integer, at least 2) or 'all'. Got {value!r}."
+            f"A label budget is labelled examples per class (an integer, 0 or at least 2) or 'all'. Got {value!r}."
         ) from None
-    if n < 2:
-        raise HeadstartError(f"A label budget must be at least 2 examples per class (one to train on, one to "
-                             f"validate on). Got {n}.")
+    if n != 0 and n < 2:
+        raise HeadstartError(f"A label budget must be 0 (no labels: zero-shot) or at least 2 examples per class (one "
+                             f"to train on, one to validate on). Got {n}.")
     return n
 
 

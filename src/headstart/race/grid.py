@@ -80,6 +80,10 @@ class RaceSpec:
                                  f"count as what they mean): {same[0]!r} repeats an earlier entry of "
                                  f"{self.strategies}.")
         check_options(self.train_options, self.strategies)  # bad options fail before any work
+        if 0 in self.budgets and all(self.strategy(s).uses_labels for s in self.strategies):
+            raise HeadstartError("A budget of 0 labels per class runs only strategies that learn nothing from labels "
+                                 f"(zero-shot), and {', '.join(self.strategies)} all do: add zero-shot to the "
+                                 "strategies, or drop the budget 0.")
         needs = [s for s in self.strategies if "target" in self.strategy(s).sources()]
         if needs and self.target is None:
             verb = "trains" if len(needs) == 1 else "train"
@@ -102,8 +106,22 @@ class RaceSpec:
         return {k: v for k, v in self.options_for(name).items() if k in names}
 
     def runs(self) -> list[RunSpec]:
-        """Budget-major order: every strategy gets the small budgets first, so an early stop is informative."""
-        return [RunSpec(s, b, seed) for b in self.budgets for seed in range(self.seeds) for s in self.strategies]
+        """Budget-major order: every strategy gets the small budgets first, so an early stop is informative. At
+        budget 0 only the strategies that learn nothing from labels run (``skipped`` names the others)."""
+        return [RunSpec(s, b, seed) for b in self.budgets for seed in range(self.seeds) for s in self.strategies
+                if b != 0 or not self.strategy(s).uses_labels]
+
+    def skipped(self) -> str | None:
+        """One sentence naming the entries that do not run at some budget, and why (None: every entry runs)."""
+        if 0 not in self.budgets:
+            return None
+        need = [s for s in self.strategies if self.strategy(s).uses_labels]
+        run = [s for s in self.strategies if not self.strategy(s).uses_labels]
+        if not need:
+            return None
+        return (f"at 0 labels per class only {', '.join(run)} run{'s' if len(run) == 1 else ''}: "
+                f"{', '.join(need)} learn{'s' if len(need) == 1 else ''} from labels and "
+                f"start{'s' if len(need) == 1 else ''} at the next budget.")
 
     def run_identity(self, run: RunSpec, data_fingerprint: str, test_fingerprint: str | None = None,
                      target_fingerprint: str | None = None) -> dict[str, Any]:

@@ -37,12 +37,16 @@ def learning_curve(rows: list[Row], path: Path, title: str, chance: float | None
         ax.fill_between(x, y - s, y + s, color=line.get_color(), alpha=0.15)
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle=":", linewidth=1.2, label=f"chance (majority class) {chance:.3f}")
-    ax.set_xscale("log")
     xs = sorted({round(r.per_class) for r in rows})
+    if xs and xs[0] == 0:  # a zero-label budget (zero-shot): linear from 0 to 1, log beyond
+        ax.set_xscale("symlog", linthresh=1, linscale=0.5)
+    else:
+        ax.set_xscale("log")
     ax.xaxis.set_major_locator(FixedLocator(xs))
     ax.xaxis.set_major_formatter(FixedFormatter([str(v) for v in xs]))
     ax.xaxis.set_minor_formatter(NullFormatter())  # log axes label minor ticks too (2×10¹...): noise here
-    ax.set_xlabel("labelled examples per class, validation included (log scale)")
+    ax.set_xlabel("labelled examples per class, validation included (log scale" + (", 0 at the left)" if xs and
+                                                                                     xs[0] == 0 else ")"))
     ax.set_ylabel("test accuracy (mean ± std over seeds)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)

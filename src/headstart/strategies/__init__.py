@@ -13,7 +13,8 @@ from .base import (
                    split_entry,
                    strategy_help,
 )
-from .runner import fit_model, prepare_model
+from .runner import fit_model, fit_without_examples, prepare_model
 
-__all__ = ["ALIASES", "STRATEGIES", "Strategy", "base_name", "create_strategy", "fit_model", "list_strategies",
-           "prepare_model", "register_alias", "register_strategy", "split_entries", "split_entry", "strategy_help"]
+__all__ = ["ALIASES", "STRATEGIES", "Strategy", "base_name", "create_strategy", "fit_model", "fit_without_examples",
+           "list_strategies", "prepare_model", "register_alias", "register_strategy", "split_entries", "split_entry",
+           "strategy_help"]

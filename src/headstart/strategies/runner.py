@@ -120,6 +120,31 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, c
     return result
 
 
+def fit_without_examples(model: AdaptedModel, strategy: Strategy, classes: tuple[str, ...],
+                         cfg: TrainConfig) -> FitResult:
+    """A strategy that learns nothing from labels (zero-shot) from the class names alone: no example is seen."""
+    if strategy.uses_labels or not all(s.closed_form for s in strategy.stages()):
+        raise HeadstartError(f"{strategy.spec} learns from labelled examples; give some, or use zero-shot, which "
+                             "needs only the class names.")
+    device = cfg.resolve_device()
+    model.to(device)
+    start_weights = snapshot(model.backbone, _may_train(model, strategy))
+    result = FitResult(strategy=strategy.spec)
+    tic = time.perf_counter()
+    empty, no_labels = torch.empty(0, model.backbone.feature_dim), np.zeros(0, dtype=np.int64)
+    for n, stage in enumerate(strategy.stages()):
+        _plan_stage(model, stage, cfg, result, n)
+        chosen = stage.solve(model, empty, no_labels, empty, no_labels, seed=cfg.seed, classes=tuple(classes))
+        result.trainable_params = max(result.trainable_params, count_trainable(model))
+        if chosen.get("note"):
+            result.notes.append(f"{stage.spec}: {chosen['note']}")
+    result.stop_reason = StopReason.SOLVED
+    result.notes.append("no labelled examples: the model was built from the class names alone")
+    result.seconds = time.perf_counter() - tic
+    result.delta = weight_distance(model.backbone, start_weights)
+    return result
+
+
 def _plan_stage(model: AdaptedModel, stage: Strategy, cfg: TrainConfig, result: FitResult,
                 n: int) -> tuple[list[dict], int]:
     """The stage's parameter groups; its rates and boundary join the record."""

@@ -309,7 +309,8 @@ function drawCurves() {
     series.push({ label: "chance (majority class)", stroke: "#b42318", width: 1, dash: [4, 4] });
   }
   makeChart("curves-chart", {
-    series, scales: { x: { time: false, distr: 3, log: 2 }, y: { range: [0, 1] } },
+    // log in labels per class; with a zero-label budget (zero-shot), asinh: linear near 0, log beyond
+    series, scales: { x: xs[0] === 0 ? { time: false, distr: 4, asinh: 1 } : { time: false, distr: 3, log: 2 }, y: { range: [0, 1] } },
     axes: [{ label: "labels per class" }, { label: "test accuracy" }],
   }, data);
   $("chosen-on").textContent = `${c.chosen_on} ${c.runs} runs.`;
