@@ -85,8 +85,44 @@ def test_classes_that_are_codes_are_refused_rather_than_compared(text_task):
     from .conftest import tiny_backbone
 
     coded = Task(text_task.inputs, text_task.labels, ("0", "1"), "text", "toy")
-    with pytest.raises(HeadstartError, match=r"these classes are codes \(0, 1\); give the labels as words"):
+    with pytest.raises(HeadstartError, match=r"but 0, 1 are codes; describe each class in words"):
         Adapter(lambda p: tiny_backbone("minilm-l6", p), "zero-shot", feature_cache=None).fit(coded)
+    half = {"0": ("a good review",)}  # described codes are fine; a code left undescribed is not
+    with pytest.raises(HeadstartError, match=r"but 1 is a code"):
+        Adapter(lambda p: tiny_backbone("minilm-l6", p), "zero-shot", feature_cache=None, descriptions=half).fit(coded)
+
+
+def test_described_classes_are_embedded_in_the_users_words(text_task):
+    from .conftest import tiny_backbone
+
+    backbone = tiny_backbone("minilm-l6")
+    coded = Task(text_task.inputs, text_task.labels, ("0", "1"), "text", "toy")
+    words = {"0": ("a good movie", "great fun"), "1": ("a bad movie",)}
+    clf = Adapter(lambda p: tiny_backbone("minilm-l6", p), "zero-shot", feature_cache=None, descriptions=words)
+    clf.fit(coded)
+    unit = torch.nn.functional.normalize
+    rows = torch.stack([unit(unit(backbone.embed(list(words[c])), dim=-1).mean(0), dim=0) for c in ("0", "1")])
+    expected = (unit(backbone.embed(list(coded.inputs)), dim=-1) @ rows.T).argmax(1).numpy()
+    assert (clf.predict_proba(list(coded.inputs)).argmax(1) == expected).all()
+    with pytest.raises(HeadstartError, match="name '2', which is not one of the classes"):
+        Adapter(lambda p: tiny_backbone("minilm-l6", p), "zero-shot", descriptions={"2": ("x",)}).fit(coded)
+
+
+def test_a_class_descriptions_file_is_read_line_by_line(tmp_path):
+    from headstart.data.descriptions import read_class_descriptions
+
+    good = tmp_path / "d.txt"
+    good.write_text("# what the labels mean\nfresh: a positive review | a film the critic loved\n\nrotten: a {} film\n")
+    assert read_class_descriptions(good) == {"fresh": ("a positive review", "a film the critic loved"),
+                                             "rotten": ("a {} film",)}
+    for text, says in [("fresh a review\n", "line 1: 'fresh a review' is not 'class: description"),
+                       ("a: x\na: y\n", "line 2: class 'a' is described twice"), ("# only\n", "describes no class")]:
+        bad = tmp_path / "bad.txt"
+        bad.write_text(text)
+        with pytest.raises(HeadstartError, match=says):
+            read_class_descriptions(bad)
+    with pytest.raises(HeadstartError, match="does not exist"):
+        read_class_descriptions(tmp_path / "missing.txt")
 
 
 def test_an_image_model_without_a_text_tower_is_refused():
@@ -194,6 +230,30 @@ def test_headstart_fit_at_budget_zero_builds_zero_shot_from_the_class_names(tmp_
 
     main(["fit", "rotten-tomatoes", "--strategy", "zero-shot", "--budget", "0", "--out", str(tmp_path / "m"),
           "--json", "--quiet"])
-    summary = json.loads(capsys.readouterr().out)
-    assert summary["train"] == summary["val"] == 0 and 0.0 <= summary["test_accuracy"] <= 1.0
+    names = json.loads(capsys.readouterr().out)
+    assert names["train"] == names["val"] == 0 and 0.0 <= names["test_accuracy"] <= 1.0
     assert (tmp_path / "m" / "adapter.safetensors").is_file()
+    # "fresh" and "rotten" say little to a sentence encoder; the user's words say what they mean (0.53 -> 0.68)
+    (tmp_path / "d.txt").write_text("fresh: a positive movie review | a film the critic loved\n"
+                                    "rotten: a negative movie review | a film the critic disliked\n")
+    main(["fit", "rotten-tomatoes", "--strategy", "zero-shot", "--budget", "0", "--out", str(tmp_path / "d"),
+          "--json", "--quiet", "--class-descriptions", str(tmp_path / "d.txt")])
+    described = json.loads(capsys.readouterr().out)
+    assert described["test_accuracy"] > names["test_accuracy"] + 0.08
+
+
+def test_the_class_descriptions_flag_reaches_zero_shot_and_only_it(tmp_path):
+    from headstart.cli import build_parser
+    from headstart.cli_train import train_options
+
+    file = tmp_path / "d.txt"
+    file.write_text("fresh: a positive movie review\nrotten: a negative movie review\n")
+    parse = build_parser().parse_args
+    args = parse(["compare", "rotten-tomatoes", "--out", str(tmp_path / "o"), "--strategies", "zero-shot,probe",
+                  "--class-descriptions", str(file)])
+    assert train_options(args)["zero-shot.descriptions"] == {"fresh": ("a positive movie review",),
+                                                             "rotten": ("a negative movie review",)}
+    args = parse(["fit", "rotten-tomatoes", "--out", str(tmp_path / "o"), "--strategy", "probe",
+                  "--class-descriptions", str(file)])
+    with pytest.raises(HeadstartError, match="--class-descriptions describes the classes for zero-shot"):
+        train_options(args)

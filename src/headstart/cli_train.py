@@ -33,6 +33,14 @@ def train_options(args: argparse.Namespace) -> dict[str, Any]:
     else:
         strategies = list(DEFAULT_STRATEGIES)
     options = {**opts, **parse_options(args.set, strategies)}
+    if getattr(args, "class_descriptions", None):
+        from .data.descriptions import read_class_descriptions
+        from .strategies import base_name
+
+        if "zero-shot" not in {base_name(s) for s in strategies}:
+            raise HeadstartError("--class-descriptions describes the classes for zero-shot, which is not among the "
+                                 f"strategies ({', '.join(strategies)}); add zero-shot, or drop the flag.")
+        options["zero-shot.descriptions"] = read_class_descriptions(args.class_descriptions)
     check_options(options, strategies)  # every value in its declared range, before any data are read
     return options
 
@@ -234,6 +242,8 @@ def add_common_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", action="store_true", help="label-preserving augmentation (bypasses the cache)")
     p.add_argument("--image-size", type=int, help="input resolution of a vision backbone (default: native)")
     p.add_argument("--max-length", type=int, help="maximum tokens per text (default 128)")
+    p.add_argument("--class-descriptions", metavar="FILE", help="for zero-shot: one line per class, 'class: "
+                   "description | another', prompts in your words instead of the class names")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any TrainConfig or strategy option, e.g. --set rank=4 --set patience=3")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

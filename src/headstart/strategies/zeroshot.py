@@ -8,8 +8,9 @@ sentence. The head's rows are the normalised mean prompt embedding of each class
 features gives ``‖f‖·cos(f, class)``: the same ranking as cosine. Its scale (the softmax temperature) is the
 encoder's own (CLIP's ``logit_scale``; 20 for a sentence encoder) over the mean feature norm of the
 training inputs, their labels unused: nothing labelled is learned, so the validation accuracy it reports is
-an honest held-out estimate. Class names that are codes (``0``, ``LABEL_3``) are refused rather than
-compared with.
+an honest held-out estimate. ``descriptions`` (``--class-descriptions FILE``) gives a class prompts in the
+user's words instead ("fresh" says little; "a positive movie review" says what it means). Class names that
+are codes (``0``, ``LABEL_3``) without descriptions are refused rather than compared with.
 """
 
 from __future__ import annotations
@@ -21,29 +22,52 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..declare import option
 from ..errors import HeadstartError
 from ..train.model import AdaptedModel, ParamPlan
 from .base import Strategy, register_strategy
 
-__all__ = ["ZeroShot", "prompt_embeddings"]
+__all__ = ["ZeroShot", "prompt_embeddings", "prompts_for"]
 
 TEMPLATES = {"text": ("{}.", "This text is about {}."),
              "image": ("a photo of a {}.", "a photo of the {}.", "an image of a {}.")}
 _CODE = re.compile(r"(label|class)?[\s_-]*\d+", re.IGNORECASE)
 
 
-def prompt_embeddings(backbone: Any, classes: tuple[str, ...], templates: tuple[str, ...]) -> torch.Tensor:
+def prompts_for(classes: tuple[str, ...], templates: tuple[str, ...],
+                descriptions: dict[str, tuple[str, ...]] | None = None) -> list[list[str]]:
+    """Per class, its prompts: its own descriptions when given (``{}`` in one is its name), else the templates
+    around its name. Codes without descriptions, and descriptions of classes the data lack, are refused."""
+    descriptions = descriptions or {}
+    unknown = sorted(set(descriptions) - {str(c) for c in classes})
+    if unknown:
+        raise HeadstartError(f"The class descriptions name {unknown[0]!r}, which is not one of the classes "
+                             f"({', '.join(map(str, classes))}); spell each class as the labels do.")
+    codes = [str(c) for c in classes if _CODE.fullmatch(str(c).strip()) and str(c) not in descriptions]
+    if classes and len(codes) == len(classes) or (codes and descriptions):
+        raise HeadstartError(f"zero-shot compares examples with their class names, but {', '.join(codes[:4])} "
+                             f"{'is a code' if len(codes) == 1 else 'are codes'}; describe each class in words "
+                             "(--class-descriptions FILE: 'positive: a glowing review'), give the labels as words, "
+                             "or use a strategy that learns from labelled examples (probe).")
+    out = []
+    for c in classes:
+        name = str(c).replace("_", " ").strip()
+        own = descriptions.get(str(c))
+        out.append([d.replace("{}", name) for d in own] if own else [t.format(name) for t in templates])
+    return out
+
+
+def prompt_embeddings(backbone: Any, classes: tuple[str, ...], templates: tuple[str, ...],
+                      descriptions: dict[str, tuple[str, ...]] | None = None) -> torch.Tensor:
     """One unit-length row per class: the mean of its prompts' normalised embeddings, normalised."""
-    codes = [c for c in classes if _CODE.fullmatch(str(c).strip())]
-    if classes and len(codes) == len(classes):
-        raise HeadstartError(f"zero-shot compares examples with their class names, but these classes are codes "
-                             f"({', '.join(map(str, classes[:4]))}); give the labels as words (e.g. 'positive', "
-                             "'negative'), or use a strategy that learns from labelled examples (probe).")
-    names = [str(c).replace("_", " ").strip() for c in classes]
-    prompts = [t.format(n) for n in names for t in templates]
-    emb = torch.nn.functional.normalize(backbone.embed_prompts(prompts).float(), dim=-1)
-    per_class = emb.view(len(names), len(templates), -1).mean(1)
-    return torch.nn.functional.normalize(per_class, dim=-1)
+    per_class = prompts_for(classes, templates, descriptions)
+    flat = [p for prompts in per_class for p in prompts]
+    emb = torch.nn.functional.normalize(backbone.embed_prompts(flat).float(), dim=-1)
+    rows, start = [], 0
+    for prompts in per_class:
+        rows.append(emb[start:start + len(prompts)].mean(0))
+        start += len(prompts)
+    return torch.nn.functional.normalize(torch.stack(rows), dim=-1)
 
 
 @register_strategy
@@ -58,10 +82,26 @@ class ZeroShot(Strategy):
     default_monitor = "none"
     templates: tuple[str, ...] = field(default=(), metadata={
         "help": "prompts, each with {} for the class name and no comma (default: by modality)"})
+    descriptions: dict[str, tuple[str, ...]] | None = option(
+        None, "per class name, texts that describe it, used as its prompts instead of the templates "
+        "(--class-descriptions FILE)", neutral=None)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.templates = tuple(str(t) for t in self.templates)
+        if self.descriptions is not None:
+            if not isinstance(self.descriptions, dict) or not self.descriptions:
+                raise HeadstartError("The 'descriptions' option of zero-shot maps each class name to its descriptions "
+                                     "(e.g. {'positive': ['a glowing review']}).")
+            clean = {}
+            for name, texts in self.descriptions.items():
+                texts = (texts,) if isinstance(texts, str) else texts
+                if not isinstance(texts, (list, tuple)) or not texts or not all(
+                        isinstance(t, str) and t.strip() for t in texts):
+                    raise HeadstartError(f"The 'descriptions' option of zero-shot gives class {name!r} no text; give "
+                                         "each class one or more non-empty descriptions.")
+                clean[str(name)] = tuple(t.strip() for t in texts)
+            self.descriptions = clean
         bad = [t for t in self.templates if t.count("{}") != 1]
         if bad:
             raise HeadstartError(f"The zero-shot template {bad[0]!r} must hold {{}} once, where the class name goes "
@@ -74,7 +114,7 @@ class ZeroShot(Strategy):
               y_val: np.ndarray, *, seed: int = 0, classes: tuple[str, ...] = ()) -> dict[str, Any]:
         backbone = model.backbone
         templates = self.templates or TEMPLATES[backbone.modality]
-        rows = prompt_embeddings(backbone, classes, templates)
+        rows = prompt_embeddings(backbone, classes, templates, self.descriptions)
         # features are not unit length: the training inputs' mean norm (their labels unused) sets the temperature;
         # with no training inputs, unit length is assumed (the ranking, so every prediction, is the same either way)
         norm = float(x_train.norm(dim=-1).mean().clamp(min=1e-6)) if len(x_train) else 1.0
@@ -82,9 +122,12 @@ class ZeroShot(Strategy):
         with torch.no_grad():
             model.head.weight.copy_((rows * scale).to(model.head.weight))
             model.head.bias.zero_()
+        first = prompts_for(classes[:1], templates, {k: v for k, v in (self.descriptions or {}).items()
+                                                     if k == str(classes[0])})[0][0]
+        how = (f"{len(self.descriptions)} described in the user's words, the rest" if self.descriptions
+               else f"{len(classes)} classes")
         out: dict[str, Any] = {"val_loss": None, "val_acc": None,
-                               "note": f"no training: {len(classes)} classes × {len(templates)} prompts, "
-                                       f"e.g. {templates[0].format(str(classes[0]))!r}"}
+                               "note": f"no training: {how} × {len(templates)} prompts, e.g. {first!r}"}
         if len(x_val):
             with torch.no_grad():
                 logits = model.head(x_val.to(model.head.weight))
