@@ -257,3 +257,11 @@ def test_the_class_descriptions_flag_reaches_zero_shot_and_only_it(tmp_path):
                   "--class-descriptions", str(file)])
     with pytest.raises(HeadstartError, match="--class-descriptions describes the classes for zero-shot"):
         train_options(args)
+
+
+def test_a_code_beside_a_word_is_compared_by_its_name(text_task):
+    from .conftest import tiny_backbone
+
+    mixed = Task(text_task.inputs, text_task.labels, ("0", "positive"), "text", "toy")
+    clf = Adapter(lambda p: tiny_backbone("minilm-l6", p), "zero-shot", feature_cache=None).fit(mixed)
+    assert any("e.g. '0.'" in n for n in clf.result_.notes)

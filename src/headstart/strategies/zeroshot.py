@@ -122,8 +122,7 @@ class ZeroShot(Strategy):
         with torch.no_grad():
             model.head.weight.copy_((rows * scale).to(model.head.weight))
             model.head.bias.zero_()
-        first = prompts_for(classes[:1], templates, {k: v for k, v in (self.descriptions or {}).items()
-                                                     if k == str(classes[0])})[0][0]
+        first = prompts_for(classes, templates, self.descriptions)[0][0]
         how = (f"{len(self.descriptions)} described in the user's words, the rest" if self.descriptions
                else f"{len(classes)} classes")
         out: dict[str, Any] = {"val_loss": None, "val_acc": None,
