@@ -59,6 +59,23 @@ def main() -> None:
                   table(read_jsonl(RESULTS)))
 
 
+def _findings(rows: list[dict]) -> list[str]:
+    out = []
+    for data in sorted({r["data"] for r in rows}):
+        mine = {r["setting"]: r["test_acc"] for r in rows if r["data"] == data}
+        probe = mine.get("8 labels per class")
+        names, described = mine.get("class names"), mine.get("described")
+        if names is None or probe is None:
+            continue
+        text = f"{data}: zero-shot from the names {names:.3f}"
+        if described is not None:
+            text += f", described {described:.3f}"
+        best = max(v for v in (names, described) if v is not None)
+        text += f"; the probe at 8/class {probe:.3f} ({'below' if probe < best else 'above'} zero-shot's best)."
+        out.append(text)
+    return out
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| data | classes | strategy | setting | labels per class | test accuracy | fit seconds |",
              "|---|---|---|---|---|---|---|"]
@@ -70,8 +87,7 @@ def table(rows: list[dict]) -> str:
             "is the mean embedding of its prompts, from its name (\"This text is about fresh.\") or from "
             "descriptions in the user's words (`--class-descriptions`: \"a positive movie review | a film the critic "
             "loved\"); deterministic, so one seed. The probe at 8 labels per class (seed 0) shows what the first "
-            "labels buy. Class names that carry the meaning (negative / positive) need no descriptions; names that "
-            "do not (fresh / rotten) are near chance until described.\n\n" + "\n".join(lines)
+            "labels buy.\n\n" + "\n".join(lines) + "\n\n" + " ".join(_findings(rows))
             + "\n\nRows: `benchmarks/results/zero_shot.jsonl`.")
 
 
