@@ -158,7 +158,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
         return self
 
     def _fit_without_examples(self, classes: Sequence[str] | None) -> Adapter:
-        from .strategies import fit_without_examples
+        from .strategies.runner import check_label_free, fit_without_examples
 
         if classes is None or isinstance(classes, str) or len(classes) < 2:
             raise HeadstartError("A fit without examples (X=None) needs the class names, at least two: "
@@ -171,9 +171,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
                                  "builds a new one: set warm_start=False.")
         cfg = self._train_config()
         strategy = create_strategy(self.strategy, **(self.strategy_options or {}))
-        if strategy.uses_labels:  # before a backbone is loaded
-            raise HeadstartError(f"{strategy.spec} learns from labelled examples; give some (X and y), or use "
-                                 "zero-shot, which needs only the class names.")
+        check_label_free(strategy)  # before a backbone is loaded
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             model = self._new_model(strategy, len(names), None)

@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import HeadstartError
 
-__all__ = ["ImageTransform", "to_pil"]
+__all__ = ["ImageTransform", "image_inputs", "to_pil"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -53,6 +53,17 @@ def to_pil(item: Any) -> Image.Image:
         f"Expected an image (file path, PIL image or numpy array), got {type(item).__name__}; "
         "is this a text model's input?"
     )
+
+
+def image_inputs(inputs: Any, model: str) -> list[Any]:
+    """``inputs`` as a list of images for ``model``; a string that is not an image file (a text given to an image
+    model) is one sentence naming it."""
+    items = [inputs] if isinstance(inputs, str) else list(inputs)
+    for x in items:
+        if isinstance(x, str) and not Path(x).is_file():
+            raise HeadstartError(f"{model} is an image model but got {x[:40]!r}, which is not an "
+                                 "image file; pass image files, a folder of them, or arrays.")
+    return items
 
 
 @dataclass(frozen=True)

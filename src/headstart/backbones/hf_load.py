@@ -148,7 +148,7 @@ def load_hf(arg: str, *, pretrained: bool, max_length: int | None = None, image_
         takes = "takes no size option (its image processor sets the size)" if image else "takes --max-length"
         raise HeadstartError(f"The option {wrong[0]} does not apply to {name}, a{'n image' if image else ' text'} "
                              f"backbone; it {takes}.")
-    commit = None if ref.local else _commit(ref)
+    commit = None if ref.local else ref.revision if ref.pinned else _commit(ref)
     source = f"Hugging Face hub @ {commit}" if commit else ref.where()
     try:
         if pretrained:

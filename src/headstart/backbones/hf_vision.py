@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import HeadstartError
-from ..imaging import ImageTransform, to_pil
+from ..imaging import ImageTransform, image_inputs, to_pil
 from .base import Backbone, State
 from .hf_vision_families import VisionFamily, vision_family_of, vision_types
 
@@ -109,13 +108,8 @@ class HFVisionBackbone(Backbone):
         return torch.cat(out)
 
     def preprocess(self, inputs: Sequence[Any]) -> State:
-        if isinstance(inputs, str):
-            inputs = [inputs]
-        for x in inputs:
-            if isinstance(x, str) and not Path(x).is_file():
-                raise HeadstartError(f"{self.name} is an image model but got {x[:40]!r}, which is not an "
-                                     "image file; pass image files, a folder of them, or arrays.")
-        pixels = self.processor([to_pil(x) for x in inputs], return_tensors="pt")["pixel_values"]
+        images = [to_pil(x) for x in image_inputs(inputs, self.name)]
+        pixels = self.processor(images, return_tensors="pt")["pixel_values"]
         return {"pixels": pixels}
 
     @property

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ..errors import HeadstartError
 from .base import Backbone, State
-from .imaging import ImageTransform
+from .imaging import ImageTransform, image_inputs
 
 __all__ = ["ConvBackbone", "Stage", "load_checkpoint"]
 
@@ -42,13 +42,7 @@ class ConvBackbone(Backbone):
         object.__setattr__(self, "_source_head", source_head)
 
     def preprocess(self, inputs: Sequence[Any]) -> State:
-        if isinstance(inputs, str):
-            inputs = [inputs]
-        for x in inputs:
-            if isinstance(x, str) and not Path(x).is_file():
-                raise HeadstartError(f"{self.name} is an image model but got {x[:40]!r}, which is not an "
-                                     "image file; pass image files, a folder of them, or arrays.")
-        return {"x": self.transform(inputs)}
+        return {"x": self.transform(image_inputs(inputs, self.name))}
 
     @property
     def preprocess_id(self) -> str:

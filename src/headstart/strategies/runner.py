@@ -120,12 +120,26 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, c
     return result
 
 
+def check_label_free(strategy: Strategy) -> None:
+    """One sentence unless ``strategy`` can be built without examples (it learns nothing from labels)."""
+    if strategy.uses_labels or not all(s.closed_form for s in strategy.stages()):
+        raise HeadstartError(f"{strategy.spec} learns from labelled examples; give some (X and y), or use zero-shot, "
+                             "which needs only the class names.")
+
+
+def _record_solved(model: AdaptedModel, stage: Strategy, chosen: dict, result: FitResult) -> None:
+    """A closed-form stage's outcome in the run's record: what trained, its held-out estimates, its note."""
+    result.trainable_params = max(result.trainable_params, count_trainable(model))
+    result.best_val_loss, result.best_val_acc = chosen["val_loss"], chosen["val_acc"]
+    result.stop_reason = StopReason.SOLVED
+    if chosen.get("note"):
+        result.notes.append(f"{stage.spec}: {chosen['note']}")
+
+
 def fit_without_examples(model: AdaptedModel, strategy: Strategy, classes: tuple[str, ...],
                          cfg: TrainConfig) -> FitResult:
     """A strategy that learns nothing from labels (zero-shot) from the class names alone: no example is seen."""
-    if strategy.uses_labels or not all(s.closed_form for s in strategy.stages()):
-        raise HeadstartError(f"{strategy.spec} learns from labelled examples; give some, or use zero-shot, which "
-                             "needs only the class names.")
+    check_label_free(strategy)
     device = cfg.resolve_device()
     model.to(device)
     start_weights = snapshot(model.backbone, _may_train(model, strategy))
@@ -135,10 +149,7 @@ def fit_without_examples(model: AdaptedModel, strategy: Strategy, classes: tuple
     for n, stage in enumerate(strategy.stages()):
         _plan_stage(model, stage, cfg, result, n)
         chosen = stage.solve(model, empty, no_labels, empty, no_labels, seed=cfg.seed, classes=tuple(classes))
-        result.trainable_params = max(result.trainable_params, count_trainable(model))
-        if chosen.get("note"):
-            result.notes.append(f"{stage.spec}: {chosen['note']}")
-    result.stop_reason = StopReason.SOLVED
+        _record_solved(model, stage, chosen, result)
     result.notes.append("no labelled examples: the model was built from the class names alone")
     result.seconds = time.perf_counter() - tic
     result.delta = weight_distance(model.backbone, start_weights)
@@ -192,8 +203,4 @@ def _solve(model: AdaptedModel, stage, train: Task, val: Task, cfg: TrainConfig,
     feats = [stack_states(cache.states(model, at, t, range(len(t)), batch_size=cfg.eval_batch_size, device=device))
              ["features"].cpu() for t in (train, val)]
     chosen = stage.solve(model, feats[0], train.labels, feats[1], val.labels, seed=cfg.seed, classes=train.classes)
-    result.trainable_params = max(result.trainable_params, count_trainable(model))
-    result.best_val_loss, result.best_val_acc = chosen["val_loss"], chosen["val_acc"]  # held-out estimates
-    result.stop_reason = StopReason.SOLVED
-    if chosen.get("note"):
-        result.notes.append(f"{stage.spec}: {chosen['note']}")
+    _record_solved(model, stage, chosen, result)  # its val_loss / val_acc: held-out estimates

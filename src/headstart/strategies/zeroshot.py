@@ -57,10 +57,9 @@ def prompts_for(classes: tuple[str, ...], templates: tuple[str, ...],
     return out
 
 
-def prompt_embeddings(backbone: Any, classes: tuple[str, ...], templates: tuple[str, ...],
-                      descriptions: dict[str, tuple[str, ...]] | None = None) -> torch.Tensor:
-    """One unit-length row per class: the mean of its prompts' normalised embeddings, normalised."""
-    per_class = prompts_for(classes, templates, descriptions)
+def prompt_embeddings(backbone: Any, per_class: list[list[str]]) -> torch.Tensor:
+    """One unit-length row per class (``per_class``: its prompts, ``prompts_for``): the mean of its prompts'
+    normalised embeddings, normalised."""
     flat = [p for prompts in per_class for p in prompts]
     emb = torch.nn.functional.normalize(backbone.embed_prompts(flat).float(), dim=-1)
     rows, start = [], 0
@@ -114,7 +113,8 @@ class ZeroShot(Strategy):
               y_val: np.ndarray, *, seed: int = 0, classes: tuple[str, ...] = ()) -> dict[str, Any]:
         backbone = model.backbone
         templates = self.templates or TEMPLATES[backbone.modality]
-        rows = prompt_embeddings(backbone, classes, templates, self.descriptions)
+        prompts = prompts_for(classes, templates, self.descriptions)
+        rows = prompt_embeddings(backbone, prompts)
         # features are not unit length: the training inputs' mean norm (their labels unused) sets the temperature;
         # with no training inputs, unit length is assumed (the ranking, so every prediction, is the same either way)
         norm = float(x_train.norm(dim=-1).mean().clamp(min=1e-6)) if len(x_train) else 1.0
@@ -122,11 +122,10 @@ class ZeroShot(Strategy):
         with torch.no_grad():
             model.head.weight.copy_((rows * scale).to(model.head.weight))
             model.head.bias.zero_()
-        first = prompts_for(classes, templates, self.descriptions)[0][0]
         how = (f"{len(self.descriptions)} described in the user's words, the rest" if self.descriptions
                else f"{len(classes)} classes")
         out: dict[str, Any] = {"val_loss": None, "val_acc": None,
-                               "note": f"no training: {how} × {len(templates)} prompts, e.g. {first!r}"}
+                               "note": f"no training: {how} × {len(templates)} prompts, e.g. {prompts[0][0]!r}"}
         if len(x_val):
             with torch.no_grad():
                 logits = model.head(x_val.to(model.head.weight))
