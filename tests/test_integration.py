@@ -23,7 +23,7 @@ def test_minilm_paraphrases_are_closer_than_unrelated_pairs():
     assert sim[0, 1] > 0.5 and sim[0, 3] > sim[0, 2] and sim[1, 3] > sim[1, 2] and sim[0, 2] < 0.2
 
 
-@pytest.mark.parametrize("name", ["mobilenetv2", "efficientnet-lite0"])
+@pytest.mark.parametrize("name", ["mobilenetv2", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"])
 def test_vision_backbones_recognise_espresso(name):
     from skimage import data
 
@@ -40,7 +40,7 @@ def test_rotten_tomatoes_is_complete():
 def test_cli_lists_packaged_backbones_as_available_offline():
     cmd = [sys.executable, "-m", "headstart.cli", "backbones", "--fetch"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    for name in ("minilm-l6", "mobilenetv2", "efficientnet-lite0"):
+    for name in ("minilm-l6", "mobilenetv2", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"):
         line = next(line for line in out.splitlines() if line.startswith(name))
         assert "yes (" in line
     families = next(line for line in out.splitlines() if line.startswith("hf: families"))
