@@ -176,14 +176,15 @@ def test_budgets_are_nested_and_balanced():
     assert np.array_equal(budget_indices(task, pool, None), np.sort(pool))
 
 
-@pytest.mark.parametrize("budget,train,val", [(2, 1, 1), (8, 6, 2), (16, 12, 4), (9, 6, 3)])
+@pytest.mark.parametrize("budget,train,val", [(1, 1, 0), (2, 2, 0), (3, 3, 0), (4, 3, 1), (8, 6, 2), (16, 12, 4),
+                                              (9, 6, 3)])
 def test_a_budget_counts_validation_labels(budget, train, val):
     """n per class is every label a run sees: training and validation both come out of it."""
     task = _balanced(40)
     s = make_splits(task)
     tr, va = draw(task, s, budget, seed=1)
     assert np.bincount(task.labels[tr]).tolist() == [train] * 3
-    assert np.bincount(task.labels[va]).tolist() == [val] * 3
+    assert np.bincount(task.labels[va], minlength=3).tolist() == [val] * 3
     assert set(np.concatenate([tr, va])) == set(budget_indices(task, s.pool, budget, seed=1))
     tr_big, va_big = draw(task, s, 24, seed=1)
     assert set(tr) <= set(tr_big) and set(np.concatenate([tr, va])) <= set(np.concatenate([tr_big, va_big]))
@@ -220,12 +221,13 @@ def test_too_few_examples_for_split_or_budget():
         budget_indices(big, make_splits(big).pool, 50)
 
 
-@pytest.mark.parametrize("value,expected", [("all", None), (None, None), ("8", 8), (32, 32), ("0", 0)])
+@pytest.mark.parametrize("value,expected", [("all", None), (None, None), ("8", 8), (32, 32), ("0", 0), ("1", 1),
+                                                  (3, 3)])
 def test_parse_budget(value, expected):
     assert parse_budget(value) == expected
 
 
-@pytest.mark.parametrize("value", ["1", "-3", "many"])
+@pytest.mark.parametrize("value", ["-3", "many", "2.5"])
 def test_parse_budget_rejects_nonsense(value):
     with pytest.raises(HeadstartError, match="budget"):
         parse_budget(value)

@@ -355,7 +355,7 @@ def test_a_word_for_a_number_is_refused_with_the_range_and_an_example(monkeypatc
 
 def test_too_few_distinct_examples_for_a_validation_set_is_named():
     with pytest.raises(HeadstartError, match=r"^X: too few distinct examples to hold out a validation set"):
-        Adapter(tiny_backbone("minilm-l6")).fit(["a b", "c d"] * 4, ["x", "y"] * 4)
+        Adapter(tiny_backbone("minilm-l6"), "full", monitor="val_acc").fit(["a b", "c d"] * 4, ["x", "y"] * 4)
 
 
 @pytest.mark.parametrize(("inputs", "words"), [

@@ -200,7 +200,7 @@ def test_default_budgets_fit_the_data():
     ({"seeds": 0}, "The 'seeds' parameter of a race must be a positive integer. Got 0 instead (e.g. seeds=3)."),
     ({"split_seed": -5}, "The 'split_seed' parameter of a race must be a non-negative integer. Got -5 instead"),
     ({"test_limit": 0}, "The 'test_limit' parameter of a race must be a positive integer or None. Got 0 instead"),
-    ({"budgets": [8, 2.5]}, "A label budget is labelled examples per class (an integer, 0 or at least 2) or 'all'. "
+    ({"budgets": [8, 2.5]}, "A label budget is labelled examples per class (an integer, 0 or more) or 'all'. "
                             "Got 2.5"),
     ({"strategies": ["probe", "probe"]}, "Each strategy once"),
 ])

@@ -81,8 +81,8 @@ def test_lldr_scales_decay_from_the_top():
 
 
 @pytest.mark.parametrize("spec,options,message", [
-    ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, scratch-small, zero-shot, probe, partial:K, "
-                  "full, lldr, lora, ia3, contrastive:SAMPLING, coral."),
+    ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, scratch-small, zero-shot, prototype, probe, "
+                  "partial:K, full, lldr, lora, ia3, contrastive:SAMPLING, coral."),
     ("contrastive", {"iterations": 0}, "The 'iterations' parameter of contrastive must be a positive integer."),
     ("contrastive:triplets", {},
      "The 'sampling' parameter of contrastive must be 'in-batch' or 'pairs'. Got 'triplets'"),

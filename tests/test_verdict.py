@@ -128,7 +128,7 @@ def test_a_seed_fixes_the_random_init_and_leaves_the_global_rng_alone(text_task)
 
 def test_lpft_probes_on_training_labels_only_and_its_probe_is_a_candidate(text_task):
     clf = Adapter(lambda p: tiny_backbone("minilm-l6", p), "lp-ft", epochs=2, lr=1e-6, precision="fp32",
-                  feature_cache=None).fit(text_task)
+                  monitor="val_acc", feature_cache=None).fit(text_task)
     r = clf.result_
     assert any("cross-validation on training only" in n for n in r.notes)
     assert r.records[0].epoch == 0 and r.records[0].train_loss is None  # the probe's solution, scored first

@@ -129,7 +129,8 @@ def test_an_image_model_without_a_text_tower_is_refused():
     from .conftest import tiny_backbone
 
     task = Task(_images(), np.array([0, 1] * 4), ("red", "blue"), "image", "toy")
-    with pytest.raises(HeadstartError, match="embeds images only; zero-shot by class name needs .* a CLIP checkpoint"):
+    with pytest.raises(HeadstartError,
+                       match=r"embeds images only; comparing images with their class names \(zero-shot, .* a CLIP"):
         Adapter(lambda p: tiny_backbone("mobilenetv2", p), "zero-shot", feature_cache=None).fit(task)
 
 
@@ -218,7 +219,8 @@ def test_the_race_runs_clip_zero_shot_at_budget_zero_and_only_it(tmp_path):
 def test_a_zero_budget_with_only_strategies_that_need_labels_is_refused():
     from headstart.race import RaceSpec
 
-    with pytest.raises(HeadstartError, match="A budget of 0 labels per class runs only strategies that learn nothing"):
+    with pytest.raises(HeadstartError, match=r"^No strategy of probe, full runs at 0 labels per class: at 0 labels "
+                                             r"only a strategy that learns nothing"):
         RaceSpec("toy", "minilm-l6", strategies=["probe", "full"], budgets=[0, 8])
 
 

@@ -113,13 +113,15 @@ class Adapter(ClassifierMixin, BaseEstimator):
     def fit(self, X: Task | Sequence[Any] | None, y: Sequence[Any] | None = None, *,
             val: Task | tuple[Sequence[Any], Sequence[Any]] | None = None,
             target: Task | Sequence[Any] | None = None, classes: Sequence[str] | None = None) -> Adapter:
-        """Train on ``X`` (a ``Task``, or inputs with labels ``y``); validate on ``val``, or on a quarter of
-        each class held out of ``X`` (exact duplicates kept on one side). ``target``: unlabelled examples of
-        the deployment domain, for a domain-adaptation term (``coral``); their labels, if any, are never read.
+        """Train on ``X`` (a ``Task``, or inputs with labels ``y``); validate on ``val``, or, for a strategy that keeps
+        its best epoch by validation, on a quarter of each class held out of ``X`` (exact duplicates kept on one
+        side; a strategy that chooses nothing on validation examples, such as the probe, trains on all of ``X``).
+        ``target``: unlabelled examples of the deployment domain, for a domain-adaptation term (``coral``); their
+        labels, if any, are never read.
 
-        ``X=None`` with ``classes``: a strategy that learns nothing from labels (``zero-shot``) from the class
-        names alone, e.g. ``Adapter("hf:openai/clip-vit-base-patch32", "zero-shot").fit(None, classes=["cat",
-        "dog"])``."""
+        ``X=None`` with ``classes``: a strategy that learns nothing from labels (``zero-shot``), or makes its own
+        examples from them (``contrastive`` with ``synthetic``), from the class names alone, e.g.
+        ``Adapter("hf:openai/clip-vit-base-patch32", "zero-shot").fit(None, classes=["cat", "dog"])``."""
         self._check_params()
         if X is None:
             return self._fit_without_examples(classes)
@@ -128,18 +130,21 @@ class Adapter(ClassifierMixin, BaseEstimator):
                                  "classes are their labels.")
         train = self._as_task(X, y, "X")
         sources = {} if target is None else {"target": self._unlabelled(target, train)}
-        if val is None:
-            tr, va = holdout(train, seed=int(self.seed))
-            train, val_task = train.subset(tr), train.subset(va)
-        else:
-            val_task = self._as_task(*val, "val", min_classes=1) if isinstance(val, tuple) else val
-            val_task = self._align_classes(val_task, train.classes)
-        train.require_classes()
         cfg = self._train_config()
         if not isinstance(self.strategy_options, (dict, type(None))):
             raise HeadstartError(f"strategy_options must be a dict of the strategy's options (e.g. {{'rank': 4}}); "
                                  f"got {type(self.strategy_options).__name__}.")
         strategy = create_strategy(self.strategy, **(self.strategy_options or {}))
+        val_task: Task | None
+        if val is not None:
+            val_task = self._as_task(*val, "val", min_classes=1) if isinstance(val, tuple) else val
+            val_task = self._align_classes(val_task, train.classes)
+        elif strategy.needs_validation(cfg.monitor):  # it keeps its best epoch by validation: hold some out
+            tr, va = holdout(train, seed=int(self.seed))
+            train, val_task = train.subset(tr), train.subset(va)
+        else:  # it chooses nothing on validation examples (the probe's cross-validation): every example trains
+            val_task = None
+        train.require_classes()
         device = cfg.resolve_device()
         # The seed fixes everything the fit draws (a random init included) without touching the caller's
         # global random state: torch's generators are forked, seeded, and restored on the way out.

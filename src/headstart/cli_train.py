@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,22 @@ def train_options(args: argparse.Namespace) -> dict[str, Any]:
     options = {**opts, **parse_options(args.set, strategies)}
     if getattr(args, "class_descriptions", None):
         from .data.descriptions import read_class_descriptions
-        from .strategies import base_name
+        from .options import options_for
+        from .strategies import create_strategy, split_entry
 
-        if "zero-shot" not in {base_name(s) for s in strategies}:
-            raise HeadstartError("--class-descriptions describes the classes for zero-shot, which is not among the "
-                                 f"strategies ({', '.join(strategies)}); add zero-shot, or drop the flag.")
-        options["zero-shot.descriptions"] = read_class_descriptions(args.class_descriptions)
+        def reads(spec: str) -> bool:
+            own = {f.name for f in dataclasses.fields(type(create_strategy(spec)))}
+            return create_strategy(spec, **{k: v for k, v in options_for(options, spec).items()
+                                            if k in own}).uses_descriptions
+
+        described = [s for s in strategies if reads(s)]
+        if not described:
+            raise HeadstartError("--class-descriptions describes the classes for zero-shot, prototype with "
+                                 "prior=names and contrastive with synthetic texts, and none of "
+                                 f"{', '.join(strategies)} is one; add one, or drop the flag.")
+        descriptions = read_class_descriptions(args.class_descriptions)
+        for spec in described:
+            options[f"{split_entry(spec)[0]}.descriptions"] = descriptions
     check_options(options, strategies)  # every value in its declared range, before any data are read
     return options
 
@@ -121,8 +132,16 @@ def _cmd_fit(args: argparse.Namespace) -> None:
                                                               text_column=args.text_column, encoding=args.encoding)
     if parse_budget(args.budget) == 0:  # no labels: zero-shot from the class names alone
         adapter.fit(None, classes=task.classes)
-    else:
+    elif len(val_idx):
         adapter.fit(task.subset(train_idx), val=task.subset(val_idx), target=target)
+    else:  # a budget below VALIDATED_FROM holds nothing out: a strategy that validates is refused in one sentence
+        from .strategies import create_strategy
+        from .strategies.runner import check_validation
+        from .train.config import TrainConfig
+
+        cfg, strategy_options = TrainConfig.from_options(options)
+        check_validation(create_strategy(args.strategy, **strategy_options), cfg, None)
+        adapter.fit(task.subset(train_idx), target=target)
     from .train.distributed import is_main_process
 
     if not is_main_process():  # under `accelerate launch`: every process trained the same model; one writes it
@@ -242,8 +261,9 @@ def add_common_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", action="store_true", help="label-preserving augmentation (bypasses the cache)")
     p.add_argument("--image-size", type=int, help="input resolution of a vision backbone (default: native)")
     p.add_argument("--max-length", type=int, help="maximum tokens per text (default 128)")
-    p.add_argument("--class-descriptions", metavar="FILE", help="for zero-shot: one line per class, 'class: "
-                   "description | another', prompts in your words instead of the class names")
+    p.add_argument("--class-descriptions", metavar="FILE", help="one line per class, 'class: "
+                   "description | another': the classes in your words instead of their names, for zero-shot, "
+                   "prototype's prior=names and contrastive's synthetic texts")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any TrainConfig or strategy option, e.g. --set rank=4 --set patience=3")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -257,8 +277,9 @@ def add_train_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("data", help="a named example, a CSV/TSV/JSONL/.npz file, or an image folder")
     add_common_training_flags(p)
     p.add_argument("--strategy", default="probe", help=f"one of: {strategy_help()} (`headstart options NAME`)")
-    p.add_argument("--budget", default="all", help="labelled examples per class to train on, or 'all' (0: none, "
-                   "for zero-shot)")
+    p.add_argument("--budget", default="all", help="labelled examples per class to train on, validation included, "
+                   "or 'all' (0: none, for zero-shot or contrastive with synthetic; 1 to 3: nothing held out, for "
+                   "strategies that need no validation: probe, prototype, contrastive)")
     p.add_argument("--seed", type=int, help="seed of the budget draw and the training (default 0)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split (default 0)")
     p.add_argument("--out", required=True, help="folder to save the adapted model in")

@@ -87,8 +87,9 @@ class Backbone(nn.Module, ABC):
 
         if self.modality == "text":
             return self.embed(list(texts))
-        raise HeadstartError(f"{self.name} embeds images only; zero-shot by class name needs a model that embeds text "
-                             "in the same space, a CLIP checkpoint (e.g. hf:openai/clip-vit-base-patch32).")
+        raise HeadstartError(f"{self.name} embeds images only; comparing images with their class names "
+                             "(zero-shot, prototype's prior=names) needs a model that embeds text in the same "
+                             "space, a CLIP checkpoint (e.g. hf:openai/clip-vit-base-patch32).")
 
     def block_names(self) -> list[str]:
         """Human-readable names of the blocks, input to output."""

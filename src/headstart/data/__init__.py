@@ -7,6 +7,7 @@ from .load import load_task
 from .readers import from_arrays, read_image_folder, read_table
 from .splits import (
                      VAL_FRACTION,
+                     VALIDATED_FROM,
                      Splits,
                      budget_indices,
                      draw,
@@ -19,6 +20,7 @@ from .splits import (
 from .task import Task
 from .unlabelled import load_unlabelled
 
-__all__ = ["VAL_FRACTION", "Splits", "Task", "align_test", "budget_indices", "describe", "draw", "format_description",
+__all__ = ["VALIDATED_FROM", "VAL_FRACTION", "Splits", "Task", "align_test", "budget_indices", "describe", "draw",
+           "format_description",
            "from_arrays", "holdout", "list_examples", "load_example", "load_task", "load_unlabelled", "make_splits",
            "parse_budget", "read_image_folder", "read_table", "split_budget", "stratified_subset"]

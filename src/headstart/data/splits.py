@@ -12,7 +12,10 @@ A race splits the labelled data once, by the split seed, into three parts:
 A budget of ``n`` per class is every label a run sees: ``n`` examples per class of the pool, split
 inside the budget into training and validation (a quarter, at least one per class, for early stopping).
 Strategies without early stopping (the probe's cross-validation, the contrastive pair stage) use all
-``n``. Draws are per class with a generator seeded by ``(seed, class)``, so a class's draw never depends
+``n``. Below ``VALIDATED_FROM`` (4) per class nothing is held out: with one to three labels of a class,
+one of them cannot tell good weights from bad, so every label trains and only strategies that keep no
+epoch by validation run there (zero-shot, prototype, the probe, contrastive). Draws are per class with a
+generator seeded by ``(seed, class)``, so a class's draw never depends
 on the other classes, and a budget is always the first ``n`` of one fixed order: the 32-per-class draw
 contains the 8-per-class draw, and learning curves compare like with like.
 
@@ -31,13 +34,16 @@ import numpy as np
 from ..errors import HeadstartError
 from .task import Task
 
-__all__ = ["MIN_HELDOUT", "VAL_FRACTION", "Splits", "budget_indices", "check_budgets", "draw", "holdout", "make_splits",
+__all__ = ["MIN_HELDOUT", "VALIDATED_FROM", "VAL_FRACTION", "Splits", "budget_indices", "check_budgets", "draw",
+           "holdout", "make_splits",
            "parse_budget", "split_budget", "stratified_subset"]
 
 log = logging.getLogger(__name__)
 
 #: the share of a budget held out for validation (early stopping), at least one example per class
 VAL_FRACTION = 0.25
+#: the smallest budget per class that holds validation examples out (below it, every label trains)
+VALIDATED_FROM = 4
 #: below this many examples, the selection or test part is too small to tell strategies a few points apart
 MIN_HELDOUT = 100
 
@@ -120,7 +126,7 @@ def make_splits(task: Task, *, selection_fraction: float = 0.2, test_fraction: f
 
 def parse_budget(value: str | int | None) -> int | None:
     """``"all"``/``None`` -> ``None`` (the whole pool); ``0`` (no labels: only strategies that learn nothing from
-    them run, zero-shot) or an integer >= 2 -> labelled examples per class."""
+    them run, zero-shot) or a positive integer -> labelled examples per class."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "all"):
         return None
     try:
@@ -129,11 +135,10 @@ def parse_budget(value: str | int | None) -> int | None:
         n = int(value)
     except (TypeError, ValueError, OverflowError):
         raise HeadstartError(
-            f"A label budget is labelled examples per class (an integer, 0 or at least 2) or 'all'. Got {value!r}."
+            f"A label budget is labelled examples per class (an integer, 0 or more) or 'all'. Got {value!r}."
         ) from None
-    if n != 0 and n < 2:
-        raise HeadstartError(f"A label budget must be 0 (no labels: zero-shot) or at least 2 examples per class (one "
-                             f"to train on, one to validate on). Got {n}.")
+    if n < 0:
+        raise HeadstartError(f"A label budget is labelled examples per class, 0 or more (0: zero-shot). Got {n}.")
     return n
 
 
@@ -197,11 +202,11 @@ def _split_by_unit(order: np.ndarray, unit: dict[int, str], n_val: int) -> tuple
     return np.array([i for i in order.tolist() if i not in val_set], dtype=np.int64), np.array(val, dtype=np.int64)
 
 
-def _train_val(task: Task, orders: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _train_val(task: Task, orders: list[np.ndarray], validated_from: int = 2) -> tuple[np.ndarray, np.ndarray]:
     unit = {i: task.example_key(i) for order in orders for i in order.tolist()}  # only the budget's examples
     train, val = [], []
     for order in orders:
-        t, v = _split_by_unit(order, unit, split_budget(len(order)))
+        t, v = _split_by_unit(order, unit, split_budget(len(order)) if len(order) >= validated_from else 0)
         train.append(t)
         val.append(v)
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
@@ -212,9 +217,11 @@ def draw(task: Task, splits: Splits, per_class: int | None, *, seed: int = 0) ->
 
     Both come out of the budget (validation: a quarter of each class, rounded up, whole duplicate
     groups), so a run sees exactly ``per_class`` labels per class; ``None`` splits the whole pool
-    the same way. Nested: the 8-per-class budget is inside the 32-per-class one.
+    the same way. Nested: the 8-per-class budget is inside the 32-per-class one. Below ``VALIDATED_FROM`` per
+    class the validation part is empty: every label trains.
     """
-    return _train_val(task, _budget_orders(task, splits.pool, per_class, seed))
+    return _train_val(task, _budget_orders(task, splits.pool, per_class, seed),
+                      2 if per_class is None else VALIDATED_FROM)
 
 
 def holdout(task: Task, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import Task, make_splits, parse_budget
+from ..data import VALIDATED_FROM, Task, make_splits, parse_budget
 from ..declare import check_declared, identity_options, option
 from ..errors import HeadstartError
 from ..options import check_options, options_for
@@ -80,10 +80,10 @@ class RaceSpec:
                                  f"count as what they mean): {same[0]!r} repeats an earlier entry of "
                                  f"{self.strategies}.")
         check_options(self.train_options, self.strategies)  # bad options fail before any work
-        if 0 in self.budgets and all(self.strategy(s).uses_labels for s in self.strategies):
-            raise HeadstartError("A budget of 0 labels per class runs only strategies that learn nothing from labels "
-                                 f"(zero-shot), and {', '.join(self.strategies)} all do: add zero-shot to the "
-                                 "strategies, or drop the budget 0.")
+        for b in self.budgets:
+            if not any(self.runs_at(s, b) for s in self.strategies):
+                raise HeadstartError(f"No strategy of {', '.join(self.strategies)} runs at {b} labels per class: "
+                                     f"{self._why_not(b)}; add one that does, or drop the budget {b}.")
         needs = [s for s in self.strategies if "target" in self.strategy(s).sources()]
         if needs and self.target is None:
             verb = "trains" if len(needs) == 1 else "train"
@@ -105,23 +105,53 @@ class RaceSpec:
         names = {f.name for f in fields(TrainConfig)}
         return {k: v for k, v in self.options_for(name).items() if k in names}
 
+    def runs_at(self, name: str, budget: int | None) -> bool:
+        """Entry ``name`` runs at ``budget``: at 0 labels only a strategy that needs none (zero-shot, or one that
+        makes its own examples); below ``VALIDATED_FROM`` per class nothing is held out, so only a strategy that
+        chooses nothing on validation examples (``needs_validation``) runs there."""
+        strategy = self.strategy(name)
+        if budget == 0:
+            return strategy.runs_without_labels
+        if budget is not None and budget < VALIDATED_FROM:
+            return not strategy.needs_validation(self.train_options_for(name).get("monitor"))
+        return True
+
+    @staticmethod
+    def _why_not(budget: int | None) -> str:
+        if budget == 0:
+            return "at 0 labels only a strategy that learns nothing from labels (zero-shot, prototype with " \
+                   "prior=names) or makes its own examples (contrastive with synthetic) runs"
+        return f"below {VALIDATED_FROM} labels per class nothing is held out, and each keeps its best epoch by " \
+               "validation examples"
+
     def runs(self) -> list[RunSpec]:
-        """Budget-major order: every strategy gets the small budgets first, so an early stop is informative. At
-        budget 0 only the strategies that learn nothing from labels run (``skipped`` names the others)."""
+        """Budget-major order: every strategy gets the small budgets first, so an early stop is informative. An
+        entry runs only at the budgets it can (``runs_at``; ``skipped`` names the others)."""
         return [RunSpec(s, b, seed) for b in self.budgets for seed in range(self.seeds) for s in self.strategies
-                if b != 0 or not self.strategy(s).uses_labels]
+                if self.runs_at(s, b)]
 
     def skipped(self) -> str | None:
         """One sentence naming the entries that do not run at some budget, and why (None: every entry runs)."""
-        if 0 not in self.budgets:
-            return None
-        need = [s for s in self.strategies if self.strategy(s).uses_labels]
-        run = [s for s in self.strategies if not self.strategy(s).uses_labels]
-        if not need:
-            return None
-        return (f"at 0 labels per class only {', '.join(run)} run{'s' if len(run) == 1 else ''}: "
-                f"{', '.join(need)} learn{'s' if len(need) == 1 else ''} from labels and "
-                f"start{'s' if len(need) == 1 else ''} at the next budget.")
+        parts = []
+        if 0 in self.budgets:
+            need = [s for s in self.strategies if not self.runs_at(s, 0)]
+            run = [s for s in self.strategies if self.runs_at(s, 0)]
+            if need:
+                one = len(need) == 1
+                parts.append(f"at 0 labels per class only {', '.join(run)} run{'s' if len(run) == 1 else ''}: "
+                             f"{', '.join(need)} learn{'s' if one else ''} from labels and start{'s' if one else ''} "
+                             "at the next budget")
+        small = sorted(b for b in self.budgets if b is not None and 0 < b < VALIDATED_FROM)
+        if small:
+            validating = [s for s in self.strategies if not self.runs_at(s, small[0])]
+            if validating:
+                one = len(validating) == 1
+                at = ", ".join(map(str, small))
+                parts.append(f"at {at} label{'' if small == [1] else 's'} per class nothing is held out for "
+                             f"validation: {', '.join(validating)} keep{'s' if one else ''} "
+                             f"{'its' if one else 'their'} "
+                             f"best epoch by it and start{'s' if one else ''} at {VALIDATED_FROM} or more")
+        return "; ".join(parts) + "." if parts else None
 
     def run_identity(self, run: RunSpec, data_fingerprint: str, test_fingerprint: str | None = None,
                      target_fingerprint: str | None = None) -> dict[str, Any]:
@@ -136,6 +166,8 @@ class RaceSpec:
                 "test": test_fingerprint, "split_seed": self.split_seed, "test_limit": self.test_limit,
                 "backbone": self.backbone, "backbone_options": self.backbone_options, "budget": run.budget,
                 "seed": run.seed, "strategy": strategy.resolved(), "train": train,
+                # below VALIDATED_FROM per class the draw holds nothing out (it used to hold one per class out)
+                **({"draw": "unvalidated"} if run.budget is not None and 0 < run.budget < VALIDATED_FROM else {}),
                 **({"target": target_fingerprint} if "target" in strategy.sources() else {})}
 
     def options_for(self, strategy: str) -> dict[str, Any]:

@@ -20,6 +20,14 @@ adapt a backbone; the runner and the loop do the work. Every hook is declared he
   the best epoch, ``none`` keeps the last), ``starts_fitted`` (the stage starts from a fitted model, so
   its starting weights are an early-stopping candidate), ``uses_labels`` (False: nothing is learned from the
   labels, as in zero-shot);
+- ``stage_validates(monitor)``: the stage chooses on validation examples (by default a loop stage that keeps its
+  best epoch; the probe with ``selection='val'``); ``needs_validation`` asks every stage, and a strategy that
+  needs validation does not run where a budget is too small to hold any out;
+- ``made_examples(classes)``: labelled examples a strategy makes itself from the class names, added to the
+  training examples (contrastive's ``synthetic``: SetFit's templated examples); with ``makes_examples`` it also
+  runs with no labelled examples at all;
+- ``uses_descriptions``: as configured, it reads per-class descriptions (zero-shot; prototype's prior; contrastive's
+  synthetic texts), so the CLI's ``--class-descriptions`` reaches it;
 - ``terms()``: loss terms added to the stage's data term (a guard such as ``l2sp``, a domain-adaptation
   term such as ``coral``: ``headstart/terms/``); each may prepare once, draw batches from an extra source
   of the fit context, own parameters and report its value per epoch;
@@ -133,6 +141,35 @@ class Strategy(ABC):
     def terms(self) -> list[Term]:
         """Loss terms added to this stage's data term (default: none)."""
         return []
+
+    def needs_validation(self, monitor: str | None = None) -> bool:
+        """Some stage chooses on validation examples (``stage_validates``; ``monitor``: the training option, None for
+        each stage's own): such a strategy cannot run where a budget is too small to hold any out."""
+        return any(s.stage_validates(monitor) for s in self.stages())
+
+    def stage_validates(self, monitor: str | None = None) -> bool:
+        """This stage chooses on validation examples: by default a loop stage that does not train on them and keeps
+        its best epoch (a monitor other than ``none``); a closed-form stage that chooses on them says so."""
+        return not self.closed_form and not self.trains_on_validation and (monitor or self.default_monitor) != "none"
+
+    @property
+    def makes_examples(self) -> bool:
+        """It makes labelled examples of its own from the class names (``made_examples``)."""
+        return False
+
+    def made_examples(self, classes: tuple[str, ...], modality: str) -> tuple[list[Any], list[int]]:
+        """Inputs and labels (indices into ``classes``) this strategy adds to the training examples (default none)."""
+        return [], []
+
+    @property
+    def uses_descriptions(self) -> bool:
+        """As configured, it would read the classes' ``descriptions`` (``--class-descriptions`` reaches it)."""
+        return False
+
+    @property
+    def runs_without_labels(self) -> bool:
+        """It can be built with no labelled example: it learns nothing from labels, or makes its own examples."""
+        return not self.uses_labels or self.makes_examples
 
     def sources(self) -> set[str]:
         """The extra sources (``target``, ...) that some stage's terms draw from: a fit must be given them."""

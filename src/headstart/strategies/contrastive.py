@@ -17,22 +17,31 @@ Two ways to make the pairs, same loss:
 - ``sampling="pairs"``: SetFit's own ("oversampling"): distinct pairs, as many same-class as
   different-class ones, at most ``iterations`` of each per text, ``batch_size`` pairs per step,
   SetFit's learning rate 2e-5 (in-batch: 5e-5, for its fewer steps).
+
+``synthetic=n`` is SetFit's zero-shot recipe (``get_templated_dataset``): ``n`` texts per class made from its
+name in ``template`` ("This sentence is {}", SetFit's default), or its ``descriptions`` in turn, join the
+labelled ones, so ``contrastive`` also runs at budget 0, on those texts alone. At 1 label per class (and no
+synthetic texts) no two real texts share a class: the pair stage sees only different-class pairs, pushing
+the classes apart without pulling any together; synthetic texts give each class its same-class pairs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..declare import option
+from ..errors import HeadstartError
 from ..train.config import TrainConfig
 from ..train.model import AdaptedModel, ParamPlan
 from ..train.objective import Batch, Objective
 from .base import Strategy, register_strategy
 from .probe import Probe
+from .zeroshot import check_templates, clean_descriptions, prompts_for
 
 __all__ = ["Contrastive", "PairObjective", "draw_pairs", "pair_loss"]
 
@@ -61,6 +70,19 @@ def draw_pairs(labels: np.ndarray, iterations: int, seed: int) -> list[tuple[int
 
 SAMPLINGS = ("in-batch", "pairs")
 SETFIT_LR = 2e-5  # SetFit's body learning rate, for its own sampling
+SETFIT_TEMPLATE = "This sentence is {}"  # setfit.get_templated_dataset's default
+
+
+def templated_examples(classes: tuple[str, ...], per_class: int, template: str = SETFIT_TEMPLATE,
+                       descriptions: dict[str, tuple[str, ...]] | None = None) -> tuple[list[str], list[int]]:
+    """SetFit's templated dataset: ``per_class`` texts per class, its descriptions in turn when it has any, else
+    ``template`` around its name; with their labels (indices into ``classes``). Codes for names are refused."""
+    prompts = prompts_for(classes, (template,), descriptions, owner="contrastive's synthetic option")
+    texts, labels = [], []
+    for k, own in enumerate(prompts):
+        texts += [own[i % len(own)] for i in range(per_class)]
+        labels += [k] * per_class
+    return texts, labels
 
 
 def pair_loss(feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -149,6 +171,37 @@ class Contrastive(Strategy):
     sampling: str = option("in-batch", "'in-batch' (every pair in a batch) or 'pairs' (SetFit's sampled pairs)",
                            choices=SAMPLINGS)
     iterations: int = option(20, "with sampling='pairs': at most this many pairs per text and side", low=1)
+    synthetic: int = option(0, "texts per class made from its name (SetFit's zero-shot recipe), added to the "
+                            "labelled ones; with them it runs at budget 0", low=0, neutral=0)
+    template: str = option(SETFIT_TEMPLATE, "with synthetic: the text made from a class name ({} is the name)",
+                           neutral=SETFIT_TEMPLATE)
+    descriptions: dict[str, tuple[str, ...]] | None = option(
+        None, "with synthetic: per class name, texts that describe it, made in turn instead of the template "
+        "(--class-descriptions FILE)", neutral=None)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        (self.template,) = check_templates((self.template,), self.name)
+        self.descriptions = clean_descriptions(self.descriptions, self.name)
+        if not self.synthetic and self.descriptions:
+            raise HeadstartError("contrastive's descriptions are the texts its synthetic option makes; set "
+                                 "synthetic (e.g. synthetic=8) to use them, or leave them out.")
+
+    @property
+    def uses_descriptions(self) -> bool:
+        return self.synthetic > 0
+
+    @property
+    def makes_examples(self) -> bool:  # type: ignore[override]
+        return self.synthetic > 0
+
+    def made_examples(self, classes: tuple[str, ...], modality: str) -> tuple[list[Any], list[int]]:
+        if not self.synthetic:
+            return [], []
+        if modality != "text":
+            raise HeadstartError(f"contrastive's synthetic option makes texts from the class names, and these are "
+                                 f"{modality} examples; leave synthetic at 0.")
+        return templated_examples(classes, self.synthetic, self.template, self.descriptions)
 
     def stages(self) -> list[Strategy]:
         return [_PairStage(sampling=self.sampling, iterations=self.iterations), Probe()]

@@ -62,6 +62,9 @@ class Probe(Strategy):
     def plan(self, n_blocks: int) -> ParamPlan:
         return ParamPlan({})
 
+    def stage_validates(self, monitor: str | None = None) -> bool:
+        return self.selection == "val" if self.closed_form else super().stage_validates(monitor)
+
     def solve(self, model: AdaptedModel, x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor,
               y_val: np.ndarray, *, seed: int = 0, classes: tuple[str, ...] = ()) -> dict[str, Any]:
         """Fit the head in closed form; returns the chosen C and its held-out loss and accuracy.

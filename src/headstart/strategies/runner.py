@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..data import Task
+from ..data import VALIDATED_FROM, Task
 from ..errors import HeadstartError
 from ..train.augment import augmenter_for
 from ..train.callbacks import Callback, FitResult, StopReason
@@ -21,7 +21,8 @@ from ..train.loop import BatchSource, run_training
 from ..train.model import AdaptedModel, build_param_groups, count_trainable, first_trainable, module_groups
 from .base import Strategy
 
-__all__ = ["cached_source", "check_sources", "fit_model", "prepare_model", "stack_states"]
+__all__ = ["cached_source", "check_sources", "check_validation", "fit_model", "prepare_model", "stack_states",
+           "with_made"]
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,10 @@ def cached_source(model: AdaptedModel, cache: FeatureCache, boundary: int, task:
     return BatchSource(states, task.labels, merge, pin=device.type == "cuda")
 
 
-def _joined(train: Task, val: Task) -> Task:
+def _joined(train: Task, val: Task | None) -> Task:
     """Training and validation examples as one task (a stage that trains on both)."""
+    if val is None:
+        return train
     return Task(list(train.inputs) + list(val.inputs), np.concatenate([train.labels, val.labels]), train.classes,
                 train.modality, train.name, train.source)
 
@@ -90,15 +93,48 @@ def check_sources(strategy: Strategy, sources: dict[str, Task]) -> None:
                                      f"{term.name} term; give them{how}.")
 
 
-def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, cfg: TrainConfig, *,
+def check_validation(strategy: Strategy, cfg: TrainConfig, val: Task | None) -> None:
+    """One sentence when a stage chooses on validation examples and there are none (budgets below 4 per class)."""
+    if val is None and strategy.needs_validation(cfg.monitor):
+        raise HeadstartError(
+            f"{strategy.spec} keeps its best epoch by validation examples, and there are none (a budget below "
+            f"{VALIDATED_FROM} per class holds none out); give at least {VALIDATED_FROM} labels per class, train "
+            "without early stopping (monitor='none'), or use a strategy that needs no validation (probe, prototype, "
+            "contrastive, zero-shot).")
+
+
+def with_made(strategy: Strategy, train: Task | None, classes: tuple[str, ...], modality: str) -> Task | None:
+    """``train`` plus the examples ``strategy`` makes itself from the class names (contrastive's ``synthetic``)."""
+    inputs, labels = strategy.made_examples(tuple(classes), modality)
+    if not inputs:
+        return train
+    made = Task(list(inputs), np.asarray(labels, dtype=np.int64), tuple(classes), modality,
+                train.name if train is not None else "made", train.source if train is not None else "made")
+    return made if train is None else _joined(train, made)
+
+
+def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task | None, cfg: TrainConfig, *,
               cache: FeatureCache | None = None, callbacks: Sequence[Callback] = (),
               sources: dict[str, Task] | None = None) -> FitResult:
     """Train ``model`` (already ``prepare_model``-ed) with ``strategy``; returns the run's full record.
 
-    ``sources``: named extra examples the stages' terms draw from (``target``: unlabelled examples of the
-    deployment domain)."""
+    ``val``: the validation examples, or None where a budget is too small to hold any out (only strategies that
+    choose nothing on them run then). ``sources``: named extra examples the stages' terms draw from (``target``:
+    unlabelled examples of the deployment domain)."""
     sources = dict(sources or {})
     check_sources(strategy, sources)
+    check_validation(strategy, cfg, val)
+    made = with_made(strategy, train, train.classes, train.modality)
+    if made is not train:
+        log.info("%s: %d examples made from the class names join the %d labelled ones", strategy.spec,
+                 len(made) - len(train), len(train))
+        train = made
+    return _fit(model, strategy, train, val, cfg, cache, callbacks, sources)
+
+
+def _fit(model: AdaptedModel, strategy: Strategy, train: Task, val: Task | None, cfg: TrainConfig,
+         cache: FeatureCache | None, callbacks: Sequence[Callback], sources: dict[str, Task]) -> FitResult:
+    """Every stage in turn on ``train`` (made examples already in it), ``val`` and ``sources``."""
     device = cfg.resolve_device()
     model.to(device)
     cache = cache if cache is not None else FeatureCache()
@@ -121,10 +157,13 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task, c
 
 
 def check_label_free(strategy: Strategy) -> None:
-    """One sentence unless ``strategy`` can be built without examples (it learns nothing from labels)."""
-    if strategy.uses_labels or not all(s.closed_form for s in strategy.stages()):
+    """One sentence unless ``strategy`` can be built without examples (it learns nothing from labels, or makes its
+    own from the class names)."""
+    if not strategy.runs_without_labels or (not strategy.makes_examples
+                                            and not all(s.closed_form for s in strategy.stages())):
         raise HeadstartError(f"{strategy.spec} learns from labelled examples; give some (X and y), or use zero-shot, "
-                             "which needs only the class names.")
+                             "which needs only the class names (or contrastive with synthetic=8, which makes "
+                             "examples from them).")
 
 
 def _record_solved(model: AdaptedModel, stage: Strategy, chosen: dict, result: FitResult) -> None:
@@ -140,6 +179,12 @@ def fit_without_examples(model: AdaptedModel, strategy: Strategy, classes: tuple
                          cfg: TrainConfig) -> FitResult:
     """A strategy that learns nothing from labels (zero-shot) from the class names alone: no example is seen."""
     check_label_free(strategy)
+    if strategy.makes_examples:
+        made = with_made(strategy, None, tuple(classes), model.backbone.modality)
+        assert made is not None
+        result = _fit(model, strategy, made, None, cfg, None, (), {})
+        result.notes.append(f"no labelled examples: trained on the {len(made)} examples made from the class names")
+        return result
     device = cfg.resolve_device()
     model.to(device)
     start_weights = snapshot(model.backbone, _may_train(model, strategy))
@@ -170,7 +215,7 @@ def _plan_stage(model: AdaptedModel, stage: Strategy, cfg: TrainConfig, result: 
     return groups, boundary
 
 
-def _train_stage(model: AdaptedModel, stage: Strategy, train: Task, val: Task, sources: dict[str, Task],
+def _train_stage(model: AdaptedModel, stage: Strategy, train: Task, val: Task | None, sources: dict[str, Task],
                  cfg: TrainConfig, cache: FeatureCache, device: torch.device, callbacks: Sequence[Callback],
                  result: FitResult, n: int) -> None:
     """One stage through the loop: its sources (cached where the plan allows), its terms prepared, then train."""
@@ -190,17 +235,22 @@ def _train_stage(model: AdaptedModel, stage: Strategy, train: Task, val: Task, s
         result.notes.append(f"{stage.spec}: frozen blocks 0..{min(boundary, model.n_blocks) - 1} ran once "
                             "(cached); each epoch ran only the trainable top")
     if stage.trains_on_validation:
-        result.notes.append(f"{stage.spec}: trained on the {len(train)} training + {len(val)} validation "
-                            "examples (nothing held out, no early stopping)")
+        result.notes.append(f"{stage.spec}: trained on the {len(train)} training + {0 if val is None else len(val)} "
+                            "validation examples (nothing held out, no early stopping)")
+    elif val is None:
+        result.notes.append(f"{stage.spec}: no validation examples (a budget below {VALIDATED_FROM} per class): "
+                            "trained for its epochs, the last kept")
     run_training(model, groups, boundary, train_src, val_src, stage_cfg, stage.default_epochs, stage=stage.spec,
                  min_steps=stage.default_min_steps, callbacks=callbacks, result=result,
                  include_start=stage.starts_fitted, objective=stage.objective(model, cfg), terms=terms, ctx=ctx)
 
 
-def _solve(model: AdaptedModel, stage, train: Task, val: Task, cfg: TrainConfig, cache: FeatureCache,
+def _solve(model: AdaptedModel, stage, train: Task, val: Task | None, cfg: TrainConfig, cache: FeatureCache,
            device: torch.device, result: FitResult) -> None:
     at = model.features_start
     feats = [stack_states(cache.states(model, at, t, range(len(t)), batch_size=cfg.eval_batch_size, device=device))
-             ["features"].cpu() for t in (train, val)]
-    chosen = stage.solve(model, feats[0], train.labels, feats[1], val.labels, seed=cfg.seed, classes=train.classes)
+             ["features"].cpu() if t is not None else torch.empty(0, model.backbone.feature_dim)
+             for t in (train, val)]
+    y_val = val.labels if val is not None else np.zeros(0, dtype=np.int64)
+    chosen = stage.solve(model, feats[0], train.labels, feats[1], y_val, seed=cfg.seed, classes=train.classes)
     _record_solved(model, stage, chosen, result)  # its val_loss / val_acc: held-out estimates

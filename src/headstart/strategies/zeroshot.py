@@ -27,7 +27,7 @@ from ..errors import HeadstartError
 from ..train.model import AdaptedModel, ParamPlan
 from .base import Strategy, register_strategy
 
-__all__ = ["ZeroShot", "prompt_embeddings", "prompts_for"]
+__all__ = ["TEMPLATES", "ZeroShot", "check_templates", "clean_descriptions", "prompt_embeddings", "prompts_for"]
 
 TEMPLATES = {"text": ("{}.", "This text is about {}."),
              "image": ("a photo of a {}.", "a photo of the {}.", "an image of a {}.")}
@@ -35,7 +35,7 @@ _CODE = re.compile(r"(label|class)?[\s_-]*\d+", re.IGNORECASE)
 
 
 def prompts_for(classes: tuple[str, ...], templates: tuple[str, ...],
-                descriptions: dict[str, tuple[str, ...]] | None = None) -> list[list[str]]:
+                descriptions: dict[str, tuple[str, ...]] | None = None, owner: str = "zero-shot") -> list[list[str]]:
     """Per class, its prompts: its own descriptions when given (``{}`` in one is its name), else the templates
     around its name. Codes without descriptions, and descriptions of classes the data lack, are refused."""
     descriptions = descriptions or {}
@@ -45,7 +45,7 @@ def prompts_for(classes: tuple[str, ...], templates: tuple[str, ...],
                              f"({', '.join(map(str, classes))}); spell each class as the labels do.")
     codes = [str(c) for c in classes if _CODE.fullmatch(str(c).strip()) and str(c) not in descriptions]
     if classes and len(codes) == len(classes) or (codes and descriptions):
-        raise HeadstartError(f"zero-shot compares examples with their class names, but {', '.join(codes[:4])} "
+        raise HeadstartError(f"{owner} compares examples with their class names, but {', '.join(codes[:4])} "
                              f"{'is a code' if len(codes) == 1 else 'are codes'}; describe each class in words "
                              "(--class-descriptions FILE: 'positive: a glowing review'), give the labels as words, "
                              "or use a strategy that learns from labelled examples (probe).")
@@ -55,6 +55,35 @@ def prompts_for(classes: tuple[str, ...], templates: tuple[str, ...],
         own = descriptions.get(str(c))
         out.append([d.replace("{}", name) for d in own] if own else [t.format(name) for t in templates])
     return out
+
+
+def clean_descriptions(value: Any, owner: str) -> dict[str, tuple[str, ...]] | None:
+    """A ``descriptions`` option (class name -> one text or several) as name -> non-empty texts; one sentence
+    naming ``owner`` (the strategy) for anything else."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value:
+        raise HeadstartError(f"The 'descriptions' option of {owner} maps each class name to its descriptions "
+                             "(e.g. {'positive': ['a glowing review']}).")
+    clean = {}
+    for name, texts in value.items():
+        texts = (texts,) if isinstance(texts, str) else texts
+        if not isinstance(texts, (list, tuple)) or not texts or not all(
+                isinstance(t, str) and t.strip() for t in texts):
+            raise HeadstartError(f"The 'descriptions' option of {owner} gives class {name!r} no text; give each class "
+                                 "one or more non-empty descriptions.")
+        clean[str(name)] = tuple(t.strip() for t in texts)
+    return clean
+
+
+def check_templates(templates: tuple[str, ...], owner: str) -> tuple[str, ...]:
+    """Each template holds ``{}`` once (where the class name goes)."""
+    templates = tuple(str(t) for t in templates)
+    bad = [t for t in templates if t.count("{}") != 1]
+    if bad:
+        raise HeadstartError(f"The {owner} template {bad[0]!r} must hold {{}} once, where the class name goes "
+                             "(e.g. 'a photo of a {}.').")
+    return templates
 
 
 def prompt_embeddings(backbone: Any, per_class: list[list[str]]) -> torch.Tensor:
@@ -87,24 +116,12 @@ class ZeroShot(Strategy):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.templates = tuple(str(t) for t in self.templates)
-        if self.descriptions is not None:
-            if not isinstance(self.descriptions, dict) or not self.descriptions:
-                raise HeadstartError("The 'descriptions' option of zero-shot maps each class name to its descriptions "
-                                     "(e.g. {'positive': ['a glowing review']}).")
-            clean = {}
-            for name, texts in self.descriptions.items():
-                texts = (texts,) if isinstance(texts, str) else texts
-                if not isinstance(texts, (list, tuple)) or not texts or not all(
-                        isinstance(t, str) and t.strip() for t in texts):
-                    raise HeadstartError(f"The 'descriptions' option of zero-shot gives class {name!r} no text; give "
-                                         "each class one or more non-empty descriptions.")
-                clean[str(name)] = tuple(t.strip() for t in texts)
-            self.descriptions = clean
-        bad = [t for t in self.templates if t.count("{}") != 1]
-        if bad:
-            raise HeadstartError(f"The zero-shot template {bad[0]!r} must hold {{}} once, where the class name goes "
-                                 "(e.g. 'a photo of a {}.').")
+        self.templates = check_templates(self.templates, self.name)
+        self.descriptions = clean_descriptions(self.descriptions, self.name)
+
+    @property
+    def uses_descriptions(self) -> bool:
+        return True
 
     def plan(self, n_blocks: int) -> ParamPlan:
         return ParamPlan({})
@@ -126,10 +143,12 @@ class ZeroShot(Strategy):
                else f"{len(classes)} classes")
         out: dict[str, Any] = {"val_loss": None, "val_acc": None,
                                "note": f"no training: {how} × {len(templates)} prompts, e.g. {prompts[0][0]!r}"}
-        if len(x_val):
+        # no label is learned from, so every labelled example is held out: the validation ones, else the training ones
+        x_eval, y_eval = (x_val, y_val) if len(x_val) else (x_train, y_train)
+        if len(x_eval):
             with torch.no_grad():
-                logits = model.head(x_val.to(model.head.weight))
-                target = torch.as_tensor(y_val, dtype=torch.long)
+                logits = model.head(x_eval.to(model.head.weight))
+                target = torch.as_tensor(y_eval, dtype=torch.long)
             out["val_loss"] = float(torch.nn.functional.cross_entropy(logits, target))
             out["val_acc"] = float((logits.argmax(1) == target).float().mean())
         return out
