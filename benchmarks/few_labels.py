@@ -1,0 +1,119 @@
+"""The first labels: 0 to 32 per class, for the strategies built for them, on identical draws.
+
+    python benchmarks/few_labels.py [--only cheap|contrastive] [--datasets a,b]
+
+MiniLM on the named text examples, the race's split (seed 0), scored on its test part; each seed is one
+budget draw (``draw``: the race's, nested), shared by every strategy. Below 4 per class nothing is held
+out and every label trains; from 4 a quarter validates (the probe's and prototype's closed forms use it
+too). Rows are written as each fit ends (``benchmarks/results/few_labels.jsonl``), so an interrupted run
+resumes where it stopped and a fresh clone rebuilds the table; the cheap strategies (closed forms on
+cached features) run before the contrastive ones, which train the body.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import ROOT, merge_jsonl, read_jsonl, write_section  # noqa: E402
+
+from headstart import Adapter  # noqa: E402
+from headstart.data import draw, load_task, make_splits  # noqa: E402
+from headstart.fetch import cache_dir  # noqa: E402
+from headstart.train import FeatureCache  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "few_labels.jsonl"
+DATASETS = ("rotten-tomatoes", "vader-tweets", "20newsgroups")
+BUDGETS = (0, 1, 2, 4, 8, 32)
+SEEDS = 3
+#: (label, strategy, options, budgets it runs at, cheap: a closed form on cached features)
+SETTINGS = [
+    ("zero-shot", "zero-shot", {}, (0,), True),
+    ("prototype", "prototype", {}, (1, 2, 4, 8, 32), True),
+    ("prototype, prior=names", "prototype", {"prior": "names"}, BUDGETS, True),
+    ("probe", "probe", {}, (1, 2, 4, 8, 32), True),
+    ("contrastive, synthetic=8", "contrastive", {"synthetic": 8}, (0, 1, 2, 4, 8), False),
+    ("contrastive", "contrastive", {}, (1, 2, 4, 8), False),
+]
+
+
+def _key(data: str, label: str, budget: int, seed: int) -> str:
+    return f"{data}|{label}|{budget}|{seed}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=("cheap", "contrastive"), help="run one kind of strategy only")
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    args = ap.parse_args()
+    done = {r["key"] for r in read_jsonl(RESULTS)}
+    cache = FeatureCache(cache_dir() / "features")
+    for cheap_pass in (True, False):
+        if args.only and (args.only == "cheap") != cheap_pass:
+            continue
+        for data in args.datasets.split(","):
+            task = load_task(data)
+            splits = make_splits(task, seed=0)
+            test = task.subset(splits.test)
+            for label, strategy, options, budgets, cheap in SETTINGS:
+                if cheap != cheap_pass:
+                    continue
+                for budget in budgets:
+                    # zero labels leave nothing to draw: one deterministic fit, whatever the seed
+                    for seed in range(1 if budget == 0 and cheap else SEEDS):
+                        key = _key(data, label, budget, seed)
+                        if key not in done:
+                            row = _fit(task, splits, test, strategy, options, budget, seed, cache)
+                            merge_jsonl(RESULTS, [{"key": key, "data": data, "setting": label, **row}],
+                                        order=lambda r: r["key"])
+                            print(key, f"{row['test_acc']:.3f}", f"{row['fit_seconds']:.1f}s", flush=True)
+    write_section("few-labels", "The first labels: 0 to 32 per class, prototype, probe, contrastive",
+                  table(read_jsonl(RESULTS)))
+
+
+def _fit(task, splits, test, strategy, options, budget, seed, cache) -> dict:
+    clf = Adapter("minilm-l6", strategy, strategy_options=options or None, feature_cache=cache, progress=False,
+                  seed=seed)
+    tic = time.perf_counter()
+    if budget == 0:
+        clf.fit(None, classes=task.classes)
+        n_train = n_val = 0
+    else:
+        tr, va = draw(task, splits, budget, seed=seed)
+        clf.fit(task.subset(tr), val=task.subset(va) if len(va) else None)
+        n_train, n_val = len(tr), len(va)
+    return {"strategy": strategy, "options": options, "budget": budget, "seed": seed, "n_train": n_train,
+            "n_val": n_val, "test_acc": clf.score(test), "n_test": len(test),
+            "fit_seconds": time.perf_counter() - tic}
+
+
+def table(rows: list[dict]) -> str:
+    budgets = sorted({r["budget"] for r in rows})
+    settings = [s[0] for s in SETTINGS]
+    out = []
+    for data in [d for d in DATASETS if any(r["data"] == d for r in rows)]:
+        lines = [f"**{data}** (test accuracy, mean ± sd over the seeds' draws; n = seeds)", "",
+                 "| setting | " + " | ".join(f"{b}/class" for b in budgets) + " |",
+                 "|---|" + "---|" * len(budgets)]
+        for s in settings:
+            cells = []
+            for b in budgets:
+                acc = [r["test_acc"] for r in rows if r["data"] == data and r["setting"] == s and r["budget"] == b]
+                sd = f" ± {statistics.stdev(acc):.3f}" if len(acc) > 1 else ""
+                cells.append(f"{statistics.mean(acc):.3f}{sd} (n={len(acc)})" if acc else "")
+            if any(cells):
+                lines.append(f"| {s} | " + " | ".join(cells) + " |")
+        out.append("\n".join(lines))
+    return ("`minilm-l6`, the race's split (seed 0), scored on its test part; one budget draw per seed, the same for "
+            "every setting. Below 4/class nothing is held out. `prototype, prior=names` starts each class at its "
+            "name's prompt embedding (zero-shot's) counted as one example; `synthetic=8` adds SetFit's 8 templated "
+            "texts per class (\"This sentence is {}\").\n\n" + "\n\n".join(out)
+            + "\n\nRows: `benchmarks/results/few_labels.jsonl` (`python benchmarks/few_labels.py` resumes them).")
+
+
+if __name__ == "__main__":
+    main()
