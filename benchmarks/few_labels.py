@@ -1,6 +1,6 @@
 """The first labels: 0 to 32 per class, for the strategies built for them, on identical draws.
 
-    python benchmarks/few_labels.py [--only cheap|contrastive] [--datasets a,b]
+    python benchmarks/few_labels.py [--only cheap|contrastive] [--datasets a,b] [--table]
 
 MiniLM on the named text examples, the race's split (seed 0), scored on its test part; each seed is one
 budget draw (``draw``: the race's, nested), shared by every strategy. Below 4 per class nothing is held
@@ -49,7 +49,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=("cheap", "contrastive"), help="run one kind of strategy only")
     ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--table", action="store_true", help="only rebuild BENCHMARKS.md's section from the rows")
     args = ap.parse_args()
+    if args.table:
+        return write()
     done = {r["key"] for r in read_jsonl(RESULTS)}
     cache = FeatureCache(cache_dir() / "features")
     for cheap_pass in (True, False):
@@ -71,6 +74,11 @@ def main() -> None:
                             merge_jsonl(RESULTS, [{"key": key, "data": data, "setting": label, **row}],
                                         order=lambda r: r["key"])
                             print(key, f"{row['test_acc']:.3f}", f"{row['fit_seconds']:.1f}s", flush=True)
+    write()
+
+
+def write() -> None:
+    """Rebuild the section from the committed rows (``--table``)."""
     write_section("few-labels", "The first labels: 0 to 32 per class, prototype, probe, contrastive",
                   table(read_jsonl(RESULTS)))
 
@@ -96,15 +104,17 @@ def table(rows: list[dict]) -> str:
     settings = [s[0] for s in SETTINGS]
     out = []
     for data in [d for d in DATASETS if any(r["data"] == d for r in rows)]:
-        lines = [f"**{data}** (test accuracy, mean ± sd over the seeds' draws; n = seeds)", "",
+        lines = [f"**{data}** (test accuracy, mean ± sd over the seeds' draws; n = seeds; seconds per fit)", "",
                  "| setting | " + " | ".join(f"{b}/class" for b in budgets) + " |",
                  "|---|" + "---|" * len(budgets)]
         for s in settings:
             cells = []
             for b in budgets:
-                acc = [r["test_acc"] for r in rows if r["data"] == data and r["setting"] == s and r["budget"] == b]
+                mine = [r for r in rows if r["data"] == data and r["setting"] == s and r["budget"] == b]
+                acc = [r["test_acc"] for r in mine]
                 sd = f" ± {statistics.stdev(acc):.3f}" if len(acc) > 1 else ""
-                cells.append(f"{statistics.mean(acc):.3f}{sd} (n={len(acc)})" if acc else "")
+                seconds = statistics.mean(r["fit_seconds"] for r in mine) if mine else 0.0
+                cells.append(f"{statistics.mean(acc):.3f}{sd} (n={len(acc)}, {seconds:.1f} s)" if acc else "")
             if any(cells):
                 lines.append(f"| {s} | " + " | ".join(cells) + " |")
         out.append("\n".join(lines))
