@@ -179,7 +179,9 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("--strategies", help="comma-separated (default: scratch,probe,partial:2,full,lora); an entry "
                    "may carry options of its own, so variants race side by side: full,full[head_init=random]")
     p.add_argument("--budgets", help="labelled examples per class, validation included; comma-separated, 'all' "
-                   "allowed, 0 for zero-shot alone (default: sized to the data)")
+                   "allowed (default: sized to the data). 0: only what needs no label (zero-shot, prototype with "
+                   "prior=names, contrastive with synthetic); 1 to 3: nothing held out, so only what needs no "
+                   "validation runs; the others are named and start later")
     p.add_argument("--seeds", type=int, default=3, help="seeds per strategy and budget (default 3)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the pool/selection/test split (default 0)")
     p.add_argument("--test", help="your own test file (same format and columns as DATA): the test set, never "
