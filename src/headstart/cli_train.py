@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -38,13 +37,10 @@ def train_options(args: argparse.Namespace) -> dict[str, Any]:
         from .data.descriptions import read_class_descriptions
         from .options import options_for
         from .strategies import create_strategy, split_entry
+        from .train.config import TrainConfig
 
-        def reads(spec: str) -> bool:
-            own = {f.name for f in dataclasses.fields(type(create_strategy(spec)))}
-            return create_strategy(spec, **{k: v for k, v in options_for(options, spec).items()
-                                            if k in own}).uses_descriptions
-
-        described = [s for s in strategies if reads(s)]
+        described = [s for s in strategies  # as configured, the entry would read them
+                     if create_strategy(s, **TrainConfig.from_options(options_for(options, s))[1]).uses_descriptions]
         if not described:
             raise HeadstartError("--class-descriptions describes the classes for zero-shot, prototype with "
                                  "prior=names and contrastive with synthetic texts, and none of "
@@ -132,16 +128,15 @@ def _cmd_fit(args: argparse.Namespace) -> None:
                                                               text_column=args.text_column, encoding=args.encoding)
     if parse_budget(args.budget) == 0:  # no labels: zero-shot from the class names alone
         adapter.fit(None, classes=task.classes)
-    elif len(val_idx):
-        adapter.fit(task.subset(train_idx), val=task.subset(val_idx), target=target)
-    else:  # a budget below VALIDATED_FROM holds nothing out: a strategy that validates is refused in one sentence
-        from .strategies import create_strategy
-        from .strategies.runner import check_validation
-        from .train.config import TrainConfig
+    else:
+        if not len(val_idx):  # a budget below VALIDATED_FROM holds nothing out: a strategy that validates is refused
+            from .strategies import create_strategy
+            from .strategies.runner import check_validation
+            from .train.config import TrainConfig
 
-        cfg, strategy_options = TrainConfig.from_options(options)
-        check_validation(create_strategy(args.strategy, **strategy_options), cfg, None)
-        adapter.fit(task.subset(train_idx), target=target)
+            cfg, strategy_options = TrainConfig.from_options(options)
+            check_validation(create_strategy(args.strategy, **strategy_options), cfg, None)
+        adapter.fit(task.subset(train_idx), val=task.subset(val_idx) if len(val_idx) else None, target=target)
     from .train.distributed import is_main_process
 
     if not is_main_process():  # under `accelerate launch`: every process trained the same model; one writes it

@@ -127,10 +127,8 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
     target = data.target if "target" in strategy.sources() else None
     if run.budget == 0:  # no labels: a label-free strategy (zero-shot) from the class names alone
         clf.fit(None, classes=task.classes)
-    elif len(val_idx):
-        clf.fit(task.subset(train_idx), val=task.subset(val_idx), target=target)
-    else:  # a budget below VALIDATED_FROM holds nothing out: only strategies that need no validation run here
-        clf.fit(task.subset(train_idx), target=target)
+    else:  # below VALIDATED_FROM per class nothing is held out: only strategies that need no validation run there
+        clf.fit(task.subset(train_idx), val=task.subset(val_idx) if len(val_idx) else None, target=target)
     fit_seconds = time.perf_counter() - tic
     sel_acc, sel_f1, _, _ = _scores(clf, data.selection)
     test_acc, test_f1, predict_seconds, test_pred = _scores(clf, data.test)
