@@ -40,6 +40,8 @@ def _bad_values(cls: type, f: dataclasses.Field) -> st.SearchStrategy:
     kinds = set(typing.get_args(tp)) or {tp}
     tuple_like = typing.get_origin(tp) is tuple  # a list is a valid value of a tuple option
     junk = JUNK.filter(lambda v: not isinstance(v, list)) if tuple_like else JUNK
+    if meta.get("choices") is None and (str in kinds or tp == tuple[str, ...]):  # free text: a template, where
+        junk = junk.filter(lambda v: not (isinstance(v, str) and "{}" in v))  # any text holding {} is valid
     out = [junk, st.just(math.nan), st.just(math.inf)] if bool not in kinds else [junk, st.sampled_from([2, "yes"])]
     choices = meta.get("choices")
     if choices is not None:

@@ -3,6 +3,8 @@ H-score and probe accuracy; a candidate that cannot be used keeps a row saying w
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -92,3 +94,5 @@ def test_headstart_rank_scores_the_packaged_vision_backbones_on_digits(capsys):
     assert "mobilenetv2[image_size=64]" in out and "efficientnet-lite0[image_size=64]" in out
     assert "minilm-l6" in out and "not usable: minilm-l6 is a text model but the data are images" in out
     assert "Race " in out
+    assert re.search(r"headstart compare mnist-5k --backbones '?(mobilenetv2|efficientnet-lite0)\[image_size=64\],"
+                     r"(mobilenetv2|efficientnet-lite0)\[image_size=64\]'? --out runs/backbones", out)

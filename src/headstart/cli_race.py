@@ -32,14 +32,16 @@ def _budgets(text: str | None) -> list[int | None]:
 
 
 def _table(rows: list[Any], best: dict[Any, str]) -> str:
-    from .race.analysis import budget_label
+    from .race.analysis import accuracy_text, budget_label
 
-    lines = [f"{'strategy':<14} {'labels/class':>12} {'selection':>9} {'test acc':>15} {'test macro-F1':>15} "
+    w = max([13, *(len(r.strategy) for r in rows)])  # "probe on efficientnet-lite0" in a race over backbones
+    lines = [f"{'strategy':<{w + 1}} {'labels/class':>12} {'selection':>9} {'test acc':>15} {'test macro-F1':>15} "
              f"{'trainable':>12} {'s/run':>7} {'Δθ':>8}"]
     for r in rows:
         mark = "*" if best.get(r.budget) == r.strategy else " "
-        lines.append(f"{r.strategy:<13}{mark} {budget_label(r.budget):>12} {r.sel_acc_mean:>9.3f} {r.acc_mean:>8.3f} ± "
-                     f"{r.acc_std:.3f} {r.f1_mean:>8.3f} ± {r.f1_std:.3f} {r.trainable_params:>12,} {r.seconds:>7.1f} "
+        lines.append(f"{r.strategy:<{w}}{mark} {budget_label(r.budget):>12} {r.sel_acc_mean:>9.3f} "
+                     f"{accuracy_text(r.acc_mean, r.acc_std):>15} {accuracy_text(r.f1_mean, r.f1_std):>15} "
+                     f"{r.trainable_params:>12,} {r.seconds:>7.1f} "
                      f"{r.delta_l2:>8.3f}")
     return "\n".join(lines)
 
@@ -50,23 +52,27 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
     """Advise (once), run what is missing of the grid, write the report, print the outcome."""
     from .race import RaceSpec, ResultStore, advise, prepare_race, run_race, summarize
     from .race.analysis import best_per_budget, choice_line, negative_transfer, recommend
+    from .race.grid import entry_label
     from .report import advice_check, write_report
     from .tracking import make_trackers
 
     spec = RaceSpec(**spec_kwargs)
     trackers = make_trackers(report_to, out)  # a missing tracking library fails before any work
     data = prepare_race(spec, task, load_options=load_options)
-    if advice:
+    if advice:  # on the first candidate when several backbones race
+        first = spec.backbones[0] if spec.backbones else None
+        name, options = spec.backbone_of(first)
         with ResultStore(out / "results.sqlite") as store:
             saved = store.get_meta("advice")
-            wanted = {"backbone": spec.backbone, "split_seed": spec.split_seed, "data": data.fingerprint}
+            wanted = {"backbone": name, "backbone_options": options, "split_seed": spec.split_seed,
+                      "data": data.fingerprint}
             if saved is None or any(saved.get(k) != v for k, v in wanted.items()):
                 if not quiet:
-                    print(f"advising on {data.task.name} with {spec.backbone} (frozen features of the pool only)...",
+                    print(f"advising on {data.task.name} with {first or name} (frozen features of the pool only)...",
                           file=sys.stderr)
-                found = advise(data.task, spec.backbone, backbone_options=spec.backbone_options,
-                               seed=spec.split_seed, pool=data.splits.pool).to_dict()
-                store.set_meta("advice", {**found, **wanted})
+                found = advise(data.task, name, backbone_options=options, seed=spec.split_seed,
+                               pool=data.splits.pool).to_dict()
+                store.set_meta("advice", {**found, **wanted, "entry": entry_label(found["strategy"], first)})
     if spec.skipped() and not quiet:
         print(spec.skipped(), file=sys.stderr)
     records = run_race(spec, out, data=data, progress=not quiet, trackers=trackers, executor=executor)
@@ -75,10 +81,11 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
         summary = json.loads((out / "results.json").read_text(encoding="utf-8"))
         print(json.dumps({**summary, "report": str(report)}, indent=2))
         return
-    rows = summarize(records, spec.strategies)
+    rows = summarize(records, spec.entries())
     verdict = negative_transfer(records)
     rec = recommend(rows, verdict)
-    chose = choice_line(len(data.selection), len(data.test), data.test.source if data.test_fingerprint else None)
+    chose = choice_line(len(data.selection), len(data.test), data.test.source if data.test_fingerprint else None,
+                        spec.cv_folds if data.choose == "cv" else None)
     print(chose)
     print(_table(rows, best_per_budget(rows)))
     print("(* best at that budget on selection accuracy)\n")
@@ -95,6 +102,7 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
+    from .backbones.options import candidate_label
     from .cli_train import check_out
     from .data import load_task
     from .race import DEFAULT_STRATEGIES, ResultStore
@@ -109,14 +117,33 @@ def _cmd_compare(args: argparse.Namespace) -> None:
         ResultStore(Path(args.out) / "results.sqlite").close()
     load_options = {"text_column": args.text_column, "label_column": args.label_column, "encoding": args.encoding,
                     "strict": args.strict, "normalize_labels": args.normalize_labels}
+    candidates = _candidates(args)  # bad names and options refused before the data are read
     task = load_task(args.data, **load_options)
-    backbone = args.backbone or DEFAULT_BACKBONE[task.modality]
+    backbone = candidates[0][0] if candidates else args.backbone or DEFAULT_BACKBONE[task.modality]
     strategies = split_entries(args.strategies) if args.strategies else list(DEFAULT_STRATEGIES)
     spec = {"data": args.data, "backbone": backbone, "strategies": strategies, "budgets": _budgets(args.budgets),
             "seeds": args.seeds, "split_seed": args.split_seed, "test_limit": args.test_limit, "test": args.test,
-            "target": args.target, "train_options": options, "backbone_options": backbone_options(args, backbone)}
+            "target": args.target, "train_options": options, "backbone_options": backbone_options(args, backbone),
+            "backbones": [candidate_label(*c) for c in candidates], "choose": args.choose, "cv_folds": args.cv_folds}
     race(spec, Path(args.out), advice=not args.no_advice, quiet=args.quiet, as_json=args.json,
          load_options=load_options, task=task, report_to=args.report_to, executor=executor)
+
+
+def _candidates(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+    """``--backbones a,b[image_size=64]`` as (name, options) pairs, the common --image-size / --max-length checked
+    against each (none: one backbone, ``--backbone``)."""
+    from .backbones.options import parse_candidate
+    from .errors import HeadstartError
+    from .strategies import split_entries
+
+    if not args.backbones:
+        return []
+    if args.backbone:
+        raise HeadstartError("Give --backbone (one) or --backbones (several side by side), not both.")
+    candidates = [parse_candidate(c) for c in split_entries(args.backbones)]
+    for name, _ in candidates:
+        backbone_options(args, name)
+    return candidates
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -159,7 +186,7 @@ def _cmd_rank(args: argparse.Namespace) -> None:
             print(f"  {row.label}: {'not usable' if row.error else 'scored'} in {row.seconds:.0f}s", file=sys.stderr)
 
     rows = rank_backbones(task, candidates, subset=args.subset, seed=args.split_seed, on_candidate=progress)
-    print(json.dumps([r.to_dict() for r in rows], indent=2) if args.json else format_ranking(rows))
+    print(json.dumps([r.to_dict() for r in rows], indent=2) if args.json else format_ranking(rows, args.data))
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -182,8 +209,20 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
                    "allowed (default: sized to the data). 0: only what needs no label (zero-shot, prototype with "
                    "prior=names, contrastive with synthetic); 1 to 3: nothing held out, so only what needs no "
                    "validation runs; the others are named and start later")
+    p.add_argument("--backbones", help="race two or more backbones side by side instead of --backbone: every strategy "
+                   "runs on each, in one store and one report (entries read 'probe on efficientnet-lite0'); each may "
+                   "carry options of its own: mobilenetv2[image_size=64],efficientnet-lite0 (`headstart rank` says "
+                   "which to race)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per strategy and budget (default 3)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the pool/selection/test split (default 0)")
+    p.add_argument("--choose", choices=("auto", "selection", "cv"), default="auto",
+                   help="how the race chooses: on a held-out selection part (a fifth of the data), or by 5-fold "
+                   "cross-validation within each run's labels, repeated over the seeds (every label trains in some "
+                   "fits and scores in another; a test part is still held out when every class has 10 examples). "
+                   "auto (default): cross-validation when the selection part would hold fewer than 10 examples of "
+                   "some class")
+    p.add_argument("--cv-folds", type=int, default=5, help="folds of --choose cv (default 5; at most the smallest "
+                   "class's labels in a run)")
     p.add_argument("--test", help="your own test file (same format and columns as DATA): the test set, never "
                    "sampled from DATA; selection comes from DATA")
     p.add_argument("--target", help="unlabelled examples of the deployment domain (a file like DATA, labels not needed "
@@ -214,7 +253,13 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
     p.set_defaults(func=_cmd_advise)
 
     p = sub.add_parser("rank", help="which backbones to race: LogME, H-score and probe accuracy on frozen features of "
-                                    "the pool (about a minute each)")
+                                    "the pool (about a minute each)",
+                       description="Score candidate backbones on frozen features of the same stratified subset of the "
+                       "pool (the selection and test parts are never looked at): LogME (You et al. 2021), the "
+                       "regularised H-score (Bao et al. 2019, Ledoit-Wolf shrinkage as in Ibrahim et al. 2022) and a "
+                       "5-fold probe's accuracy. No single score wins everywhere, so candidates are ordered by their "
+                       "mean rank over the three; the best two are printed with the `compare --backbones` command "
+                       "that races them. BENCHMARKS.md measures how well each score predicts fine-tuned accuracy.")
     p.add_argument("data", help="a named example, a CSV/TSV/JSONL/.npz file, or an image folder")
     p.add_argument("--backbones", required=True, help="comma-separated candidates, each with options of its own: "
                    "minilm-l6,hf:BAAI/bge-small-en-v1.5 or mobilenetv2[image_size=64],efficientnet-lite0")

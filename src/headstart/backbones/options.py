@@ -14,7 +14,7 @@ from typing import Any
 from ..declare import check_value
 from ..errors import HeadstartError
 
-__all__ = ["BACKBONE_OPTIONS", "check_backbone_options"]
+__all__ = ["BACKBONE_OPTIONS", "candidate_label", "check_backbone_options", "parse_candidate"]
 
 #: name -> (flag, check_value keywords): what each option accepts
 BACKBONE_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -52,3 +52,27 @@ def check_backbone_options(name: str, options: dict[str, Any] | None, *, flags: 
         if key in BACKBONE_OPTIONS:
             check_value(key, value, f"backbone {name}", flag=flag if flags else None, **BACKBONE_OPTIONS[key][1])
     return options
+
+
+def parse_candidate(text: str) -> tuple[str, dict[str, Any]]:
+    """``name`` or ``name[option=value,...]`` (``mobilenetv2[image_size=64]``) as (name, backbone options)."""
+    text = text.strip()
+    name, options = text, {}
+    if text.endswith("]") and "[" in text:
+        name, _, inside = text[:-1].partition("[")
+        for part in filter(None, (p.strip() for p in inside.split(","))):
+            key, eq, value = part.partition("=")
+            if not eq or not key.strip():
+                raise HeadstartError(f"{text!r}: backbone options are key=value, e.g. mobilenetv2[image_size=64].")
+            value = value.strip()
+            options[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
+    if not name:
+        raise HeadstartError(f"{text!r} is not a backbone; give names like minilm-l6, hf:org/model or "
+                             "mobilenetv2[image_size=64].")
+    return name, check_backbone_options(name, options)
+
+
+def candidate_label(name: str, options: dict[str, Any]) -> str:
+    """The label ``parse_candidate`` reads back: ``name``, or ``name[key=value,...]`` with the keys sorted."""
+    inside = ",".join(f"{k}={v}" for k, v in sorted(options.items()))
+    return f"{name}[{inside}]" if inside else name

@@ -75,11 +75,12 @@ def make_splits(task: Task, *, selection_fraction: float = 0.2, test_fraction: f
                 exclude: np.ndarray | None = None) -> Splits:
     """Stratified pool / selection / test; every class gets at least one example in each part.
 
-    ``test_fraction=0`` makes no test part (the user's own test file is the test set). ``exclude``
-    keeps examples out of every part (copies of the user's test examples).
+    ``test_fraction=0`` makes no test part (the user's own test file is the test set);
+    ``selection_fraction=0`` no selection part (a race that chooses by cross-validation within the
+    labels). ``exclude`` keeps examples out of every part (copies of the user's test examples).
     """
-    if not 0.0 < selection_fraction < 1.0:
-        raise HeadstartError("The 'selection_fraction' parameter of make_splits must be in (0, 1). "
+    if not 0.0 <= selection_fraction < 1.0:
+        raise HeadstartError("The 'selection_fraction' parameter of make_splits must be in [0, 1). "
                              f"Got {selection_fraction!r} instead.")
     if not 0.0 <= test_fraction < 1.0:
         raise HeadstartError(f"The 'test_fraction' parameter of make_splits must be in [0, 1). Got {test_fraction!r} "
@@ -97,19 +98,20 @@ def make_splits(task: Task, *, selection_fraction: float = 0.2, test_fraction: f
         if not excluded[i]:
             members.setdefault(u, []).append(i)
     parts: dict[str, list[np.ndarray]] = {"pool": [], "selection": [], "test": []}
-    need = 3 if test_fraction > 0 else 2
+    need = 1 + (test_fraction > 0) + (selection_fraction > 0)
     for c, cls in enumerate(task.classes):
         order = _class_order(task.labels, heads, c, seed, salt=0)
         n = len(order)
         if n == 0:
             continue
         if n < need:
-            parts_named = "pool/selection/test" if need == 3 else "pool/selection"
+            fractions = (("pool", 1), ("selection", selection_fraction), ("test", test_fraction))
+            parts_named = "/".join(p for p, f in fractions if f > 0)
             raise HeadstartError(
                 f"{task.name}: class {cls!r} has {n} distinct example{'s' if n != 1 else ''}; a {parts_named} split "
                 f"needs at least {need} per class. Add examples of it or remove the class.")
-        n_test = min(max(1, round(n * test_fraction)), n - 2) if test_fraction > 0 else 0
-        n_sel = min(max(1, round(n * selection_fraction)), n - 1 - n_test)
+        n_test = min(max(1, round(n * test_fraction)), n - need + 1) if test_fraction > 0 else 0
+        n_sel = min(max(1, round(n * selection_fraction)), n - 1 - n_test) if selection_fraction > 0 else 0
         for name, chunk in (("test", order[:n_test]), ("selection", order[n_test: n_test + n_sel]),
                             ("pool", order[n_test + n_sel:])):
             parts[name].append(np.array([i for u in chunk for i in members[u]], dtype=np.int64))
@@ -118,7 +120,7 @@ def make_splits(task: Task, *, selection_fraction: float = 0.2, test_fraction: f
     warnings = tuple(f"the {name} part has only {len(idx)} examples (fewer than {MIN_HELDOUT}): differences between "
                      f"strategies of a few points on it are noise"
                      for name, idx in (("selection", selection), ("test", test))
-                     if len(idx) < MIN_HELDOUT and (name == "selection" or test_fraction > 0))
+                     if len(idx) < MIN_HELDOUT and (selection_fraction if name == "selection" else test_fraction) > 0)
     for w in warnings:
         log.warning("%s: %s", task.name, w)
     return Splits(pool, selection, test, seed, warnings)

@@ -38,6 +38,8 @@ class Task:
     name: str = "task"
     source: str = ""
     notes: tuple[str, ...] = field(default=())
+    #: an empty part of a task is allowed (a race without a selection or test part); data never are
+    allow_empty: bool = field(default=False, repr=False, compare=False)
     #: example keys already computed (an image's key reads its file): each is hashed once per Task, and a
     #: subset inherits its parent's
     _keys: dict[int, str] = field(default_factory=dict, init=False, repr=False)
@@ -49,9 +51,9 @@ class Task:
             raise HeadstartError(f"The 'modality' of a Task must be 'text' or 'image'. Got {self.modality!r} instead.")
         if len(self.inputs) != len(labels):
             raise HeadstartError(f"{self.name}: {len(self.inputs)} inputs but {len(labels)} labels.")
-        if len(labels) == 0:
+        if len(labels) == 0 and not self.allow_empty:
             raise HeadstartError(f"{self.name}: no examples; check the file or folder ({self.source}).")
-        if labels.min() < 0 or labels.max() >= len(self.classes):
+        if len(labels) and (labels.min() < 0 or labels.max() >= len(self.classes)):
             raise HeadstartError(f"{self.name}: labels must index into the {len(self.classes)} classes.")
 
     def __len__(self) -> int:
@@ -63,7 +65,8 @@ class Task:
             inputs: Any = self.inputs[index]
         else:
             inputs = [self.inputs[i] for i in index]
-        sub = Task(inputs, self.labels[index], self.classes, self.modality, self.name, self.source, self.notes)
+        sub = Task(inputs, self.labels[index], self.classes, self.modality, self.name, self.source, self.notes,
+                   allow_empty=len(index) == 0)
         sub._keys.update((j, self._keys[i]) for j, i in enumerate(index.tolist()) if i in self._keys)
         return sub
 

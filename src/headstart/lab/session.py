@@ -107,6 +107,10 @@ class LabSession:
                 raced = (store.get_meta("spec") or {}).get("strategies", [])
             if not saved:
                 raise HeadstartError(f"{path} holds no race settings; open the data instead (`headstart lab DATA`).")
+            if saved.get("backbones"):
+                raise HeadstartError(f"{path} races {' and '.join(saved['backbones'])} side by side, and the lab "
+                                     f"shows one backbone; open the data with one of them (`headstart lab "
+                                     f"{saved['data']} --backbone {saved['backbone']}`), or read the race's report.")
             base = {k: v for k, v in saved.items() if k in _SPEC_FIELDS}
             scratch = scratch or saved.get("scratch") or next((s for s in SCRATCH_OPTIONS if s in raced), "scratch")
             spec = RaceSpec(**base, strategies=["probe"], budgets=[None], seeds=1)
@@ -221,7 +225,8 @@ class LabSession:
                 "pretraining_helps": verdict.pretraining_helps,
                 "recommendation": None if rec is None else rec.to_dict(),
                 "chosen_on": choice_line(len(self.data.selection), len(self.data.test),
-                                         self.data.test.source if self.data.test_fingerprint else None),
+                                         self.data.test.source if self.data.test_fingerprint else None,
+                                         self.data.cv_folds if self.data.choose == "cv" else None),
                 "runs": len(records)}
 
     def describe(self) -> dict[str, Any]:

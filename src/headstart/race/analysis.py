@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CHOICE_LINE", "Recommendation", "Row", "TransferVerdict", "best_per_budget", "budget_label", "choice_line",
-           "negative_transfer", "recommend", "summarize"]
+__all__ = ["CHOICE_LINE", "Recommendation", "Row", "TransferVerdict", "accuracy_text", "best_per_budget",
+           "budget_label", "choice_line", "negative_transfer", "recommend", "summarize"]
 
 CLEARLY = 2.0  # "clearly better": more than this many noise units ahead
 
@@ -49,13 +49,30 @@ class Row:
     delta_l2: float
     delta_relative: float
     predict_ms: float | None = None  # milliseconds to predict one test example
+    cross_validated: bool = False  # the selection accuracy is out-of-fold within the runs' labels (tiny data)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _no_nan(asdict(self))
 
 
-def _std(values: list[float]) -> float:
+def _no_nan(d: dict[str, Any]) -> dict[str, Any]:
+    """A score that was not measured (NaN) as None, which JSON can carry."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in d.items()}
+
+
+def _std(values: list[float | None]) -> float:
+    """Sample spread (0 for one value; NaN when there are no scores: a race without a test part)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return math.nan
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def accuracy_text(mean: float, std: float | None = None) -> str:
+    """``0.812 ± 0.010``, or a dash for a score that was not measured (no test part)."""
+    if math.isnan(mean):
+        return "—"
+    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
 
 
 def budget_label(budget: int | None) -> str:
@@ -67,7 +84,8 @@ def _budget_order(budget: int | None) -> float:
 
 
 def _mean(rs: list[dict[str, Any]], key: str) -> float:
-    return float(np.mean([r[key] for r in rs]))
+    values = [r[key] for r in rs if r[key] is not None]
+    return float(np.mean(values)) if values else math.nan
 
 
 def summarize(records: list[dict[str, Any]], strategies: list[str] | None = None) -> list[Row]:
@@ -89,7 +107,9 @@ def summarize(records: list[dict[str, Any]], strategies: list[str] | None = None
             float(np.mean(per_epoch)) if per_epoch else None, _mean(rs, "epochs"),
             float(np.mean([r["delta_l2"] or 0.0 for r in rs])),
             float(np.mean([r["delta_relative"] or 0.0 for r in rs])),
-            _mean(rs, "predict_ms_per_example") if all("predict_ms_per_example" in r for r in rs) else None,
+            _mean(rs, "predict_ms_per_example") if all(r.get("predict_ms_per_example") is not None for r in rs)
+            else None,
+            "cv" in rs[0],
         ))
     return rows
 
@@ -102,11 +122,20 @@ def best_per_budget(rows: list[Row]) -> dict[int | None, str]:
 
 CHOICE_LINE = ("Chosen on {sel:,} selection examples; test accuracy on {test:,} other held-out examples{source} is "
                "only reported, never used to choose.")
+CV_LINE = ("Chosen by {folds}-fold cross-validation within each run's labels (the data are too small for a selection "
+           "part: every label trains in some fits and scores in another, and the seeds repeat it with other folds); ")
 
 
-def choice_line(n_selection: int, n_test: int, test_source: str | None = None) -> str:
+def choice_line(n_selection: int, n_test: int, test_source: str | None = None, cv_folds: int | None = None) -> str:
     """The one line that says which examples chose and which were only measured."""
-    return CHOICE_LINE.format(sel=n_selection, test=n_test, source=f" (from {test_source})" if test_source else "")
+    source = f" (from {test_source})" if test_source else ""
+    if not cv_folds:
+        return CHOICE_LINE.format(sel=n_selection, test=n_test, source=source)
+    if not n_test:
+        return CV_LINE.format(folds=cv_folds) + ("there is no test part, so the accuracies shown are the "
+                                                 "cross-validated ones that chose, and optimistic.")
+    return CV_LINE.format(folds=cv_folds) + f"test accuracy on {n_test:,} held-out examples{source} is only " \
+        "reported, never used to choose."
 
 
 def _noise(a: list[float], b: list[float], n: int) -> float:
@@ -151,6 +180,9 @@ def negative_transfer(records: list[dict[str, Any]]) -> TransferVerdict:
     budgets = sorted({r["budget"] for r in records}, key=_budget_order)
     scratch = {r["strategy"] for r in records if r.get("from_scratch")}
     transfer = {r["strategy"] for r in records} - scratch
+    if all(r["test_acc"] is None for r in records):
+        return TransferVerdict(message="No test part in this race (the data are too small to hold one out), so "
+                                       "whether pretraining helps cannot be measured here; give a test file (--test).")
     if not scratch or not transfer:
         return TransferVerdict(message="No from-scratch baseline (or no transfer strategy) in this race: add "
                                        "'scratch' or 'scratch-small' to --strategies to check whether pretraining "
@@ -201,7 +233,7 @@ class Recommendation:
     test_std: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _no_nan(asdict(self))
 
 
 def recommend(rows: list[Row], verdict: TransferVerdict) -> Recommendation | None:
@@ -213,19 +245,26 @@ def recommend(rows: list[Row], verdict: TransferVerdict) -> Recommendation | Non
     at = [r for r in rows if r.budget == top_budget]
     best = max(at, key=lambda r: r.sel_acc_mean)
     p = best.sel_acc_mean
+    # n_selection: the held-out examples, or under cross-validation the run's labels (each scored once)
     noise = max(math.sqrt(2 * p * (1 - p) / max(1, best.n_selection)),
                 best.sel_acc_std / math.sqrt(best.seeds) if best.seeds > 1 else 0.0)
     tied = [r for r in at if best.sel_acc_mean - r.sel_acc_mean <= noise]
     choice = min(tied, key=lambda r: (r.trainable_params, r.seconds))
+    on = "in cross-validation within its labels" if best.cross_validated else "on the selection examples"
     reasons = [f"at {budget_label(top_budget)} labels per class (the most this race tried), {best.strategy} scored "
-               f"highest on the selection examples: {best.sel_acc_mean:.3f} over {best.seeds} seed(s)"]
+               f"highest {on}: {best.sel_acc_mean:.3f} over {best.seeds} seed(s)"]
     if choice is not best:
-        reasons.append(f"{choice.strategy} is within noise of it on selection ({choice.sel_acc_mean:.3f}, noise "
+        how = "cross-validated" if best.cross_validated else "on selection"
+        reasons.append(f"{choice.strategy} is within noise of it {how} ({choice.sel_acc_mean:.3f}, noise "
                        f"±{noise:.3f}) with {choice.trainable_params:,} trainable parameters instead of "
                        f"{best.trainable_params:,} and {choice.seconds:.0f}s per run instead of {best.seconds:.0f}s, "
                        "so it is the better buy")
-    reasons.append(f"{choice.strategy}'s test accuracy, measured after the choice: {choice.acc_mean:.3f} ± "
-                   f"{choice.acc_std:.3f}")
+    if math.isnan(choice.acc_mean):
+        reasons.append(f"{choice.strategy}'s accuracy on unseen examples is not measured: there is no test part "
+                       "(give a test file, --test)")
+    else:
+        reasons.append(f"{choice.strategy}'s test accuracy, measured after the choice: {choice.acc_mean:.3f} ± "
+                       f"{choice.acc_std:.3f}")
     if verdict.pretraining_helps is False:
         reasons.append("but pretraining is not helping here (see the negative-transfer check): treat this as a "
                        "from-scratch problem, or find a backbone closer to your data")

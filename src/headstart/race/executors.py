@@ -181,17 +181,19 @@ def warm_features(spec: RaceSpec, data: RaceData, runs: Sequence[RunSpec], backb
     from ..train import AdaptedModel
 
     pretrained = [r for r in runs if create_strategy(r.strategy).pretrained]
-    if not pretrained:
-        return
-    index: set[int] = set()
-    for r in pretrained:
-        train, val = draw(data.task, data.splits, r.budget, seed=r.seed)
-        index.update(int(i) for i in train)
-        index.update(int(i) for i in val)
-    model = AdaptedModel(resolve_backbone(backbone, True, **spec.backbone_options), len(data.task.classes))
-    cache.states(model, model.features_start, data.task, sorted(index))
-    for part in (data.selection, data.test):
-        cache.states(model, model.features_start, part, range(len(part)))
+    for candidate in dict.fromkeys(r.backbone for r in pretrained):  # each backbone of the race, once
+        index: set[int] = set()
+        for r in pretrained:
+            if r.backbone == candidate:
+                train, val = draw(data.task, data.splits, r.budget, seed=r.seed)
+                index.update(int(i) for i in train)
+                index.update(int(i) for i in val)
+        name, options = (backbone, spec.backbone_options) if candidate is None else \
+            spec.backbone_of(candidate)
+        model = AdaptedModel(resolve_backbone(name, True, **options), len(data.task.classes))
+        cache.states(model, model.features_start, data.task, sorted(index))
+        for part in (data.selection, data.test):
+            cache.states(model, model.features_start, part, range(len(part)))
 
 
 EXECUTORS = {"local": LocalExecutor, "ray": RayExecutor}

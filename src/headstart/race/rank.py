@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..backbones import create_backbone
+from ..backbones.options import candidate_label, parse_candidate
 from ..data import Task, budget_indices, make_splits
 from ..errors import HeadstartError
 from ..train import AdaptedModel, FeatureCache
@@ -51,26 +52,6 @@ def hscore(features: np.ndarray, labels: np.ndarray) -> float:
     return float(np.trace(lw.precision_ @ ((1 - alpha) * cov_g)))
 
 
-def parse_candidate(text: str) -> tuple[str, dict[str, Any]]:
-    """``name`` or ``name[option=value,...]`` (``mobilenetv2[image_size=64]``) as (name, backbone options)."""
-    from ..backbones.options import check_backbone_options
-
-    text = text.strip()
-    name, options = text, {}
-    if text.endswith("]") and "[" in text:
-        name, _, inside = text[:-1].partition("[")
-        for part in filter(None, (p.strip() for p in inside.split(","))):
-            key, eq, value = part.partition("=")
-            if not eq or not key.strip():
-                raise HeadstartError(f"{text!r}: backbone options are key=value, e.g. mobilenetv2[image_size=64].")
-            value = value.strip()
-            options[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
-    if not name:
-        raise HeadstartError(f"{text!r} is not a backbone; give names like minilm-l6, hf:org/model or "
-                             "mobilenetv2[image_size=64].")
-    return name, check_backbone_options(name, options)
-
-
 @dataclass
 class Candidate:
     backbone: str
@@ -86,8 +67,7 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        inside = ",".join(f"{k}={v}" for k, v in sorted(self.options.items()))
-        return f"{self.backbone}[{inside}]" if inside else self.backbone
+        return candidate_label(self.backbone, self.options)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "label": self.label}
@@ -143,7 +123,10 @@ def rank_backbones(task: Task, candidates: list[str | tuple[str, dict[str, Any]]
     return sorted(scored, key=lambda r: (r.mean_rank, -(r.probe_acc or 0))) + [r for r in out if r.error]
 
 
-def format_ranking(rows: list[Candidate]) -> str:
+def format_ranking(rows: list[Candidate], data: str | None = None) -> str:
+    """The table ``headstart rank`` prints, ending with the two to race (and, given ``data``, the command)."""
+    import shlex
+
     scored = [r for r in rows if r.error is None]
     lines = [f"{'backbone':<32} {'LogME':>8} {'H-score':>8} {'probe acc':>9} {'mean rank':>9} {'seconds':>8}"]
     for r in scored:
@@ -159,4 +142,7 @@ def format_ranking(rows: list[Candidate]) -> str:
                      + (f"{best[0]} and {best[1]}" if len(best) == 2 else best[0])
                      + ": the best mean rank over LogME, H-score and probe accuracy (no single score wins "
                        "everywhere).")
+        if data is not None and len(best) == 2:
+            lines.append("  " + shlex.join(["headstart", "compare", data, "--backbones", ",".join(best),
+                                            "--out", "runs/backbones"]))
     return "\n".join(lines)

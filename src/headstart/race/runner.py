@@ -29,6 +29,7 @@ from ..errors import HeadstartError
 from ..fetch import cache_dir
 from ..tracking import Tracker
 from ..train import Callback, EpochRecord, FeatureCache, ProgressBar
+from .choosing import cross_validate, resolve_choice
 from .executors import Executor, LocalExecutor
 from .grid import RaceSpec, RunSpec, default_budgets
 from .store import ResultStore
@@ -51,6 +52,8 @@ class RaceData:
     notes: list[str]
     target: Task | None = None  # unlabelled examples of the deployment domain (``--target``)
     target_fingerprint: str | None = None
+    choose: str = "selection"  # or "cv": no selection part, each run cross-validated within its labels
+    cv_folds: int = 5
 
     def describe(self) -> dict[str, Any]:
         """What the store keeps about the data (the report and the CLI read it): sizes, sources, and the test
@@ -62,6 +65,7 @@ class RaceData:
                 "selection": len(self.selection), "test": len(self.test),
                 "test_source": self.test.source if self.test_fingerprint else None,
                 "fingerprint": self.fingerprint, "test_fingerprint": self.test_fingerprint, "notes": self.notes,
+                "choose": self.choose, **({"cv_folds": self.cv_folds} if self.choose == "cv" else {}),
                 **({} if self.target is None else {"target": len(self.target), "target_source": self.target.source,
                                                    "target_fingerprint": self.target_fingerprint})}
 
@@ -78,16 +82,26 @@ def prepare_race(spec: RaceSpec, task: Task | None = None, test_task: Task | Non
         check_source_kind(spec.test, task.modality, "--test")
         test_task = load_task(spec.test, **(load_options or {}))
     notes: list[str] = []
+    copies = None
     if test_task is not None:
         test_task, copies = align_test(task, test_task)
-        splits = make_splits(task, seed=spec.split_seed, test_fraction=0.0, exclude=copies)
+    # chosen on a selection part, or (tiny data) by cross-validation within each run's labels: no selection part
+    spec.choose, test_fraction, no_test = resolve_choice(spec.choose, task, test_file=test_task is not None,
+                                                         exclude=copies)
+    selection_fraction = 0.0 if spec.choose == "cv" else 0.2
+    if test_task is not None:
+        splits = make_splits(task, seed=spec.split_seed, selection_fraction=selection_fraction, test_fraction=0.0,
+                             exclude=copies)
         if len(copies):
             notes.append(f"{len(copies)} examples of {task.name} are exact copies of test examples in "
                          f"{test_task.source or test_task.name}; they were kept out of training and selection")
         test_index = np.arange(len(test_task))
     else:
-        splits = make_splits(task, seed=spec.split_seed)
+        splits = make_splits(task, seed=spec.split_seed, selection_fraction=selection_fraction,
+                             test_fraction=test_fraction)
         test_task, test_index = task, splits.test
+    if no_test:
+        notes.append(no_test)
     selection_index = splits.selection
     if spec.test_limit is not None:
         selection_index = stratified_subset(task, selection_index, spec.test_limit, seed=spec.split_seed)
@@ -96,18 +110,22 @@ def prepare_race(spec: RaceSpec, task: Task | None = None, test_task: Task | Non
         log.warning("%s", note)
     notes += list(splits.warnings)  # already logged by make_splits
     if not spec.budgets:
-        spec.budgets = default_budgets(task, split_seed=spec.split_seed, gpu=torch.cuda.is_available())
+        spec.budgets = default_budgets(task, split_seed=spec.split_seed, gpu=torch.cuda.is_available(),
+                                       pool=splits.pool)
     check_budgets(task, splits, spec.budgets)
     target = None if spec.target is None else load_unlabelled(
         spec.target, task.classes, task.modality, **{k: v for k, v in (load_options or {}).items()
                                                      if k in ("text_column", "encoding")})
     return RaceData(task, splits, task.subset(selection_index), test_task.subset(test_index), task.fingerprint(),
                     test_task.fingerprint() if test_task is not task else None, notes, target,
-                    None if target is None else target.fingerprint())
+                    None if target is None else target.fingerprint(), spec.choose, spec.cv_folds)
 
 
-def _scores(clf: Adapter, part: Task) -> tuple[float, float, float, list[int]]:
-    """Accuracy, macro-F1, seconds to predict ``part``, and the predicted class indices."""
+def _scores(clf: Adapter, part: Task) -> tuple[float | None, float | None, float, list[int]]:
+    """Accuracy, macro-F1, seconds to predict ``part``, and the predicted class indices (no scores for an empty
+    part: a race on data too small to hold a test part out)."""
+    if len(part) == 0:
+        return None, None, 0.0, []
     tic = time.perf_counter()
     pred = clf.predict_proba(part).argmax(1)
     seconds = time.perf_counter() - tic
@@ -121,7 +139,10 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
     task = data.task
     train_idx, val_idx = draw(task, data.splits, run.budget, seed=run.seed)
     strategy = spec.strategy(run.strategy)  # parsed once, with this race's options
-    clf = Adapter(backbone, strategy, backbone_options=spec.backbone_options, feature_cache=cache,
+    backbone_options = spec.backbone_options
+    if run.backbone is not None:  # a race over several backbones: this run's candidate
+        backbone, backbone_options = spec.backbone_of(run.backbone)
+    clf = Adapter(backbone, strategy, backbone_options=backbone_options, feature_cache=cache,
                   callbacks=list(callbacks), **{**spec.train_options_for(run.strategy), "seed": run.seed})
     tic = time.perf_counter()
     target = data.target if "target" in strategy.sources() else None
@@ -130,16 +151,23 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
     else:  # below VALIDATED_FROM per class nothing is held out: only strategies that need no validation run there
         clf.fit(task.subset(train_idx), val=task.subset(val_idx) if len(val_idx) else None, target=target)
     fit_seconds = time.perf_counter() - tic
-    sel_acc, sel_f1, _, _ = _scores(clf, data.selection)
+    cv = None
+    if data.choose == "cv":  # the selection score: out-of-fold predictions of the run's own labels
+        cv = _cross_validated(spec, data, run, backbone, backbone_options, cache, train_idx, val_idx, target)
+        sel_acc, sel_f1 = cv["acc"], cv["macro_f1"]
+    else:
+        sel_acc, sel_f1, _, _ = _scores(clf, data.selection)
     test_acc, test_f1, predict_seconds, test_pred = _scores(clf, data.test)
     r = clf.result_
     epochs = len([e for e in r.records if e.epoch > 0])
     labelled = len(train_idx) + len(val_idx)
     return {
-        "strategy": run.strategy, "budget": run.budget, "seed": run.seed, "from_scratch": clf.strategy_.from_scratch,
+        "strategy": run.entry, "budget": run.budget, "seed": run.seed, "from_scratch": clf.strategy_.from_scratch,
+        **({} if run.backbone is None else {"backbone": run.backbone, "strategy_entry": run.strategy}),
         "headstart": __version__,
         "per_class": run.budget if run.budget is not None else float(labelled) / len(task.classes),
-        "n_train": len(train_idx), "n_val": len(val_idx), "n_selection": len(data.selection),
+        "n_train": len(train_idx), "n_val": len(val_idx), "n_selection": cv["n"] if cv else len(data.selection),
+        **({"cv": cv} if cv else {}),
         "n_test": len(data.test),
         "sel_acc": sel_acc, "sel_macro_f1": sel_f1, "test_acc": test_acc, "test_macro_f1": test_f1,
         "trainable_params": r.trainable_params, "seconds": fit_seconds, "predict_seconds": predict_seconds,
@@ -152,9 +180,44 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
                   for e in r.records],
         "notes": r.notes, "stages": r.stages, "config": clf.config_.to_dict(),
         "device": str(next(clf.model_.parameters()).device), "threads": torch.get_num_threads(),
-        "predict_ms_per_example": 1000 * predict_seconds / max(1, len(data.test)),
+        "predict_ms_per_example": 1000 * predict_seconds / len(data.test) if len(data.test) else None,
         "test_pred": test_pred,
     }
+
+
+def _cross_validated(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: Any, backbone_options: dict[str, Any],
+                     cache: FeatureCache, train_idx: np.ndarray, val_idx: np.ndarray, target: Task | None
+                     ) -> dict[str, Any]:
+    """The run's labels cut into folds, each scored by a fresh fit (the run's own settings) on the others; at 0
+    labels the label-free fit scores every example of the pool (it learnt from none)."""
+    from .choosing import fold_count
+
+    task = data.task
+
+    def fresh() -> Adapter:
+        return Adapter(backbone, spec.strategy(run.strategy), backbone_options=backbone_options, feature_cache=cache,
+                       progress=False, **{**spec.train_options_for(run.strategy), "seed": run.seed})
+
+    if run.budget == 0:
+        pool = data.splits.pool
+        pred = fresh().fit(None, classes=task.classes).predict_proba(task.subset(pool)).argmax(1)
+        y = task.labels[pool]
+        return {"acc": float((pred == y).mean()), "folds": 0, "fold_acc": [],
+                "macro_f1": float(f1_score(y, pred, average="macro", labels=np.unique(y))), "n": len(pool),
+                "seconds": 0.0}
+    labelled = np.concatenate([train_idx, val_idx])
+    if fold_count(task, labelled, spec.cv_folds) == 0:
+        raise HeadstartError(f"{run.label}: choosing by cross-validation needs at least 2 labels of every class in a "
+                             "run; raise the budget, or choose on a selection part (choose='selection').")
+
+    def fit_predict(train: np.ndarray, val: np.ndarray, held: np.ndarray) -> np.ndarray:
+        clf = fresh().fit(task.subset(train), val=task.subset(val) if len(val) else None, target=target)
+        return clf.predict_proba(task.subset(held)).argmax(1)
+
+    tic = time.perf_counter()
+    out = cross_validate(task, labelled, folds=spec.cv_folds, seed=run.seed, validates=len(val_idx) > 0,
+                         fit_predict=fit_predict)
+    return {**out, "seconds": time.perf_counter() - tic}
 
 
 def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None, test_task: Task | None = None,
@@ -229,7 +292,7 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
     def callbacks_for(run: RunSpec) -> list[Callback]:
         """The run's training callbacks: the caller's, trackers' (started here, in the driver) and a bar."""
         identity = spec.run_identity(run, data.fingerprint, data.test_fingerprint, data.target_fingerprint)
-        params = {"run": {"strategy": run.strategy, "budget": run.budget, "seed": run.seed}, "key": keys[run],
+        params = {"run": {"strategy": run.entry, "budget": run.budget, "seed": run.seed}, "key": keys[run],
                   **identity}
         callbacks = list(run_callbacks(run)) if run_callbacks is not None else []
         callbacks += [t.start(run.label, params) for t in trackers]
@@ -246,7 +309,7 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
                 _replay(record, callbacks_for(run))
             for cb in started.get(run, []):
                 cb.on_run_end(record)
-            store.add(keys[run], run.strategy, run.budget, run.seed, record)
+            store.add(keys[run], run.entry, run.budget, run.seed, record)
             for t in trackers:
                 t.finish(record)
             if bar is not None:

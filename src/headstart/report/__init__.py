@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from ..errors import HeadstartError
 from ..paths import given_path
 from ..race.analysis import best_per_budget, choice_line, negative_transfer, recommend, summarize
+from ..race.grid import race_entries
 from ..race.runner import grid_records
 from ..race.store import ResultStore
 from .details import (
@@ -33,9 +35,10 @@ __all__ = ["advice_check", "write_report"]
 def advice_check(advice: dict[str, Any] | None, recommended: str | None) -> str | None:
     if advice is None or recommended is None:
         return None
-    if advice["strategy"] == recommended:
-        return f"The race agrees: the advised {advice['strategy']} is also the recommendation."
-    return (f"The race disagrees: it recommends {recommended}, not the advised {advice['strategy']} "
+    advised = advice.get("entry", advice["strategy"])  # in a race over several backbones: on the first one
+    if advised == recommended:
+        return f"The race agrees: the advised {advised} is also the recommendation."
+    return (f"The race disagrees: it recommends {recommended}, not the advised {advised} "
             "(the advice is a starting point; the race is the measurement).")
 
 
@@ -58,16 +61,18 @@ def write_report(out: str | Path) -> Path:
         records, hidden = grid_records(store)
     if not records:
         raise HeadstartError(f"{out} has no finished run of its grid yet; wait for the first one, then run again.")
-    rows = summarize(records, spec["strategies"])
+    entries = race_entries(spec)
+    rows = summarize(records, entries)
     verdict = negative_transfer(records)
     rec = recommend(rows, verdict)
     chance_acc = chance(data)
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    title = f"headstart race: {data['name']} × {spec['backbone']}"
+    title = f"headstart race: {data['name']} × {' vs '.join(spec.get('backbones') or [spec['backbone']])}"
     page = Page(
         title=title, spec=spec, data=data, rows=rows, best=best_per_budget(rows), verdict=verdict,
-        recommendation=rec, choice=choice_line(data["selection"], data["test"], data.get("test_source")),
+        recommendation=rec,
+        choice=choice_line(data["selection"], data["test"], data.get("test_source"), data.get("cv_folds")),
         chance=chance_acc, near_chance={(r.strategy, r.budget) for r in rows if near_chance(r, chance_acc)},
         stop_reasons={(r.strategy, r.budget): "; ".join(filter(None, (stop_reasons(records, r.strategy, r.budget),
                                                                      loss_terms(records, r.strategy, r.budget))))
@@ -78,12 +83,12 @@ def write_report(out: str | Path) -> Path:
         advice=advice, advice_check=advice_check(advice, rec.strategy if rec else None),
         plots={"learning_curve": learning_curve(rows, plots / "learning_curve.png", title, chance_acc),
                "cost_accuracy": cost_accuracy(rows, plots / "cost_accuracy.png")},
-        curves={s: training_curves(records, s, plots / f"training_{s.replace(':', '_')}.png")
-                for s in spec["strategies"]},
+        curves={s: training_curves(records, s, plots / f"training_{re.sub(r'[^A-Za-z0-9._-]+', '_', s)}.png")
+                for s in entries},
         noise_rule=noise_rule(rows),
         configs={s: next(({"config": r.get("config"), "stages": r.get("stages"), "device": r.get("device"),
                            "threads": r.get("threads")} for r in records if r["strategy"] == s), None)
-                 for s in spec["strategies"]},
+                 for s in entries},
         versions=versions(), command=reproduce_command(spec, str(out)), hidden=hidden)
     (out / "report.html").write_text(render_html(page), encoding="utf-8")
     summary = {"chosen_on": page.choice, "table": [r.to_dict() for r in rows], "chance": chance_acc,

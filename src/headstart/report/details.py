@@ -115,10 +115,13 @@ def versions() -> dict[str, str]:
 
 def reproduce_command(spec: dict[str, Any], out: str) -> str:
     """The ``headstart compare`` command that rebuilds this grid (it resumes: finished runs are reused)."""
-    args = ["headstart", "compare", spec["data"], "--backbone", spec["backbone"],
+    picks = ["--backbones", ",".join(spec["backbones"])] if spec.get("backbones") else ["--backbone", spec["backbone"]]
+    args = ["headstart", "compare", spec["data"], *picks,
             "--strategies", ",".join(spec["strategies"]),
             "--budgets", ",".join(budget_label(b) for b in spec["budgets"]), "--seeds", str(spec["seeds"]),
             "--split-seed", str(spec["split_seed"])]
+    if spec.get("choose") == "cv":
+        args += ["--choose", "cv", "--cv-folds", str(spec.get("cv_folds", 5))]
     if spec.get("test"):
         args += ["--test", spec["test"]]
     if spec.get("test_limit"):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..race.analysis import Recommendation, Row, TransferVerdict, budget_label
+from ..race.analysis import Recommendation, Row, TransferVerdict, accuracy_text, budget_label
 
 __all__ = ["Page", "render_html"]
 
@@ -68,7 +68,8 @@ def _budget(r: Row) -> str:
 
 
 def _table(p: Page) -> str:
-    head = ("<tr><th>strategy</th><th>labels/class</th><th>seeds</th><th>selection accuracy</th>"
+    chooses = "cross-validated accuracy" if p.rows and p.rows[0].cross_validated else "selection accuracy"
+    head = (f"<tr><th>strategy</th><th>labels/class</th><th>seeds</th><th>{chooses}</th>"
             "<th>test accuracy</th><th>test macro-F1</th><th>trainable params</th><th>s / run</th><th>s / epoch</th>"
             "<th>epochs</th><th>ms / prediction</th><th>stopped</th><th>Δθ (L2)</th><th>Δθ / ‖θ₀‖</th></tr>")
     body = []
@@ -79,8 +80,8 @@ def _table(p: Page) -> str:
         latency = f"{r.predict_ms:.2f}" if r.predict_ms is not None else "–"
         body.append(
             f"<tr{cls}><td>{html.escape(r.strategy)}</td><td>{_budget(r)}</td><td>{r.seeds}</td>"
-            f"<td>{r.sel_acc_mean:.3f}</td><td>{r.acc_mean:.3f} ± {r.acc_std:.3f}{at_chance}</td>"
-            f"<td>{r.f1_mean:.3f} ± {r.f1_std:.3f}</td>"
+            f"<td>{r.sel_acc_mean:.3f}</td><td>{accuracy_text(r.acc_mean, r.acc_std)}{at_chance}</td>"
+            f"<td>{accuracy_text(r.f1_mean, r.f1_std)}</td>"
             f"<td>{r.trainable_params:,}</td><td>{r.seconds:.1f}</td><td>{per_epoch}</td><td>{r.epochs:.1f}</td>"
             f"<td>{latency}</td><td>{html.escape(p.stop_reasons.get((r.strategy, r.budget), ''))}</td>"
             f"<td>{r.delta_l2:.3f}</td><td>{r.delta_relative:.4f}</td></tr>")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -24,15 +25,23 @@ def _by_strategy(rows: list[Row]) -> dict[str, list[Row]]:
     return {s: sorted(rs, key=lambda r: r.per_class) for s, rs in by.items()}
 
 
+def _measured(rows: list[Row]) -> tuple[str, str, str]:
+    """Which accuracy the plots show: test, or (no test part) the cross-validated one, named as such."""
+    if rows and all(math.isnan(r.acc_mean) for r in rows):
+        return "sel_acc_mean", "sel_acc_std", "cross-validated accuracy (no test part; it chose, so optimistic)"
+    return "acc_mean", "acc_std", "test accuracy"
+
+
 def learning_curve(rows: list[Row], path: Path, title: str, chance: float | None = None) -> Path:
     """Test accuracy vs labelled examples per class (log x), one line per strategy, a band for ±1 std,
     and the chance (majority-class) rate as a dotted line."""
     fig = Figure(figsize=(7.5, 4.6), dpi=110)
     ax = fig.subplots()
+    mean, std, what = _measured(rows)
     for strategy, rs in _by_strategy(rows).items():
         x = np.array([r.per_class for r in rs])
-        y = np.array([r.acc_mean for r in rs])
-        s = np.array([r.acc_std for r in rs])
+        y = np.array([getattr(r, mean) for r in rs])
+        s = np.array([getattr(r, std) for r in rs])
         (line,) = ax.plot(x, y, marker="o", linestyle="--" if rs[0].from_scratch else "-", label=strategy)
         ax.fill_between(x, y - s, y + s, color=line.get_color(), alpha=0.15)
     if chance is not None:
@@ -47,7 +56,7 @@ def learning_curve(rows: list[Row], path: Path, title: str, chance: float | None
     ax.xaxis.set_minor_formatter(NullFormatter())  # log axes label minor ticks too (2×10¹...): noise here
     ax.set_xlabel("labelled examples per class, validation included (log scale" + (", 0 at the left)" if xs and
                                                                                      xs[0] == 0 else ")"))
-    ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    ax.set_ylabel(f"{what} (mean ± std over seeds)", fontsize=9 if mean != "acc_mean" else None)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
@@ -99,15 +108,16 @@ def cost_accuracy(rows: list[Row], path: Path) -> Path:
     one marker per strategy and budget, labelled with the budget."""
     fig = Figure(figsize=(7.5, 4.4), dpi=100)
     ax = fig.subplots()
+    mean, _, what = _measured(rows)
     for strategy, rs in _by_strategy(rows).items():
-        ax.plot([r.seconds for r in rs], [r.acc_mean for r in rs], marker="o", linestyle="-", alpha=0.8,
+        ax.plot([r.seconds for r in rs], [getattr(r, mean) for r in rs], marker="o", linestyle="-", alpha=0.8,
                 label=strategy)
         for r in rs:
-            ax.annotate("all" if r.budget is None else str(r.budget), (r.seconds, r.acc_mean), fontsize=7,
+            ax.annotate("all" if r.budget is None else str(r.budget), (r.seconds, getattr(r, mean)), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_xlabel("seconds per run (fit, log scale); labels: labelled examples per class")
-    ax.set_ylabel("test accuracy (mean over seeds)")
+    ax.set_ylabel(f"{what} (mean over seeds)", fontsize=9 if mean != "acc_mean" else None)
     ax.set_title("cost against accuracy")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
