@@ -7,8 +7,8 @@ labelled dataset. Every draw is raced twice on the same entries (``all`` of its 
 once choosing by 5-fold cross-validation within each run's labels (``choose="cv"``, what the race
 does on data this small) and once on a selection part of a fifth of the draw (``choose="selection"``,
 the other way, whose runs learn from four fifths). Both races are scored on 1,000 examples of the
-example that are not in the draw (stratified, the same for both): a large selection split that
-neither race sees. The choice it makes among the models fitted on all the draw's labels (the entry
+example that are not in the draw (as many of every class, as the draw; the same for both): a large
+selection split that neither race sees. The choice it makes among the models fitted on all the draw's labels (the entry
 with the best mean accuracy on it) is the reference; the table gives how often each way of choosing
 agrees with it, and the accuracy its pick gives up on those 1,000 examples (regret), per example and size.
 
@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import ROOT, merge_jsonl, read_jsonl, write_section  # noqa: E402
 
-from headstart.data import load_task, stratified_subset  # noqa: E402
+from headstart.data import load_task  # noqa: E402
 from headstart.fetch import cache_dir  # noqa: E402
 from headstart.race import RaceSpec, run_race  # noqa: E402
 
@@ -48,12 +48,15 @@ IMAGE = dict(backbone="mobilenetv2", strategies=["prototype", "probe"],
 
 
 def _draw(task, per_class: int, draw: int) -> tuple[np.ndarray, np.ndarray]:
-    """(the user's data: ``per_class`` of every class, the reference: ``REFERENCE`` others, stratified)."""
+    """(the user's data: ``per_class`` of every class; the reference: ``REFERENCE`` others, as many of every class,
+    so it comes from the same class balance as the user's data)."""
     rng = np.random.default_rng([draw, per_class, 7])
-    mine = np.sort(np.concatenate([rng.choice(np.flatnonzero(task.labels == c), per_class, replace=False)
-                                   for c in range(len(task.classes))]))
-    rest = np.setdiff1d(np.arange(len(task)), mine)
-    return mine, stratified_subset(task, rest, REFERENCE, seed=draw)
+    mine, reference = [], []
+    for c in range(len(task.classes)):
+        order = rng.permutation(np.flatnonzero(task.labels == c))
+        mine.append(order[:per_class])
+        reference.append(order[per_class: per_class + REFERENCE // len(task.classes)])
+    return np.sort(np.concatenate(mine)), np.sort(np.concatenate(reference))
 
 
 def main() -> None:
@@ -140,7 +143,8 @@ def table(rows: list[dict]) -> str:
     return ("Each example subsampled to n labels per class (the user's whole dataset; 3 draws), raced at `all` with "
             "3 seeds twice: choosing by 5-fold cross-validation within each run's labels, and on a selection part "
             f"of a fifth of the draw. The reference is the choice made on {REFERENCE:,} other examples of the example "
-            "(stratified, unseen by either race) among the models fitted on all the draw's labels: *agrees* counts the "
+            "(as many of every class, as the draw; unseen by either race) among the models fitted on all the draw's "
+            "labels: *agrees* counts the "
             "draws where a way of choosing picked the same entry, *regret* is the accuracy on those examples that its "
             "pick gives up against the reference's (0 when it agrees; the same all-label models for both ways, so it "
             "is the cost of the choice alone, not of the fifth's fewer training labels). Text: `zero-shot`, "

@@ -115,16 +115,18 @@ def table(rows: list[dict]) -> str:
         mine = [r for r in rows if r["data"] == data]
         ranks = {r["candidate"]: r for r in mine if r["kind"] == "rank"}
         truth = {t: {r["candidate"]: r for r in mine if r["kind"] == t} for t in TRUTH}
+        batch = {r["candidate"]: r for r in mine if r["kind"] == "full-batch"}
         mean_rank = _mean_ranks(list(ranks.values())) if ranks else {}
         lines = [f"**{data}**", "",
                  "| candidate | LogME | H-score | probe acc (5-fold) | mean rank | rank s | probe test acc | "
-                 "full test acc | race s |", "|---|---|---|---|---|---|---|---|---|"]
+                 "full test acc | race s | full, batch statistics |", "|---|---|---|---|---|---|---|---|---|---|"]
         for c in sorted(ranks, key=lambda c: mean_rank[c]):
             r = ranks[c]
             acc = [f"{truth[t][c]['test_acc']:.3f}" if c in truth[t] else "" for t in TRUTH]
             race = sum(truth[t][c]["seconds"] for t in TRUTH if c in truth[t])
+            old = f"{batch[c]['test_acc']:.3f}" if c in batch else ""
             lines.append(f"| `{c}` | {r['logme']:.3f} | {r['hscore']:.2f} | {r['probe_acc']:.3f} | {mean_rank[c]:.2f} "
-                         f"| {r['seconds']:.0f} | {acc[0]} | {acc[1]} | {race:.0f} |")
+                         f"| {r['seconds']:.0f} | {acc[0]} | {acc[1]} | {race:.0f} | {old} |")
         tau_cells = []
         for t in TRUTH:
             both = [c for c in ranks if c in truth[t]]
@@ -152,7 +154,10 @@ def table(rows: list[dict]) -> str:
     return ("Each candidate's `rank` signals on 1,000 pool examples of the race's split (seed 0), beside a race of "
             f"`probe` and `full` at {BUDGET} labels per class (1 seed, scored on 1,000 test examples; the truth the "
             "scores should predict). Kendall's τ is +1 when a score orders the candidates exactly as test accuracy "
-            "does, 0 when it is no better than chance; with 8 candidates one swapped pair moves τ by 0.07.\n\n"
+            "does, 0 when it is no better than chance; with 8 candidates one swapped pair moves τ by 0.07. `full` "
+            "keeps a pretrained body's BatchNorm statistics frozen (its default); the last column is `full` as it ran "
+            "before that default, on batch statistics (`batchnorm=batch`), where the first epoch undid the probe's "
+            "head.\n\n"
             "**Pooled** (mean of the per-dataset τ)\n\n" + "\n".join(pooled) + "\n\n" + "\n\n".join(parts)
             + "\n\nRows: `benchmarks/results/ranking.jsonl` (`python benchmarks/ranking.py` resumes them).")
 

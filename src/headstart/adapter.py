@@ -58,8 +58,8 @@ class Adapter(ClassifierMixin, BaseEstimator):
         Any registered strategy (``headstart.list_strategies()``: ``scratch``, ``scratch-small``, ``probe``,
         ``partial:K``, ``full``, ``lldr``, ``lora``, ``contrastive``...); ``headstart options STRATEGY`` lists
         its options.
-    epochs, min_steps, batch_size, lr, head_lr, weight_decay, warmup, patience, min_epochs, monitor, grad_clip,
-    seed, augment, cache_features, eval_batch_size, device, precision:
+    epochs, min_steps, batch_size, lr, head_lr, weight_decay, warmup, patience, min_epochs, monitor, batchnorm,
+    grad_clip, seed, augment, cache_features, eval_batch_size, device, precision:
         How to train: see ``TrainConfig`` (``None`` means the strategy's default).
     strategy_options:
         The strategy's own options (``{"rank": 4}`` for lora, ``{"decay": 0.8}`` for lldr). Passing them as
@@ -82,7 +82,8 @@ class Adapter(ClassifierMixin, BaseEstimator):
                  epochs: int | None = None, min_steps: int | None = None, batch_size: int = 16,
                  lr: float | None = None, head_lr: float | None = None, weight_decay: float = 0.01,
                  warmup: float = 0.1, patience: int | None = None, min_epochs: int | None = None,
-                 monitor: str | None = None, grad_clip: float | None = 1.0, seed: int = 0, augment: bool = False,
+                 monitor: str | None = None, batchnorm: str | None = None, grad_clip: float | None = 1.0,
+                 seed: int = 0, augment: bool = False,
                  cache_features: bool = True, eval_batch_size: int = 64, device: str = "auto",
                  precision: str = "auto", strategy_options: dict[str, Any] | None = None,
                  backbone_options: dict[str, Any] | None = None,
@@ -93,7 +94,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
         self.strategy = strategy
         self.epochs, self.min_steps, self.batch_size, self.lr, self.head_lr = epochs, min_steps, batch_size, lr, head_lr
         self.weight_decay, self.warmup, self.patience, self.min_epochs = weight_decay, warmup, patience, min_epochs
-        self.monitor = monitor
+        self.monitor, self.batchnorm = monitor, batchnorm
         self.grad_clip, self.seed, self.augment, self.cache_features = grad_clip, seed, augment, cache_features
         self.eval_batch_size, self.device, self.precision = eval_batch_size, device, precision
         # keyword strategy options join strategy_options, so get_params (and clone) see them

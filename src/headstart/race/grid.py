@@ -234,6 +234,8 @@ class RaceSpec:
         backbone, backbone_options = self.backbone_of(run.backbone)
         train = {**identity_options(cfg.resolve_monitor(strategy.default_monitor)), "device": str(device),
                  "precision": str(cfg.resolve_precision(device) or "fp32")}
+        if strategy.pretrained and _may_have_batchnorm(backbone):  # a pretrained body's BatchNorm used to train
+            train["batchnorm"] = cfg.resolve_batchnorm(True)  # on batch statistics; text encoders have none
         return {"format": RESULTS_FORMAT, "headstart": KEYED_SINCE, "data": data_fingerprint,
                 "test": test_fingerprint, "split_seed": self.split_seed, "test_limit": self.test_limit,
                 "backbone": backbone, "backbone_options": backbone_options, "budget": run.budget,
@@ -255,6 +257,18 @@ class RaceSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _may_have_batchnorm(backbone: Any) -> bool:
+    """Every registered text encoder is a transformer (LayerNorm only); image models and hub ids may have BatchNorm."""
+    if not isinstance(backbone, str):
+        return True
+    from ..backbones.registry import get_spec
+
+    try:
+        return get_spec(backbone)[0].modality != "text"
+    except HeadstartError:
+        return True
 
 
 def default_budgets(task: Task, *, split_seed: int = 0, gpu: bool = False,

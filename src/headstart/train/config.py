@@ -9,10 +9,11 @@ from typing import Any
 from ..declare import check_declared, option
 from ..errors import HeadstartError
 
-__all__ = ["MONITORS", "PRECISIONS", "TrainConfig"]
+__all__ = ["BATCHNORM", "MONITORS", "PRECISIONS", "TrainConfig"]
 
 PRECISIONS = ("auto", "bf16", "fp32")  # of the training forward pass; see train/precision.py
 MONITORS = ("val_acc", "val_loss", "none")  # see TrainConfig.monitor
+BATCHNORM = ("frozen", "batch")  # see TrainConfig.batchnorm
 
 
 @dataclass
@@ -40,6 +41,12 @@ class TrainConfig:
                                  "(the reverse), 'none' (every planned epoch, the last weights; validation is still "
                                  "measured and shown); None: the strategy's default ('none' for the fine-tunes, "
                                  "'val_acc' for the from-scratch baselines)", choices=MONITORS)
+    batchnorm: str | None = option(None, "BatchNorm layers that train: 'frozen' (inference mode: the pretrained "
+                                   "running statistics are kept and the scale and shift still train; the usual "
+                                   "advice for fine-tuning on small data, whose batch statistics would undo what the "
+                                   "head was fitted to), 'batch' (batch statistics, running averages updated: "
+                                   "PyTorch's train mode); None: 'frozen' on a pretrained body, 'batch' from scratch",
+                                   choices=BATCHNORM, neutral=None)
     grad_clip: float | None = option(1.0, "clip the gradient norm to this (None: no clipping)", low=0.0, low_open=True)
     seed: int = option(0, "seeds the head init, batch order, dropout and augmentation", low=0)
     augment: bool = option(False, "label-preserving augmentation (bypasses the feature cache)")
@@ -83,6 +90,10 @@ class TrainConfig:
     def resolve_monitor(self, default: str) -> TrainConfig:
         """This config with ``monitor`` set: the explicit setting, else ``default`` (a strategy's)."""
         return self if self.monitor is not None else replace(self, monitor=default)
+
+    def resolve_batchnorm(self, pretrained: bool) -> str:
+        """``batchnorm`` as set, else the default for a pretrained body or a from-scratch one."""
+        return self.batchnorm or ("frozen" if pretrained else "batch")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

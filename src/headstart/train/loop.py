@@ -295,7 +295,7 @@ class _Run:
 
     def _epoch(self) -> tuple[float, dict[str, float]]:
         """One pass: the mean loss per example, and each part of it (the data term and every term) when terms."""
-        set_train_mode(self.model)
+        set_train_mode(self.model, self.cfg.resolve_batchnorm(self.model.backbone.pretrained))
         for m in (m for t in self.terms for m in t.modules().values()):
             m.train()
         names = ["data", *(t.name for t in self.terms)] if self.terms else []

@@ -132,15 +132,16 @@ def trainable_blocks(model: AdaptedModel) -> list[int]:
     return [i for i, b in enumerate(model.backbone.blocks) if any(p.requires_grad for p in b.parameters())]
 
 
-def set_train_mode(model: AdaptedModel) -> None:
-    """Train mode, except frozen parts: blocks with nothing to train and frozen BatchNorm stay in eval."""
+def set_train_mode(model: AdaptedModel, batchnorm: str = "batch") -> None:
+    """Train mode, except frozen parts: blocks with nothing to train and frozen BatchNorm stay in eval; with
+    ``batchnorm="frozen"`` every BatchNorm does (its statistics kept, its scale and shift still trained)."""
     model.train()
     for block in model.backbone.blocks:
         if not any(p.requires_grad for p in block.parameters()):
             block.eval()
     for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(
-                p.requires_grad for p in m.parameters(recurse=False)):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (batchnorm == "frozen" or not any(
+                p.requires_grad for p in m.parameters(recurse=False))):
             m.eval()
 
 
