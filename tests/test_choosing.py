@@ -143,3 +143,20 @@ def test_budget_one_is_named_when_a_race_cross_validates():
     with pytest.raises(HeadstartError, match="No strategy of probe runs at 1 labels per class: this race chooses by "
                                              "cross-validation"):
         RaceSpec("toy", "minilm-l6", strategies=["probe"], budgets=[1], choose="cv")
+
+
+def test_compare_chooses_by_cross_validation_when_asked(toy_csv, tmp_path, capsys):
+    from headstart.cli import main
+
+    from .test_race_backbones import A
+
+    out = tmp_path / "r"
+    assert main(["compare", str(toy_csv), "--backbone", A, "--strategies", "probe,prototype", "--budgets", "8",
+                 "--seeds", "1", "--choose", "cv", "--cv-folds", "4", "--no-advice", "--quiet",
+                 "--out", str(out)]) in (0, None)
+    printed = capsys.readouterr().out
+    assert "Chosen by 4-fold cross-validation within each run's labels" in printed
+    summary = _strict_json(out / "results.json")
+    assert "--choose cv --cv-folds 4" in summary["reproduce"]
+    assert main(["compare", str(toy_csv), "--backbone", A, "--cv-folds", "1", "--out", str(tmp_path / "x")]) == 2
+    assert "--cv-folds must be an integer of at least 2. Got 1" in capsys.readouterr().err

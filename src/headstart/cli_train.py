@@ -58,6 +58,7 @@ FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "seeds": ("--seeds", {"low": 1, "integer": True, "example": 3}),
     "split_seed": ("--split-seed", {"low": 0, "integer": True, "example": 0}),
     "test_limit": ("--test-limit", {"low": 1, "integer": True, "example": 1000}),
+    "cv_folds": ("--cv-folds", {"low": 2, "integer": True, "example": 5}),
     "threads": ("--threads", {"low": 1, "integer": True, "example": 2}),
     "subset": ("--subset", {"low": 10, "integer": True, "example": 1000}),
     "port": ("--port", {"low": 1, "high": 65535, "integer": True, "example": 8765}),
@@ -65,7 +66,7 @@ FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 #: comma-separated flags: attribute -> an example
-LISTS = {"strategies": "probe,full", "budgets": "8,32"}
+LISTS = {"strategies": "probe,full", "budgets": "8,32", "backbones": "mobilenetv2,efficientnet-lite0"}
 
 
 def check_flags(args: argparse.Namespace) -> None:
