@@ -140,7 +140,12 @@ def table(rows: list[dict]) -> str:
                      f"{statistics.mean(r for _, r in total['cv']):.3f} | "
                      f"**{sum(a for a, _ in total['selection'])}/{len(total['selection'])}** | "
                      f"{statistics.mean(r for _, r in total['selection']):.3f} |")
-    return ("Each example subsampled to n labels per class (the user's whole dataset; 3 draws), raced at `all` with "
+    total = len(DATASETS) * len(SIZES) * DRAWS
+    raced = len(total_draws(cells))
+    status = "" if raced >= total else (f"**{raced} of {total} draws raced so far** (the rest resume with "
+                                        "`python benchmarks/choosing.py`).\n\n")
+    return (status + "Each example subsampled to n labels per class (the user's whole dataset; 3 draws), raced at "
+            "`all` with "
             "3 seeds twice: choosing by 5-fold cross-validation within each run's labels, and on a selection part "
             f"of a fifth of the draw. The reference is the choice made on {REFERENCE:,} other examples of the example "
             "(as many of every class, as the draw; unseen by either race) among the models fitted on all the draw's "
@@ -152,6 +157,10 @@ def table(rows: list[dict]) -> str:
             "and "
             "EfficientNet-Lite0 at 64 px, side by side.\n\n" + "\n".join(lines)
             + "\n\nRows: `benchmarks/results/choosing.jsonl` (`python benchmarks/choosing.py` resumes them).")
+
+
+def total_draws(cells: dict) -> list:
+    return [v for (_, _, mode), vs in cells.items() if mode == "cv" for v in vs]
 
 
 def write() -> None:

@@ -151,14 +151,20 @@ def table(rows: list[dict]) -> str:
         cells = [f"{statistics.mean(taus[(s, t)]):+.2f} (n={len(taus[(s, t)])})" if taus[(s, t)] else ""
                  for t in TRUTH]
         pooled.append(f"| {names[s]} | " + " | ".join(cells) + " |")
-    return ("Each candidate's `rank` signals on 1,000 pool examples of the race's split (seed 0), beside a race of "
-            f"`probe` and `full` at {BUDGET} labels per class (1 seed, scored on 1,000 test examples; the truth the "
-            "scores should predict). Kendall's τ is +1 when a score orders the candidates exactly as test accuracy "
-            "does, 0 when it is no better than chance; with 8 candidates one swapped pair moves τ by 0.07. `full` "
-            "keeps a pretrained body's BatchNorm statistics frozen (its default); the last column is `full` as it ran "
-            "before that default, on batch statistics (`batchnorm=batch`), where the first epoch undid the probe's "
-            "head.\n\n"
-            "**Pooled** (mean of the per-dataset τ)\n\n" + "\n".join(pooled) + "\n\n" + "\n\n".join(parts)
+    both = {(r["data"], r["candidate"]) for r in rows if r["kind"] == "full"}
+    ranked = {(r["data"], r["candidate"]) for r in rows if r["kind"] == "rank"}
+    status = "" if both >= ranked else (f"**{len(both)} of {len(ranked)} candidates raced so far** (the rest "
+                                        "resume with `python benchmarks/ranking.py`): read τ over few candidates as "
+                                        "noise.\n\n")
+    intro = ("Each candidate's `rank` signals on 1,000 pool examples of the race's split (seed 0), beside a race of "
+             f"`probe` and `full` at {BUDGET} labels per class (1 seed, scored on 1,000 test examples; the truth the "
+             "scores should predict). Kendall's τ is +1 when a score orders the candidates exactly as test accuracy "
+             "does, 0 when it is no better than chance; with 8 candidates one swapped pair moves τ by 0.07. `full` "
+             "keeps a pretrained body's BatchNorm statistics frozen (its default); the last column is `full` as it "
+             "ran before that default, on batch statistics (`batchnorm=batch`), where the first epoch undid the "
+             "probe's head.")
+    return (status + intro + "\n\n**Pooled** (mean of the per-dataset τ)\n\n" + "\n".join(pooled) + "\n\n"
+            + "\n\n".join(parts)
             + "\n\nRows: `benchmarks/results/ranking.jsonl` (`python benchmarks/ranking.py` resumes them).")
 
 
