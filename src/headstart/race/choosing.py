@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..data import Task
-from ..data.splits import VALIDATED_FROM, units
+from ..data.splits import units
 from ..errors import HeadstartError
 
 __all__ = ["CHOICES", "CV_BELOW", "CV_TEST_FROM", "cross_validate", "resolve_choice"]
@@ -87,7 +87,8 @@ def cross_validate(task: Task, labelled: np.ndarray, *, folds: int, seed: int, v
     labelled = np.sort(np.asarray(labelled, dtype=np.int64))
     k = fold_count(task, labelled, folds)
     if k == 0:
-        raise HeadstartError("Cross-validation needs at least 2 labels of every class in a run.")
+        raise HeadstartError("Choosing by cross-validation needs at least 2 labels of every class in a run; raise the "
+                             "budget, or choose on a selection part (choose='selection').")
     keys = [task.example_key(int(i)) for i in labelled]
     groups = np.unique(keys, return_inverse=True)[1]
     y = task.labels[labelled]
@@ -100,7 +101,7 @@ def cross_validate(task: Task, labelled: np.ndarray, *, folds: int, seed: int, v
         if validates:  # as the run holds a quarter of its budget out, the fold holds a quarter of its training part
             rng = np.random.default_rng([seed, 3])
             orders = [rng.permutation(train[task.labels[train] == c]) for c in range(len(task.classes))]
-            train, val = _train_val(task, [o for o in orders if len(o)], validated_from=min(2, VALIDATED_FROM))
+            train, val = _train_val(task, [o for o in orders if len(o)], validated_from=2)
         pred[held_pos] = fit_predict(train, val, labelled[held_pos])
         fold_acc.append(float((pred[held_pos] == y[held_pos]).mean()))
     return {"acc": float((pred == y).mean()),

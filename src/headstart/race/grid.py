@@ -124,14 +124,15 @@ class RaceSpec:
         """Each candidate once, as its canonical label; one sentence for fewer than two or a modality mix."""
         from ..backbones.registry import get_spec
 
-        labels = [candidate_label(*parse_candidate(b)) for b in given]  # an unknown name or option fails here
+        parsed = [parse_candidate(b) for b in given]  # an unknown name or option fails here
+        labels = [candidate_label(*p) for p in parsed]
         if len(labels) < 2:
             raise HeadstartError("Racing backbones side by side needs two or more (--backbones a,b); for one, "
                                  "give it as --backbone.")
         twice = [b for i, b in enumerate(labels) if b in labels[:i]]
         if twice:
             raise HeadstartError(f"The backbone {twice[0]} is listed twice; give each candidate once.")
-        kinds = {b: get_spec(parse_candidate(b)[0])[0].modality for b in labels}
+        kinds = {b: get_spec(name)[0].modality for b, (name, _) in zip(labels, parsed)}
         if len({m for m in kinds.values() if m in ("text", "image")}) > 1:  # an hf: id's is read at load
             raise HeadstartError("The backbones raced side by side must read the same data: "
                                  + ", ".join(f"{b} is {m}" for b, m in kinds.items()) + ".")

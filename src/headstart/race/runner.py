@@ -153,7 +153,7 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
     fit_seconds = time.perf_counter() - tic
     cv = None
     if data.choose == "cv":  # the selection score: out-of-fold predictions of the run's own labels
-        cv = _cross_validated(spec, data, run, backbone, backbone_options, cache, train_idx, val_idx, target)
+        cv = _cross_validated(spec, data, run, clf, backbone, backbone_options, cache, train_idx, val_idx, target)
         sel_acc, sel_f1 = cv["acc"], cv["macro_f1"]
     else:
         sel_acc, sel_f1, _, _ = _scores(clf, data.selection)
@@ -185,38 +185,26 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
     }
 
 
-def _cross_validated(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: Any, backbone_options: dict[str, Any],
-                     cache: FeatureCache, train_idx: np.ndarray, val_idx: np.ndarray, target: Task | None
-                     ) -> dict[str, Any]:
+def _cross_validated(spec: RaceSpec, data: RaceData, run: RunSpec, clf: Adapter, backbone: Any,
+                     backbone_options: dict[str, Any], cache: FeatureCache, train_idx: np.ndarray,
+                     val_idx: np.ndarray, target: Task | None) -> dict[str, Any]:
     """The run's labels cut into folds, each scored by a fresh fit (the run's own settings) on the others; at 0
-    labels the label-free fit scores every example of the pool (it learnt from none)."""
-    from .choosing import fold_count
-
+    labels the run's own label-free model scores every example of the pool (it learnt from none)."""
     task = data.task
-
-    def fresh() -> Adapter:
-        return Adapter(backbone, spec.strategy(run.strategy), backbone_options=backbone_options, feature_cache=cache,
-                       progress=False, **{**spec.train_options_for(run.strategy), "seed": run.seed})
-
     if run.budget == 0:
-        pool = data.splits.pool
-        pred = fresh().fit(None, classes=task.classes).predict_proba(task.subset(pool)).argmax(1)
-        y = task.labels[pool]
-        return {"acc": float((pred == y).mean()), "folds": 0, "fold_acc": [],
-                "macro_f1": float(f1_score(y, pred, average="macro", labels=np.unique(y))), "n": len(pool),
-                "seconds": 0.0}
-    labelled = np.concatenate([train_idx, val_idx])
-    if fold_count(task, labelled, spec.cv_folds) == 0:
-        raise HeadstartError(f"{run.label}: choosing by cross-validation needs at least 2 labels of every class in a "
-                             "run; raise the budget, or choose on a selection part (choose='selection').")
+        acc, f1, seconds, _ = _scores(clf, task.subset(data.splits.pool))
+        return {"acc": acc, "macro_f1": f1, "folds": 0, "fold_acc": [], "n": len(data.splits.pool),
+                "seconds": seconds}
 
     def fit_predict(train: np.ndarray, val: np.ndarray, held: np.ndarray) -> np.ndarray:
-        clf = fresh().fit(task.subset(train), val=task.subset(val) if len(val) else None, target=target)
-        return clf.predict_proba(task.subset(held)).argmax(1)
+        fold = Adapter(backbone, spec.strategy(run.strategy), backbone_options=backbone_options, feature_cache=cache,
+                       progress=False, **{**spec.train_options_for(run.strategy), "seed": run.seed})
+        fold.fit(task.subset(train), val=task.subset(val) if len(val) else None, target=target)
+        return fold.predict_proba(task.subset(held)).argmax(1)
 
     tic = time.perf_counter()
-    out = cross_validate(task, labelled, folds=spec.cv_folds, seed=run.seed, validates=len(val_idx) > 0,
-                         fit_predict=fit_predict)
+    out = cross_validate(task, np.concatenate([train_idx, val_idx]), folds=spec.cv_folds, seed=run.seed,
+                         validates=len(val_idx) > 0, fit_predict=fit_predict)
     return {**out, "seconds": time.perf_counter() - tic}
 
 
