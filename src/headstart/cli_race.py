@@ -64,14 +64,16 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
         name, options = spec.backbone_of(first)
         with ResultStore(out / "results.sqlite") as store:
             saved = store.get_meta("advice")
+            # judged at the race's largest budget, where its recommendation is made (None: every label)
+            top = None if None in spec.budgets else max(spec.budgets)
             wanted = {"backbone": name, "backbone_options": options, "split_seed": spec.split_seed,
-                      "data": data.fingerprint}
+                      "data": data.fingerprint, "budget": top}
             if saved is None or any(saved.get(k) != v for k, v in wanted.items()):
                 if not quiet:
                     print(f"advising on {data.task.name} with {first or name} (frozen features of the pool only)...",
                           file=sys.stderr)
                 found = advise(data.task, name, backbone_options=options, seed=spec.split_seed,
-                               pool=data.splits.pool).to_dict()
+                               pool=data.splits.pool, budget=top).to_dict()
                 store.set_meta("advice", {**found, **wanted, "entry": entry_label(found["strategy"], first)})
     if spec.skipped() and not quiet:
         print(spec.skipped(), file=sys.stderr)
@@ -163,7 +165,8 @@ def _cmd_advise(args: argparse.Namespace) -> None:
                      encoding=args.encoding, strict=args.strict, normalize_labels=args.normalize_labels)
     backbone = args.backbone or DEFAULT_BACKBONE[task.modality]
     options = backbone_options(args, backbone)
-    a = advise(task, backbone, subset=args.subset, backbone_options=options, seed=args.split_seed)
+    a = advise(task, backbone, subset=args.subset, backbone_options=options, seed=args.split_seed,
+               budget=args.labels_per_class)
     if args.json:
         print(json.dumps(a.to_dict(), indent=2))
         return
@@ -248,6 +251,8 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("--split-seed", type=int, default=0,
                    help="seed of the split; only its pool is looked at (default 0)")
     p.add_argument("--image-size", type=int, help="input resolution of a vision backbone")
+    p.add_argument("--labels-per-class", type=int, metavar="N",
+                   help="the labels per class you will train with, if fewer than the data hold (default: all of them)")
     p.add_argument("--json", action="store_true", help="print JSON")
     data_options(p)
     p.set_defaults(func=_cmd_advise)

@@ -61,6 +61,7 @@ FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "cv_folds": ("--cv-folds", {"low": 2, "integer": True, "example": 5}),
     "threads": ("--threads", {"low": 1, "integer": True, "example": 2}),
     "subset": ("--subset", {"low": 10, "integer": True, "example": 1000}),
+    "labels_per_class": ("--labels-per-class", {"low": 1, "integer": True, "example": 32}),
     "port": ("--port", {"low": 1, "high": 65535, "integer": True, "example": 8765}),
     "atol": ("--atol", {"low": 0.0, "low_open": True, "example": 1e-4}),
 }

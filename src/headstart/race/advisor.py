@@ -25,7 +25,7 @@ from ..backbones import create_backbone
 from ..data import Task, budget_indices, make_splits
 from ..train import AdaptedModel, FeatureCache
 
-__all__ = ["Advice", "advise", "logme"]
+__all__ = ["Advice", "advise", "decide", "logme"]
 
 SMALL_PER_CLASS = 100  # below this many labels per class (median), the data count as small
 # A pretrained probe that removes >= 20% of the errors of a probe on the random-init twin's features counts as
@@ -90,6 +90,7 @@ class Advice:
     strategy: str
     reasons: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    budget: int | None = None  # the labels per class the size was judged at (None: the whole pool)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,11 +106,23 @@ RECIPES = {("small", "close"): ("probe", "few labels and features that already f
                                       "pretrained weights are still a better start than random")}
 
 
+def decide(per_class: float, error_reduction: float, logme_pretrained: float, logme_random: float, *,
+           small_per_class: float = SMALL_PER_CLASS,
+           close_error_reduction: float = CLOSE_ERROR_REDUCTION) -> tuple[str, str, str]:
+    """(size, gap, strategy) from the two signals and the labels per class the recipe will learn from."""
+    size = "small" if per_class < small_per_class else "large"
+    gap = "close" if error_reduction >= close_error_reduction and logme_pretrained > logme_random else "far"
+    return size, gap, RECIPES[(size, gap)][0]
+
+
 def advise(task: Task, backbone: str, *, subset: int = 1000, seed: int = 0,
            backbone_options: dict[str, Any] | None = None, cache: FeatureCache | None = None,
-           pool: np.ndarray | None = None) -> Advice:
+           pool: np.ndarray | None = None, budget: int | None = None) -> Advice:
     """Advice from the pool only (``pool``, or the pool of the split with ``seed``, the race's split seed):
-    the selection and test parts are never looked at, not even their labels."""
+    the selection and test parts are never looked at, not even their labels.
+
+    ``budget``: the labels per class the recipe will learn from (a race's largest budget, where its
+    recommendation is made); None: every label of the pool."""
     tic = time.perf_counter()
     options = backbone_options or {}
     pool = make_splits(task, seed=seed).pool if pool is None else np.asarray(pool)
@@ -132,12 +145,15 @@ def advise(task: Task, backbone: str, *, subset: int = 1000, seed: int = 0,
     lm_pre, lm_rand = logme(feats[True], y), logme(feats[False], y)
     reduction = (acc_pre - acc_rand) / max(1e-9, 1 - acc_rand)
     median = float(np.median(counts))
-    size = "small" if median < SMALL_PER_CLASS else "large"
-    gap = "close" if reduction >= CLOSE_ERROR_REDUCTION and lm_pre > lm_rand else "far"
-    strategy, why = RECIPES[(size, gap)]
+    per_class_used = median if budget is None else float(min(budget, median))
+    size, gap, strategy = decide(per_class_used, reduction, lm_pre, lm_rand)
+    why = RECIPES[(size, gap)][1]
+    learns = (f"{median:g} labelled examples per class to learn from (median; {int(counts.min())} in the smallest "
+              "class)" if budget is None or budget >= median else
+              f"{budget} labelled examples per class to learn from (the race's largest budget; the pool holds "
+              f"{median:g} per class)")
     reasons = [
-        f"{median:g} labelled examples per class to learn from (median; {int(counts.min())} in the smallest class): "
-        f"{size} (the line is {SMALL_PER_CLASS} per class)",
+        f"{learns}: {size} (the line is {SMALL_PER_CLASS} per class)",
         f"on {len(sample)} examples, a probe on the pretrained features reaches {acc_pre:.3f} (5-fold CV) against "
         f"{acc_rand:.3f} on the random-init twin's: {100 * reduction:.0f}% of the errors removed; LogME "
         f"{lm_pre:.3f} vs {lm_rand:.3f}: the domain looks {gap} (close means >= {100 * CLOSE_ERROR_REDUCTION:.0f}% "
@@ -145,4 +161,4 @@ def advise(task: Task, backbone: str, *, subset: int = 1000, seed: int = 0,
         f"{size} and {gap}: {why}",
     ]
     return Advice(backbone, len(pool), len(task.classes), median, int(counts.min()), len(sample), lm_pre, lm_rand,
-                  acc_pre, acc_rand, reduction, size, gap, strategy, reasons, time.perf_counter() - tic)
+                  acc_pre, acc_rand, reduction, size, gap, strategy, reasons, time.perf_counter() - tic, budget)
