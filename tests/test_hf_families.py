@@ -102,6 +102,8 @@ def test_every_layer_of_every_family_has_lora_and_ia3_targets(family):
         assert not [t for t in targets if t.startswith("blocks.0.")], (family, method)  # never the embeddings
     feedforward = peft_targets(backbone, "ia3.feedforward")
     assert feedforward and set(feedforward) <= set(peft_targets(backbone, "ia3")), family
+    norms = peft_targets(backbone, "ln-tuning")  # every layer's LayerNorms (the embeddings' too)
+    assert all(any(t.startswith(f"blocks.{i}.") for t in norms) for i in range(1, len(backbone.blocks))), family
 
 
 WORDS = ["a good film", "great fun", "love this movie", "bad plot", "awful and dull", "hate it"] * 2

@@ -93,6 +93,8 @@ def test_every_stage_of_every_family_has_lora_and_ia3_targets(family):
         for i in range(1, len(backbone.blocks)):
             assert [t for t in targets if t.startswith(f"blocks.{i}.")], (family, method, i)
         assert not [t for t in targets if t.startswith("blocks.0.")], (family, method)  # never the stem
+    norms = peft_targets(backbone, "ln-tuning")  # LayerNorm in the transformers, BatchNorm in ResNet
+    assert all(any(t.startswith(f"blocks.{i}.") for t in norms) for i in range(1, len(backbone.blocks))), family
 
 
 def test_the_processor_decides_the_preprocessing_id():

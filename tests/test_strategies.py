@@ -24,7 +24,7 @@ def _expected_trainable(strategy, model: AdaptedModel) -> set[str]:
         return head
     if strategy.trains == "top-k":
         return head | {b for b in body if int(b.split(".")[2]) >= n - strategy.k}
-    if strategy.trains == "injected":
+    if strategy.trains in ("injected", "named"):
         return head | {b for b in body if strategy.prefix in b}
     assert strategy.trains == "body", strategy.trains
     return head | body
@@ -82,7 +82,7 @@ def test_lldr_scales_decay_from_the_top():
 
 @pytest.mark.parametrize("spec,options,message", [
     ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, scratch-small, zero-shot, prototype, probe, "
-                  "partial:K, full, lldr, lora, ia3, contrastive:SAMPLING, coral."),
+                  "partial:K, full, lldr, lora, dora, ia3, ln-tuning, bitfit, contrastive:SAMPLING, coral."),
     ("contrastive", {"iterations": 0}, "The 'iterations' parameter of contrastive must be a positive integer."),
     ("contrastive:triplets", {},
      "The 'sampling' parameter of contrastive must be 'in-batch' or 'pairs'. Got 'triplets'"),
@@ -185,7 +185,7 @@ def test_a_saved_model_keeps_exactly_what_the_strategy_declares_it_trains(backbo
         expected = head | body
     elif strategy.trains == "head":
         expected = head
-    elif strategy.trains == "injected":
+    elif strategy.trains in ("injected", "named"):
         expected = head | {k for k in body if strategy.prefix in k}
     elif strategy.trains == "top-k":
         expected = head | {k for k in body if int(k.split(".")[2]) >= model.n_blocks - strategy.k}
@@ -193,3 +193,37 @@ def test_a_saved_model_keeps_exactly_what_the_strategy_declares_it_trains(backbo
         assert strategy.trains == "body", strategy.trains
         expected = head | body
     assert saved == expected
+
+
+def test_bitfit_refuses_a_body_without_bias_terms():
+    """ModernBERT has no biases at all: BitFit would train the head alone, so it says so instead."""
+    model = AdaptedModel(tiny_backbone("minilm-l6"), 2)
+    for module in model.backbone.modules():
+        if getattr(module, "bias", None) is not None:
+            module.bias = None
+    with pytest.raises(HeadstartError, match=r"^\S+ has no bias terms for bitfit to train; pick another method"):
+        prepare_model(model, create_strategy("bitfit"))
+
+
+@pytest.mark.parametrize("spec", ["dora", "ln-tuning", "bitfit"])
+def test_a_new_parameter_efficient_method_starts_as_the_probe_and_merges_exactly(spec):
+    """At step 0 the method changes nothing; after its tensors move, merging for export keeps the function."""
+    from headstart.export import merge_adapters
+
+    model, strategy = _model("minilm-l6", spec)
+    b = model.backbone
+    x = b.preprocess(sample_inputs(b, 4))
+    plain = AdaptedModel(tiny_backbone("minilm-l6"), 3)
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if k in plain.state_dict()}, strict=False)
+    model.eval(), plain.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(x), plain(x), atol=1e-5)
+        build_param_groups(model, strategy.plan(model.n_blocks), 1e-3, 1e-3, 0.0)
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+        moved = model(x)
+        assert not torch.allclose(moved, plain(x), atol=1e-4)
+        merge_adapters(model)
+        assert torch.allclose(model(x), moved, atol=1e-5)
+        assert not any(strategy.prefix in n for n, _ in model.named_parameters()) or spec == "bitfit"

@@ -134,13 +134,15 @@ def test_non_finite_loss_stops_and_says_why(text_task):
 
 
 @pytest.mark.parametrize("spec,moved", [("probe", set()), ("partial:1", {"layer2"}), ("full", None),
-                                        ("lora", {"layer1", "layer2"}), ("ia3", {"layer1", "layer2"})])
+                                        ("lora", {"layer1", "layer2"}), ("ia3", {"layer1", "layer2"}),
+                                        ("dora", {"layer1", "layer2"}),
+                                        ("ln-tuning", None), ("bitfit", None)])  # the embeddings' LayerNorm too
 def test_delta_theta_is_where_training_happened(text_task, spec, moved):
     clf = Adapter(TEXT, spec, feature_cache=None, epochs=3, lr=1e-3).fit(text_task, val=text_task)
     per_block = clf.result_.delta["per_block"]
     nonzero = {b for b, v in per_block.items() if v > 0}
     assert nonzero == (set(per_block) if moved is None else moved)
-    if spec in ("lora", "ia3"):  # the base weights did not move: only the effective update counts
+    if spec in ("lora", "ia3", "dora"):  # the base weights did not move: only the effective update counts
         base = clf.model_.backbone.blocks[1].layer.attention.self.value.base_layer.weight
         assert torch.equal(base, TEXT(True).blocks[1].layer.attention.self.value.weight)
 

@@ -115,7 +115,8 @@ class Strategy(ABC):
     behaviour_version: ClassVar[int] = 1
     #: what a run trains besides the head (so what a saved model keeps), declared for the registry-wide contract
     #: tests: ``"head"`` (nothing else), ``"top-k"`` (the top ``k`` blocks), ``"body"`` (every block),
-    #: ``"injected"`` (only the tensors a parameter-efficient method injected, under its ``prefix``); each stage
+    #: ``"injected"`` (only the tensors a parameter-efficient method injected, under its ``prefix``), ``"named"``
+    #: (only the body's own tensors whose name holds its ``prefix``: BitFit's biases); each stage
     #: declares its own (contrastive: ``body``, its last stage the probe: ``head``)
     trains: ClassVar[str] = "body"
 

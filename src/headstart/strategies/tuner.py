@@ -4,13 +4,15 @@ A method declares its ``prefix`` (the name its tensors carry inside PEFT's layer
 and builds its PEFT config from the target modules; this base owns the rest:
 
 - **targets**: ``TARGETS[family][method]``, one table per backbone family (``Backbone.peft_family``:
-  ``bert`` for BERT, RoBERTa, XLM-R, CamemBERT and ELECTRA, a row each for DistilBERT, MPNet,
-  DeBERTa-v2 and ModernBERT (``backbones/hf_families.py`` names it), ``conv`` for the packaged conv nets,
+  ``bert`` for BERT, RoBERTa, XLM-R, CamemBERT and ELECTRA, a row each for DistilBERT, MPNet, DeBERTa-v2
+  and ModernBERT (``backbones/hf_families.py`` names it), ``conv`` for the packaged conv nets,
   ``vit``, ``convnext`` and ``resnet`` for the hub's image families (``backbones/hf_vision_families.py``); a new
-  family adds a row. A backbone with no row (the small from-scratch nets) is refused in one sentence;
+  family adds a row; ``EVERY_FAMILY[method]`` is one rule for all of them (LN tuning's norm layers). A backbone
+  with no row (the small from-scratch nets) is refused in one sentence;
 - **injection** through PEFT's ``inject_adapter_in_model`` into the backbone's own layers (once: a model
   that already carries the method's tensors is left as it is, e.g. when loading);
-- **what trains and is saved**: every block, only the tensors under ``prefix``, and the head;
+- **what trains and is saved**: every block, only the tensors under ``prefix``, and the head (``NamedTensors``,
+  which a method that trains a subset of the body's own tensors, BitFit's biases, uses without PEFT);
 - **merging for export** and **Δθ** are generic over PEFT's tuner layers (``export.merge_adapters``,
   ``train/delta.py``), so they need nothing from the method.
 """
@@ -29,7 +31,7 @@ from ..errors import HeadstartError
 from ..train.model import AdaptedModel, ParamPlan
 from .finetune import FineTune
 
-__all__ = ["TARGETS", "ParameterEfficient", "peft_targets"]
+__all__ = ["TARGETS", "NamedTensors", "ParameterEfficient", "peft_targets"]
 
 
 def _modules(kind: type[nn.Module], suffixes: tuple[str, ...], skip: str | None = None) -> Callable[[Backbone], list]:
@@ -97,21 +99,56 @@ TARGETS: dict[str, dict[str, Callable[[Backbone], list[str]]]] = {
 }
 
 
+def _norms(backbone: Backbone) -> list[str]:
+    """Every normalisation layer: LayerNorm in a transformer, BatchNorm in a conv net."""
+    return [n for n, m in backbone.named_modules() if isinstance(m, (nn.LayerNorm, nn.modules.batchnorm._BatchNorm))]
+
+
+#: method -> module names, the same rule in every family of ``TARGETS`` (a family's own row goes over it)
+EVERY_FAMILY: dict[str, Callable[[Backbone], list[str]]] = {"ln-tuning": _norms}
+
+
+def _rules(family: str | None) -> dict[str, Callable[[Backbone], list[str]]]:
+    return {**EVERY_FAMILY, **TARGETS[family]} if family in TARGETS else {}
+
+
 def peft_targets(backbone: Backbone, method: str, *, required: bool = True) -> list[str]:
     """The module names ``method`` adapts on ``backbone``; one sentence when the table has none (``required``)."""
-    rules = TARGETS.get(backbone.peft_family or "", {})
+    rules = _rules(backbone.peft_family)
     targets = rules[method](backbone) if method in rules else []
     if not targets and required:
+        families = ", ".join(f for f in TARGETS if method in _rules(f))
         raise HeadstartError(f"{backbone.name} names no layers for {method} to adapt; use a backbone of a family "
-                             f"with {method} targets ({', '.join(f for f, r in TARGETS.items() if method in r)}).")
+                             f"with {method} targets ({families}).")
     return targets
 
 
 @dataclass
-class ParameterEfficient(FineTune):
-    """Base of the PEFT methods: a frozen body with small injected tensors (under ``prefix``), and the head."""
+class NamedTensors(FineTune):
+    """Base of the methods that train only the body's tensors whose name contains ``prefix`` (BitFit's biases), and
+    the head: what trains is what is saved, and a body without such tensors is refused in one sentence."""
 
     prefix: ClassVar[str] = ""
+    trains = "named"
+    #: what the tensors under ``prefix`` are, for the refusal ("bias terms")
+    what: ClassVar[str] = "tensors"
+
+    def configure(self, model: AdaptedModel) -> None:
+        if not any(self.prefix in n for n, _ in model.backbone.blocks.named_parameters()):
+            raise HeadstartError(f"{model.backbone.name} has no {self.what} for {self.name} to train; pick another "
+                                 "method (`headstart options` lists them) or another backbone.")
+
+    def plan(self, n_blocks: int) -> ParamPlan:
+        return ParamPlan({i: 1.0 for i in range(n_blocks)}, only=self.prefix)
+
+    def save_filter(self, key: str) -> bool:
+        return self.prefix in key
+
+
+@dataclass
+class ParameterEfficient(NamedTensors):
+    """Base of the PEFT methods: a frozen body with small injected tensors (under ``prefix``), and the head."""
+
     trains = "injected"
 
     @abstractmethod
@@ -124,9 +161,3 @@ class ParameterEfficient(FineTune):
         if any(self.prefix in n for n, _ in model.backbone.named_parameters()):
             return  # already injected (a second fit on the same model: warm_start)
         inject_adapter_in_model(self.peft_config(model.backbone), model.backbone)
-
-    def plan(self, n_blocks: int) -> ParamPlan:
-        return ParamPlan({i: 1.0 for i in range(n_blocks)}, only=self.prefix)
-
-    def save_filter(self, key: str) -> bool:
-        return self.prefix in key

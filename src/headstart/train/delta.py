@@ -4,7 +4,8 @@ Only the tensors a strategy's plan lets train are snapshotted (nothing for a pro
 ``partial:2``), so measuring costs no more memory than the training itself. For a parameter-efficient
 method's layers (any PEFT tuner layer) the base weight is frozen and the distance is that of the
 effective weight, not of the injected tensors: LoRA's low-rank update ``B·A·s`` (PEFT's
-``get_delta_weight``), or, for a method without it (IA3), the merged weight minus the base weight.
+``get_delta_weight``), or, for a method without it (IA3, DoRA's magnitude, LN tuning), the merged weight minus
+the base weight.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def _effective_delta(layer: Any) -> Tensor | None:
     """How far a tuner layer's effective weight is from its frozen base weight."""
     if "default" not in getattr(layer, "active_adapters", ()):
         return None
-    if hasattr(layer, "get_delta_weight") and "default" in getattr(layer, "lora_A", {}):
+    if (hasattr(layer, "get_delta_weight") and "default" in getattr(layer, "lora_A", {})
+            and not getattr(layer, "use_dora", {}).get("default")):  # DoRA's magnitude is not in B·A: merge it
         return layer.get_delta_weight("default")
     merged = copy.deepcopy(layer)
     merged.merge(safe_merge=True)
