@@ -74,7 +74,7 @@ def user_folder(tmp_path_factory) -> Path:
 def test_the_readme_names_the_examples_this_test_runs():
     kinds = [kind for kind, _ in readme_examples()]
     commands = " ".join(c for k, c in readme_examples() if k == "bash")
-    assert kinds.count("python") == 2  # fit/save/load, and the torch-free deployment
+    assert kinds.count("python") == 3  # fit/save/load, several models on one body, and the torch-free deployment
     for verb in ("compare", "advise", "fit", "predict", "export"):
         assert f"headstart {verb} " in commands
 

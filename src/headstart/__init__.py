@@ -12,20 +12,22 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.2.0"
 
 _WHERE = {
-    "Adapter": "adapter", "Backbone": "backbones", "create_backbone": "backbones", "list_backbones": "backbones",
+    "Adapter": "adapter", "AdapterBank": "bank",
+    "Backbone": "backbones", "create_backbone": "backbones", "list_backbones": "backbones",
     "register_backbone": "backbones", "Task": "data", "load_task": "data", "make_splits": "data",
     "HeadstartError": "errors", "NotFittedError": "errors", "Strategy": "strategies",
     "create_strategy": "strategies", "list_strategies": "strategies", "register_strategy": "strategies",
     "TrainConfig": "train",
 }
 
-__all__ = ["Adapter", "Backbone", "HeadstartError", "NotFittedError", "Strategy", "Task", "TrainConfig",
+__all__ = ["Adapter", "AdapterBank", "Backbone", "HeadstartError", "NotFittedError", "Strategy", "Task", "TrainConfig",
            "__version__", "create_backbone", "create_strategy", "list_backbones", "list_strategies", "load_task",
            "make_splits", "register_backbone", "register_strategy"]
 
 if TYPE_CHECKING:
     from .adapter import Adapter
     from .backbones import Backbone, create_backbone, list_backbones, register_backbone
+    from .bank import AdapterBank
     from .data import Task, load_task, make_splits
     from .errors import HeadstartError, NotFittedError
     from .strategies import Strategy, create_strategy, list_strategies, register_strategy

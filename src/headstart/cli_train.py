@@ -204,9 +204,24 @@ def _expand_inputs(values: list[str], modality: str, text_column: str | None, en
 
 def _cmd_predict(args: argparse.Namespace) -> None:
     from .adapter import Adapter
+    from .strategies import split_entries
 
-    adapter = Adapter.load(args.model)
-    inputs = _expand_inputs(args.inputs, adapter.modality_, args.text_column, args.encoding)
+    bank = args.adapters is not None
+    folders = split_entries(args.adapters) if bank else args.items[:1]
+    items = args.items if bank else args.items[1:]
+    for folder in folders:  # the positional MODEL, or each --adapters folder (an empty one is never ".")
+        given_path(folder, "an --adapters folder" if bank else "MODEL")
+    for item in items:
+        given_path(item, "an input", "a text, a file or a folder")
+    if bank and not folders:
+        raise HeadstartError("--adapters is empty; name the model folders, e.g. --adapters tickets/,sentiment/.")
+    if bank:
+        return _predict_bank(folders, items, args)
+    if not items:
+        raise HeadstartError("Nothing to predict: give the model folder, then texts, a CSV/JSONL file, image files or "
+                             "a folder of images (or --adapters a/,b/ then the inputs).")
+    adapter = Adapter.load(folders[0])
+    inputs = _expand_inputs(items, adapter.modality_, args.text_column, args.encoding)
     proba = adapter.predict_proba(inputs)
     best = proba.argmax(1)
     rows = [{"input": x if isinstance(x, str) else "<array>", "label": str(adapter.classes_[b]),
@@ -219,6 +234,33 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     for r in rows:
         shown = r["input"] if len(r["input"]) <= 60 else r["input"][:57] + "..."
         print(f"{r['label']}\t{r['probability']:.3f}\t{shown}")
+
+
+def _predict_bank(folders: list[str], items: list[str], args: argparse.Namespace) -> None:
+    """Every input labelled by every model of one body (``--adapters``)."""
+    from .bank import AdapterBank
+
+    bank = AdapterBank.load(folders)
+    if not items:
+        raise HeadstartError("Nothing to predict: give texts, a CSV/JSONL file, image files or a folder of images.")
+    first = bank[bank.names[0]]
+    inputs = _expand_inputs(items, first.modality_, args.text_column, args.encoding)
+    proba = bank.predict_proba(inputs)
+    rows = []
+    for i, x in enumerate(inputs):
+        models = {}
+        for name, p in proba.items():
+            classes = bank[name].classes_
+            models[name] = {"label": str(classes[p[i].argmax()]), "probability": round(float(p[i].max()), 4),
+                            "probabilities": {str(c): round(float(q), 4) for c, q in zip(classes, p[i])}}
+        rows.append({"input": x if isinstance(x, str) else "<array>", "models": models})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        shown = r["input"] if len(r["input"]) <= 60 else r["input"][:57] + "..."
+        labels = "\t".join(f"{m}={v['label']} ({v['probability']:.3f})" for m, v in r["models"].items())
+        print(f"{labels}\t{shown}")
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -286,9 +328,14 @@ def add_train_commands(sub: Any, data_options: Any) -> None:
     data_options(p)
     p.set_defaults(func=_cmd_fit)
 
-    p = sub.add_parser("predict", help="predict with a saved model")
-    p.add_argument("model", help="a folder written by `headstart fit`")
-    p.add_argument("inputs", nargs="+", help="texts, a CSV/TSV/JSONL file, image files or a folder")
+    p = sub.add_parser("predict", help="predict with a saved model (or several on one body: --adapters)",
+                       usage="headstart predict MODEL INPUT [INPUT ...] | --adapters A/,B/ INPUT [INPUT ...]")
+    p.add_argument("items", nargs="*", metavar="MODEL INPUT",
+                   help="a folder written by `headstart fit`, then texts, a CSV/TSV/JSONL file, image files or a "
+                        "folder (with --adapters: the inputs only)")
+    p.add_argument("--adapters", metavar="A/,B/",
+                   help="several model folders of one backbone, loaded onto one body: each input gets every "
+                        "model's label")
     p.add_argument("--text-column", help="column with the texts in a CSV/JSONL input (default: guessed)")
     p.add_argument("--encoding", default="utf-8", help="encoding of a CSV/TSV/JSONL input")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -31,7 +31,8 @@ from .train import AdaptedModel, FitResult, TrainConfig
 if TYPE_CHECKING:
     from .adapter import Adapter
 
-__all__ = ["load_adapter", "save_adapter"]
+__all__ = ["check_backbone", "fill_adapter", "load_adapter", "read_config", "read_tensors",
+           "resolve_saved_backbone", "save_adapter"]
 
 FORMAT = 2  # 2: checksums of the weights and the config; saved tensor names; portable backbone identity
 WEIGHTS, CONFIG = "adapter.safetensors", "adapter.json"
@@ -97,7 +98,7 @@ def _damaged(folder: Path, what: str) -> HeadstartError:
     return HeadstartError(f"{folder} is damaged ({what}); save the model again, or restore the folder from a copy.")
 
 
-def _read_config(folder: Path) -> dict[str, Any]:
+def read_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG
     if not folder.is_dir():
         raise HeadstartError(f"{folder} is not a folder; give the folder that `headstart fit --out` (or save) wrote.")
@@ -119,8 +120,10 @@ def _read_config(folder: Path) -> dict[str, Any]:
     return config
 
 
-def load_adapter(cls: type[Adapter], folder: Path, backbone_arg: Any = None) -> Adapter:
-    config = _read_config(folder)
+def resolve_saved_backbone(folder: Path, config: dict[str, Any],
+                           backbone_arg: Any = None) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """(the name or builder to load with, the strategy, the backbone rebuilt and checked to be the one it was saved
+    for, its identity); one sentence when it is another."""
     saved = config["backbone"]
     options = saved.get("options") or {}
     strategy = create_strategy(config["strategy"]["spec"], **config["strategy"]["options"])
@@ -130,7 +133,14 @@ def load_adapter(cls: type[Adapter], folder: Path, backbone_arg: Any = None) -> 
     name = backbone_arg if backbone_arg is not None else saved["registered_name"]
     backbone = resolve_backbone(name, strategy.pretrained, **options)
     identity = backbone.identity()
-    checks = ["name", "preprocess"] + (["weights"] if strategy.pretrained else [])
+    check_backbone(folder, config, identity, strategy.pretrained)
+    return name, strategy, backbone, identity
+
+
+def check_backbone(folder: Path, config: dict[str, Any], identity: dict[str, Any], pretrained: bool) -> None:
+    """The backbone ``identity`` is the one ``config`` was saved for (name, preprocessing, starting weights)."""
+    saved = config["backbone"]
+    checks = ["name", "preprocess"] + (["weights"] if pretrained else [])
     checks += ["pooling"] if "pooling" in saved else []  # saved models from before poolings were recorded have none
     wrong = [k for k in checks if identity.get(k) != saved[k]]
     if wrong:
@@ -139,33 +149,50 @@ def load_adapter(cls: type[Adapter], folder: Path, backbone_arg: Any = None) -> 
             f"but this backbone has {', '.join(f'{k}={identity.get(k)}' for k in wrong)}: load it onto the backbone "
             "it was trained on."
         )
-    model = AdaptedModel(backbone, len(config["classes"]))
-    heads = config.get("heads") or {}
-    for name, classes in heads.items():
-        model.heads[name] = torch.nn.Linear(backbone.feature_dim, len(classes))
-    merged = bool(config.get("merged_lora"))
-    if not merged:  # a merged LoRA model is the plain architecture with its updated weights
-        prepare_model(model, strategy)
+
+
+def read_tensors(folder: Path, config: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The saved tensors, every one the config lists (a missing one: the folder is damaged)."""
     try:
         tensors = load_file(str(folder / WEIGHTS))
     except Exception as exc:  # safetensors raises its own error types for a damaged header
         raise _damaged(folder, f"{WEIGHTS} cannot be read: {type(exc).__name__}") from None
-    expected = model.state_dict()
-    stray = [k for k in tensors if k not in expected or expected[k].shape != tensors[k].shape]
-    if stray:
-        raise HeadstartError(f"{folder}: {len(stray)} saved tensors do not fit this model (e.g. {stray[0]}).")
     missing = sorted(set(config["saved_tensors"]) - set(tensors))
     if missing:
         raise _damaged(folder, f"{len(missing)} tensors missing from {WEIGHTS}, e.g. {missing[0]}")
-    model.load_state_dict(tensors, strict=False)
-    adapter = cls(name, strategy, backbone_options=options, **config["train_config"])
+    return tensors
+
+
+def fill_adapter(adapter: Adapter, folder: Path, config: dict[str, Any], model: AdaptedModel, strategy: Any,
+                 identity: dict[str, Any]) -> Adapter:
+    """Set a loaded adapter's fitted state from its folder's config."""
     adapter.model_, adapter.strategy_ = model.eval(), strategy
     adapter.config_ = TrainConfig(**config["train_config"])
     adapter.classes_ = np.asarray(config["classes"])
     adapter.modality_ = config["modality"]
     adapter.backbone_identity_ = identity
     adapter.saved_config_ = config
-    adapter.merged_ = merged
-    adapter.heads_ = heads
+    adapter.merged_ = bool(config.get("merged_lora"))
+    adapter.heads_ = config.get("heads") or {}
     adapter.result_ = FitResult.from_dict(config["result"])  # how it was trained: kept when saved again
     return adapter
+
+
+def load_adapter(cls: type[Adapter], folder: Path, backbone_arg: Any = None) -> Adapter:
+    config = read_config(folder)
+    name, strategy, backbone, identity = resolve_saved_backbone(folder, config, backbone_arg)
+    model = AdaptedModel(backbone, len(config["classes"]))
+    heads = config.get("heads") or {}
+    for head, classes in heads.items():
+        model.heads[head] = torch.nn.Linear(backbone.feature_dim, len(classes))
+    if not config.get("merged_lora"):  # a merged LoRA model is the plain architecture with its updated weights
+        prepare_model(model, strategy)
+    tensors = read_tensors(folder, config)
+    expected = model.state_dict()
+    stray = [k for k in tensors if k not in expected or expected[k].shape != tensors[k].shape]
+    if stray:
+        raise HeadstartError(f"{folder}: {len(stray)} saved tensors do not fit this model (e.g. {stray[0]}).")
+    model.load_state_dict(tensors, strict=False)
+    options = config["backbone"].get("options") or {}
+    adapter = cls(name, strategy, backbone_options=options, **config["train_config"])
+    return fill_adapter(adapter, folder, config, model, strategy, identity)

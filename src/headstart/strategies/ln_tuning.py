@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..backbones import Backbone
-from ..train.model import AdaptedModel
 from .base import register_strategy
 from .tuner import ParameterEfficient, peft_targets
 
@@ -36,7 +35,7 @@ class LNTuning(ParameterEfficient):
 
         return LNTuningConfig(target_modules=peft_targets(backbone, "ln-tuning"))
 
-    def configure(self, model: AdaptedModel) -> None:
+    def inject(self, backbone: Backbone, adapter_name: str = "default", config: Any = None) -> None:
         with warnings.catch_warnings():  # PEFT reads no in/out sizes off a norm layer, which LN tuning never needs
             warnings.filterwarnings("ignore", message="Unsupported layer type")
-            super().configure(model)
+            super().inject(backbone, adapter_name, config)

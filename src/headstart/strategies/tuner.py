@@ -156,8 +156,14 @@ class ParameterEfficient(NamedTensors):
         """The PEFT config that ``inject_adapter_in_model`` applies (``peft_targets(backbone, self.name)``)."""
 
     def configure(self, model: AdaptedModel) -> None:
-        from peft import inject_adapter_in_model
-
         if any(self.prefix in n for n, _ in model.backbone.named_parameters()):
             return  # already injected (a second fit on the same model: warm_start)
-        inject_adapter_in_model(self.peft_config(model.backbone), model.backbone)
+        self.inject(model.backbone)
+
+    def inject(self, backbone: Backbone, adapter_name: str = "default", config: Any = None) -> None:
+        """Add this method's tensors under ``adapter_name`` (a body that serves several adapters has one name each;
+        ``config``: its ``peft_config``, built before the first injection wrapped the target layers)."""
+        from peft import inject_adapter_in_model
+
+        config = self.peft_config(backbone) if config is None else config
+        inject_adapter_in_model(config, backbone, adapter_name=adapter_name)
