@@ -113,3 +113,24 @@ def test_predict_with_several_adapters_labels_each_input_with_every_model(saved,
     assert line.startswith("sentiment=") and "\tlength=" in line and line.endswith("\tgood movie")
     assert main(["predict", "--adapters", folders]) == 2
     assert "Nothing to predict" in capsys.readouterr().err
+
+
+def test_combined_lora_members_run_on_the_exact_sum_of_their_updates(saved):
+    bank = AdapterBank.load([saved["sentiment"], saved["length"], saved["start"]])
+    own = {n: bank[n].predict_proba(TEXTS) for n in ("sentiment", "length")}
+    name = bank.combine(["sentiment", "length"], weights=[1.0, 0.0])  # the second's update weighted out
+    assert name == "sentiment__length"
+    np.testing.assert_allclose(bank["sentiment"].predict_proba(TEXTS), own["sentiment"], atol=1e-5)
+    assert not np.allclose(bank["length"].predict_proba(TEXTS), own["length"], atol=1e-4)  # its head, another body
+    bank.combine(["sentiment", "length"], weights=[0.0, 1.0])
+    np.testing.assert_allclose(bank["length"].predict_proba(TEXTS), own["length"], atol=1e-5)
+    bank.combine(["sentiment", "length"])
+    both = bank["sentiment"].predict_proba(TEXTS)
+    assert not np.allclose(both, own["sentiment"], atol=1e-4)
+    bank.separate()
+    for n in own:
+        np.testing.assert_allclose(bank[n].predict_proba(TEXTS), own[n], atol=1e-5)
+    with pytest.raises(HeadstartError, match=r"^start is probe: only lora adapters add up"):
+        bank.combine(["sentiment", "start"])
+    with pytest.raises(HeadstartError, match=r"^Combine two or more distinct members"):
+        bank.combine(["sentiment"])

@@ -129,6 +129,8 @@ class AdapterBank:
         state = model.state_dict()
         bank._model, bank._base, bank._members, bank._active = model, {}, {}, None
         bank._heads, bank._body, bank._peft = {}, {}, set(peft)
+        bank._adapter_of = {name: name for name in peft}  # member -> the PEFT adapter its body runs (combine)
+        bank._targets = {name: sorted(c.target_modules) for name, c in targets.items()}
         for name, path, config in zip(bank.names, paths, configs):
             bank._add(name, path, config, state, identity, backbone)
         for layer in _tuner_layers(body):  # nothing active until a member is
@@ -211,12 +213,59 @@ class AdapterBank:
         for layer in _tuner_layers(self._model.backbone):
             if name in self._peft:
                 layer.enable_adapters(True)
-                layer.set_adapter(name)
+                layer.set_adapter(self._adapter_of[name])
             else:
                 layer.enable_adapters(False)
         self._model.head, self._model.heads = self._heads[name]
         self._model.eval()
         self._active = name
+
+    # -- combining ------------------------------------------------------------------------------
+    def combine(self, names: Sequence[str], weights: Sequence[float] | None = None) -> str:
+        """Run the LoRA members ``names`` on one adapter whose update is the weighted sum of theirs (each keeps its
+        own head); returns the combined adapter's name. ``separate()`` puts each back on its own.
+
+        The sum is exact: PEFT's ``cat`` combination (``LoraModel.add_weighted_adapter``), rank the sum of
+        the ranks, A stacked with each member's weight and scaling folded in, B side by side."""
+        from peft import LoraConfig
+
+        names, weights = list(names), [1.0] * len(names) if weights is None else [float(w) for w in weights]
+        unknown = [n for n in names if n not in self._members]
+        if unknown:
+            raise HeadstartError(f"No model named {unknown[0]!r} in this bank; it holds {', '.join(self.names)}.")
+        if len(set(names)) < 2 or len(weights) != len(names):
+            raise HeadstartError(f"Combine two or more distinct members, one weight each (got {names}, {weights}).")
+        specs = {n: self._members[n].strategy_.spec for n in names}
+        if any(spec != "lora" for spec in specs.values()):
+            other = next(n for n, spec in specs.items() if spec != "lora")
+            raise HeadstartError(f"{other} is {specs[other]}: only lora adapters add up (DoRA's magnitudes, IA3's "
+                                 "scales and a body's own tensors do not); combine lora members.")
+        ranks = [self._members[n].strategy_.rank for n in names]
+        combined = "__".join(names)
+        body = self._model.backbone
+        if combined not in {a for layer in _tuner_layers(body) for a in getattr(layer, "lora_A", {})}:
+            config = LoraConfig(r=sum(ranks), lora_alpha=sum(ranks), lora_dropout=0.0,  # scaling 1: folded into A
+                                target_modules=self._targets[names[0]], bias="none")
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                self._members[names[0]].strategy_.inject(body, adapter_name=combined, config=config)
+        with torch.no_grad():
+            for layer in _tuner_layers(body):
+                if combined not in getattr(layer, "lora_A", {}):
+                    continue
+                a = torch.cat([layer.lora_A[n].weight * w * layer.scaling[n] for n, w in zip(names, weights)], dim=0)
+                b = torch.cat([layer.lora_B[n].weight for n in names], dim=1)  # each member's own, never a sum
+                layer.lora_A[combined].weight.copy_(a)
+                layer.lora_B[combined].weight.copy_(b)
+        for n in names:
+            self._adapter_of[n] = combined
+        self._active = None
+        return combined
+
+    def separate(self) -> None:
+        """Every member back on its own adapter (undoes ``combine``)."""
+        self._adapter_of = {name: name for name in self._peft}
+        self._active = None
 
     @property
     def active(self) -> str | None:
