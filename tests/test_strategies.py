@@ -38,8 +38,21 @@ def _model(backbone: str, spec: str):
     return model, strategy
 
 
-@pytest.mark.parametrize("backbone", BACKBONES)
-@pytest.mark.parametrize("spec", [s if s != "partial" else "partial:1" for s in STRATEGIES])
+SPECS = [s if s != "partial" else "partial:1" for s in STRATEGIES]
+#: every (backbone, strategy) pair the strategy declares it applies to (``Strategy.modalities``), and the others
+PAIRS = [(b, s) for b in BACKBONES for s in SPECS if tiny_backbone(b).modality in create_strategy(s).modalities]
+REFUSED = [(b, s) for b in BACKBONES for s in SPECS if (b, s) not in PAIRS]
+
+
+@pytest.mark.parametrize(("backbone", "spec"), REFUSED)
+def test_a_strategy_is_refused_in_one_sentence_where_it_does_not_apply(backbone, spec):
+    strategy = create_strategy(spec)
+    model = AdaptedModel(tiny_backbone(backbone, strategy.pretrained), 3)
+    with pytest.raises(HeadstartError, match=rf"^{spec} applies to .* backbones only; {model.backbone.name} is "):
+        prepare_model(model, strategy)
+
+
+@pytest.mark.parametrize(("backbone", "spec"), PAIRS)
 def test_exactly_the_intended_tensors_train_and_get_gradients(backbone, spec):
     model, strategy = _model(backbone, spec)
     stage = strategy.stages()[-1]
@@ -82,7 +95,7 @@ def test_lldr_scales_decay_from_the_top():
 
 @pytest.mark.parametrize("spec,options,message", [
     ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, scratch-small, zero-shot, prototype, probe, "
-                  "partial:K, full, lldr, lora, dora, ia3, ln-tuning, bitfit, contrastive:SAMPLING, coral."),
+                  "partial:K, full, lldr, lora, dora, ia3, ln-tuning, bitfit, prompt, contrastive:SAMPLING, coral."),
     ("contrastive", {"iterations": 0}, "The 'iterations' parameter of contrastive must be a positive integer."),
     ("contrastive:triplets", {},
      "The 'sampling' parameter of contrastive must be 'in-batch' or 'pairs'. Got 'triplets'"),
@@ -167,8 +180,7 @@ def test_the_probe_runs_blas_on_one_thread_for_small_fits(monkeypatch):
     assert seen[0] == {1} and seen[1] == {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
 
 
-@pytest.mark.parametrize("backbone", BACKBONES)
-@pytest.mark.parametrize("spec", [s if s != "partial" else "partial:1" for s in STRATEGIES])
+@pytest.mark.parametrize(("backbone", "spec"), PAIRS)
 def test_a_saved_model_keeps_exactly_what_the_strategy_declares_it_trains(backbone, spec):
     """The contract's other half: ``Adapter.save`` keeps the head and what ``Strategy.trains`` declares (the
     trained blocks in full, or only a method's injected tensors), checked without training."""
@@ -227,3 +239,32 @@ def test_a_new_parameter_efficient_method_starts_as_the_probe_and_merges_exactly
         merge_adapters(model)
         assert torch.allclose(model(x), moved, atol=1e-5)
         assert not any(strategy.prefix in n for n, _ in model.named_parameters()) or spec == "bitfit"
+
+
+def test_a_soft_prompt_is_attended_to_but_not_pooled():
+    model, strategy = _model("minilm-l6", "prompt")
+    b = model.backbone
+    state = b.preprocess(sample_inputs(b, 2))
+    out = b.blocks[0](dict(state))
+    n = strategy.tokens
+    assert out["hidden"].shape[1] == state["input_ids"].shape[1] + n
+    assert out["attention_mask"][:, 1:1 + n].all() and not out["pool_mask"][:, 1:1 + n].any()
+    assert torch.equal(out["pool_mask"][:, [0, *range(1 + n, out["pool_mask"].shape[1])]], state["attention_mask"])
+    for block in b.blocks[1:]:
+        out = block(out)
+    assert "pool_mask" in out  # carried through every layer to the pooling
+    model.eval()
+    with torch.no_grad():
+        before = model(dict(state))
+        b.blocks[0].soft_prompt.embedding.weight.mul_(3.0)
+        assert not torch.allclose(model(dict(state)), before, atol=1e-4)  # the real tokens attend to the prompt
+
+
+def test_a_race_refuses_prompt_tuning_on_images_before_any_run(tmp_path):
+    from headstart.race import RaceSpec, prepare_race
+
+    from .test_training import _image_task
+
+    spec = RaceSpec("img", "mobilenetv2", strategies=["probe", "prompt"], budgets=[4])
+    with pytest.raises(HeadstartError, match=r"^prompt applies to text backbones only; mobilenetv2 is an image"):
+        prepare_race(spec, _image_task(20))

@@ -77,7 +77,7 @@ class _Layer(nn.Module):
         hidden = self._family.layer(self.layer, state["hidden"], state["attention_mask"], shared, self._config)
         if hasattr(self, "final_norm"):
             hidden = self.final_norm(hidden)
-        return {"hidden": hidden, "attention_mask": state["attention_mask"]}
+        return {**state, "hidden": hidden}  # other keys pass through (a soft prompt's ``pool_mask``)
 
 
 DEFAULT_MAX_LENGTH = 128  # tokens per text unless --max-length says otherwise
@@ -134,7 +134,9 @@ class HFTextBackbone(TokenizedText, Backbone):
         return self.pooling + ("+normalize" if self.normalize else "")
 
     def pool(self, state: State) -> Tensor:
-        hidden, real = state["hidden"], state["attention_mask"].unsqueeze(-1)
+        """Over the real tokens: ``pool_mask`` when a soft prompt added virtual ones that attention sees but pooling
+        skips, else the attention mask."""
+        hidden, real = state["hidden"], state.get("pool_mask", state["attention_mask"]).unsqueeze(-1)
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         elif self.pooling == "max":  # sentence-transformers' way: padding set far below any real value

@@ -27,6 +27,7 @@ from ..data.preview import preview
 from ..data.splits import check_budgets
 from ..errors import HeadstartError
 from ..fetch import cache_dir
+from ..strategies.runner import check_modality
 from ..tracking import Tracker
 from ..train import Callback, EpochRecord, FeatureCache, ProgressBar
 from .choosing import cross_validate, resolve_choice
@@ -113,6 +114,9 @@ def prepare_race(spec: RaceSpec, task: Task | None = None, test_task: Task | Non
         spec.budgets = default_budgets(task, split_seed=spec.split_seed, gpu=torch.cuda.is_available(),
                                        pool=splits.pool)
     check_budgets(task, splits, spec.budgets)
+    name = spec.backbones[0] if spec.backbones else spec.backbone
+    for entry in spec.strategies:  # prompt tuning on images: refused before any run
+        check_modality(spec.strategy(entry), task.modality, name if isinstance(name, str) else "this backbone")
     target = None if spec.target is None else load_unlabelled(
         spec.target, task.classes, task.modality, **{k: v for k, v in (load_options or {}).items()
                                                      if k in ("text_column", "encoding")})

@@ -119,6 +119,8 @@ class Strategy(ABC):
     #: (only the body's own tensors whose name holds its ``prefix``: BitFit's biases); each stage
     #: declares its own (contrastive: ``body``, its last stage the probe: ``head``)
     trains: ClassVar[str] = "body"
+    #: the modalities it applies to (prompt tuning: text only); elsewhere it is refused in one sentence, before work
+    modalities: ClassVar[tuple[str, ...]] = ("text", "image")
 
     def __post_init__(self) -> None:
         """Every declared option (``declare.option``) holds a value of its type and range; a subclass with its own

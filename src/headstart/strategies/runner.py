@@ -21,16 +21,26 @@ from ..train.loop import BatchSource, run_training
 from ..train.model import AdaptedModel, build_param_groups, count_trainable, first_trainable, module_groups
 from .base import Strategy
 
-__all__ = ["cached_source", "check_sources", "check_validation", "fit_model", "prepare_model", "stack_states",
-           "with_made"]
+__all__ = ["cached_source", "check_modality", "check_sources", "check_validation", "fit_model", "prepare_model",
+           "stack_states", "with_made"]
 
 log = logging.getLogger(__name__)
 
 
 def prepare_model(model: AdaptedModel, strategy: Strategy) -> None:
     """Structural changes of every stage (LoRA's adapters), before training or before loading weights."""
+    check_modality(strategy, model.backbone.modality, model.backbone.name)
     for stage in strategy.stages():
         stage.configure(model)
+
+
+def check_modality(strategy: Strategy, modality: str, backbone: str) -> None:
+    """One sentence when ``strategy`` does not apply to a ``modality`` backbone (prompt tuning on a conv net)."""
+    if modality not in strategy.modalities:
+        article = "an" if modality[0] in "aeiou" else "a"
+        raise HeadstartError(f"{strategy.spec} applies to {' and '.join(strategy.modalities)} backbones only; "
+                             f"{backbone} is {article} {modality} backbone: pick another strategy (`headstart options` "
+                             "lists them).")
 
 
 def stack_states(states):
