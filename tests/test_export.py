@@ -124,3 +124,20 @@ def test_an_export_that_does_not_reproduce_the_model_is_refused(tmp_path, lora, 
     monkeypatch.setattr(headstart.deploy.OnnxClassifier, "predict_proba", lambda self, x: real(self, x)[:, ::-1])
     with pytest.raises(HeadstartError, match=r"does not reproduce the PyTorch model"):
         lora.export_onnx(tmp_path / "onnx")
+
+
+@pytest.mark.parametrize(("backbone", "spec"), [("minilm-l6", "adapter"), ("mobilenetv2", "adapter"),
+                                                ("minilm-l6", "prompt"), ("mobilenetv2", "bitfit")])
+def test_methods_that_do_not_merge_export_as_they_are(tmp_path, backbone, spec):
+    """Bottleneck adapters and soft prompts are not weight updates: the ONNX graph carries them, checked."""
+    from .conftest import sample_inputs, tiny_backbone
+
+    def build(pretrained):
+        return tiny_backbone(backbone, pretrained)
+
+    inputs = sample_inputs(build(True), 8)
+    clf = Adapter(build, spec, feature_cache=None, epochs=3, lr=0.05).fit(inputs, [0, 1] * 4)
+    with pytest.raises(HeadstartError, match=r"has no adapters to merge: .* export it as it is"):
+        clf.merge_adapters()
+    manifest = clf.export_onnx(tmp_path / "onnx", examples=inputs)
+    assert manifest["check"]["max_abs_diff"] < 1e-4

@@ -95,7 +95,8 @@ def test_lldr_scales_decay_from_the_top():
 
 @pytest.mark.parametrize("spec,options,message", [
     ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, scratch-small, zero-shot, prototype, probe, "
-                  "partial:K, full, lldr, lora, dora, ia3, ln-tuning, bitfit, prompt, contrastive:SAMPLING, coral."),
+                  "partial:K, full, lldr, lora, dora, adapter, ia3, ln-tuning, bitfit, prompt, contrastive:SAMPLING, "
+                  "coral."),
     ("contrastive", {"iterations": 0}, "The 'iterations' parameter of contrastive must be a positive integer."),
     ("contrastive:triplets", {},
      "The 'sampling' parameter of contrastive must be 'in-batch' or 'pairs'. Got 'triplets'"),
@@ -268,3 +269,21 @@ def test_a_race_refuses_prompt_tuning_on_images_before_any_run(tmp_path):
     spec = RaceSpec("img", "mobilenetv2", strategies=["probe", "prompt"], budgets=[4])
     with pytest.raises(HeadstartError, match=r"^prompt applies to text backbones only; mobilenetv2 is an image"):
         prepare_race(spec, _image_task(20))
+
+
+@pytest.mark.parametrize("backbone", ["minilm-l6", "mobilenetv2"])
+def test_bottleneck_adapters_start_as_the_pretrained_body_and_leave_its_statistics_alone(backbone):
+    plain = AdaptedModel(tiny_backbone(backbone), 3)
+    x = plain.backbone.preprocess(sample_inputs(plain.backbone, 4))
+    plain.eval()
+    with torch.no_grad():
+        before = plain(x)
+    model, strategy = _model(backbone, "adapter")
+    model.head.load_state_dict(plain.head.state_dict())
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(x), before, atol=1e-5)  # up-projections at zero, BatchNorm untouched
+        adapters = [blk.bottleneck for blk in model.backbone.blocks[1:]]
+        assert len(adapters) == model.n_blocks - 1 and not hasattr(model.backbone.blocks[0], "bottleneck")
+        adapters[-1].up.weight.fill_(0.1)
+        assert not torch.allclose(model(x), before, atol=1e-4)

@@ -266,7 +266,9 @@ class Adapter(ClassifierMixin, BaseEstimator):
         self._check_fitted()
         merged = copy.deepcopy(self)
         if merge_adapters(merged.model_) == 0:
-            raise HeadstartError(f"This model ({self.strategy_.spec}) has no adapters to merge.")
+            raise HeadstartError(f"This model ({self.strategy_.spec}) has no adapters to merge: nothing in it is a "
+                                 "PEFT layer that folds into the weights; export it as it is (`headstart export "
+                                 "--format onnx`).")
         merged.merged_ = True
         return merged
 

@@ -71,11 +71,15 @@ class PromptTuning(NamedTensors):
         config = PromptTuningConfig(num_virtual_tokens=self.tokens, token_dim=dim, num_transformer_submodules=1,
                                     prompt_tuning_init="RANDOM", task_type="FEATURE_EXTRACTION")
         prompt = PromptEmbedding(config, None)
+        training = first.training
+        first.eval()  # no dropout on the starting values
         with torch.no_grad():  # sampled vocabulary, as the embeddings block outputs it
             vocab = len(backbone.tokenizer)
-            ids = torch.randint(0, vocab, (1, self.tokens))
+            device = next(first.parameters()).device
+            ids = torch.randint(0, vocab, (1, self.tokens)).to(device)
             start = first({"input_ids": ids, "attention_mask": torch.ones_like(ids)})["hidden"][0]
             prompt.embedding.weight.copy_(start.float())
+        first.train(training)
         first.add_module(PROMPT, prompt.to(next(first.parameters()).device))
         first.register_forward_hook(_insert)
 
