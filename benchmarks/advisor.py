@@ -35,13 +35,13 @@ from _report import ROOT, merge_jsonl, read_jsonl, write_section  # noqa: E402
 from headstart.data import load_task  # noqa: E402
 from headstart.fetch import cache_dir  # noqa: E402
 from headstart.race import RaceSpec, advise, prepare_race, run_race  # noqa: E402
-from headstart.race.advisor import CLOSE_ERROR_REDUCTION, SMALL_PER_CLASS, decide  # noqa: E402
+from headstart.race.advisor import CLOSE_ERROR_REDUCTION, RECIPES, SMALL_PER_CLASS, decide  # noqa: E402
 from headstart.race.analysis import TransferVerdict, recommend, summarize  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "advisor.jsonl"
 DATASETS = ("rotten-tomatoes", "vader-tweets", "20newsgroups", "mnist-5k", "digits", "fashion-mnist")
 BUDGETS = (8, 32, 128)
-RECIPES = ["probe", "partial:2", "full"]
+RECIPES_RACED = ["probe", "partial:2", "full"]
 SEEDS = 3
 BACKBONE = {"text": ("minilm-l6", {}), "image": ("mobilenetv2", {"image_size": 64})}
 # what the benchmark keeps of a run's record: what `summarize` reads, nothing per epoch
@@ -51,6 +51,12 @@ KEEP = ("strategy", "budget", "seed", "per_class", "from_scratch", "sel_acc", "t
 # the thresholds calibration searches over
 SIZE_LINES = (8, 16, 24, 32, 48, 64, 100, 128, 256)
 CLOSE_LINES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
+CELLS = [("small", "close"), ("small", "far"), ("large", "close"), ("large", "far")]
+#: the rule as it was before calibration, kept here so the "before" column never moves: the size from the
+#: whole pool, lines at 100 labels per class and 20% of errors removed, and these recipes
+BEFORE = {"small": 100, "close": 0.20, "budget_aware": False,
+          "recipes": {("small", "close"): "probe", ("small", "far"): "partial:2", ("large", "close"): "full",
+                      ("large", "far"): "full"}}
 
 
 def main() -> None:
@@ -79,7 +85,7 @@ def main() -> None:
                 "probe_acc_random": a.probe_acc_random, "strategy": a.strategy, "seconds": a.seconds})
     for budget in map(int, args.budgets.split(",")):  # budget by budget: every example gets the small ones first
         for data in datasets:
-            if all(f"{data}|{budget}|{s}|{seed}" in done for s in RECIPES for seed in range(SEEDS)):
+            if all(f"{data}|{budget}|{s}|{seed}" in done for s in RECIPES_RACED for seed in range(SEEDS)):
                 continue
             task = tasks.setdefault(data, load_task(data))
             spec = _spec(data, task, budget)
@@ -97,7 +103,7 @@ def main() -> None:
 
 def _spec(data: str, task, budget: int) -> RaceSpec:
     name, options = BACKBONE[task.modality]
-    return RaceSpec(data=data, backbone=name, backbone_options=dict(options), strategies=list(RECIPES),
+    return RaceSpec(data=data, backbone=name, backbone_options=dict(options), strategies=list(RECIPES_RACED),
                     budgets=[budget], seeds=SEEDS, test_limit=1000)
 
 
@@ -115,33 +121,66 @@ def outcomes(rows: list[dict]) -> list[dict]:
             runs.setdefault((r["data"], r["budget"]), []).append(r)
     points = []
     for (data, budget), rs in sorted(runs.items(), key=lambda kv: (DATASETS.index(kv[0][0]), kv[0][1])):
-        if data not in signals or len(rs) < len(RECIPES) * SEEDS:
+        if data not in signals or len(rs) < len(RECIPES_RACED) * SEEDS:
             continue
-        rec = recommend(summarize(rs, RECIPES), TransferVerdict())
+        rec = recommend(summarize(rs, RECIPES_RACED), TransferVerdict())
         points.append({"data": data, "budget": budget, "race": rec.strategy, "signals": signals[data],
-                       "acc": {s: sum(r["test_acc"] for r in rs if r["strategy"] == s) / SEEDS for s in RECIPES},
-                       "sel": {s: sum(r["sel_acc"] for r in rs if r["strategy"] == s) / SEEDS for s in RECIPES}})
+                       "acc": {s: sum(r["test_acc"] for r in rs if r["strategy"] == s) / SEEDS for s in RECIPES_RACED},
+                       "sel": {s: sum(r["sel_acc"] for r in rs if r["strategy"] == s) / SEEDS for s in RECIPES_RACED}})
     return points
 
 
-def advice_at(point: dict, *, small: float, close: float, budget_aware: bool) -> str:
+def advice_at(point: dict, rule: dict) -> str:
     s = point["signals"]
-    per_class = min(point["budget"], s["pool_per_class_median"]) if budget_aware else s["pool_per_class_median"]
+    per_class = min(point["budget"], s["pool_per_class_median"]) if rule["budget_aware"] else \
+        s["pool_per_class_median"]
     return decide(per_class, s["error_reduction"], s["logme_pretrained"], s["logme_random"],
-                  small_per_class=small, close_error_reduction=close)[2]
+                  small_per_class=rule["small"], close_error_reduction=rule["close"], recipes=rule["recipes"])[2]
 
 
-def _agreement(points: list[dict], small: float, close: float) -> int:
-    return sum(advice_at(p, small=small, close=close, budget_aware=True) == p["race"] for p in points)
+def _agreement(points: list[dict], rule: dict) -> int:
+    return sum(advice_at(p, rule) == p["race"] for p in points)
 
 
-def calibrate(points: list[dict]) -> tuple[float, float]:
-    """The (size line, error-reduction line) that agree with most races; ties go to the smallest change."""
-    def change(pair):
-        return (abs(SIZE_LINES.index(pair[0]) - SIZE_LINES.index(SMALL_PER_CLASS))
-                if SMALL_PER_CLASS in SIZE_LINES else 0) + abs(pair[1] - CLOSE_ERROR_REDUCTION) * 10
-    grid = list(itertools.product(SIZE_LINES, CLOSE_LINES))
-    return max(grid, key=lambda pair: (_agreement(points, *pair), -change(pair)))
+def _cell(point: dict, small: float, close: float) -> tuple[str, str]:
+    s = point["signals"]
+    size, gap, _ = decide(min(point["budget"], s["pool_per_class_median"]), s["error_reduction"],
+                          s["logme_pretrained"], s["logme_random"], small_per_class=small,
+                          close_error_reduction=close)
+    return size, gap
+
+
+def calibrate(points: list[dict]) -> dict:
+    """The rule that agrees with most races: both lines from the grids and, in each size × gap cell, the recipe the
+    races in it picked most often (the old recipe when none or a tie); ties between rules go to the smallest
+    change from the old one."""
+    best, best_key = None, None
+    for small, close in itertools.product(SIZE_LINES, CLOSE_LINES):
+        recipes = {}
+        for cell in CELLS:
+            picks = [p["race"] for p in points if _cell(p, small, close) == cell]
+            counts = {r: picks.count(r) for r in set(picks)}
+            top = max(counts.values(), default=0)
+            leaders = sorted(r for r, c in counts.items() if c == top)
+            recipes[cell] = BEFORE["recipes"][cell] if not leaders or BEFORE["recipes"][cell] in leaders \
+                else leaders[0]
+        rule = {"small": small, "close": close, "budget_aware": True, "recipes": recipes}
+        change = (abs(SIZE_LINES.index(small) - SIZE_LINES.index(BEFORE["small"])) + abs(close - BEFORE["close"]) * 10
+                  + sum(recipes[c] != BEFORE["recipes"][c] for c in CELLS))
+        key = (_agreement(points, rule), -change)
+        if best_key is None or key > best_key:
+            best, best_key = rule, key
+    return best
+
+
+def current() -> dict:
+    """The rule the advisor applies now (its constants)."""
+    return {"small": SMALL_PER_CLASS, "close": CLOSE_ERROR_REDUCTION, "budget_aware": True,
+            "recipes": {k: v[0] for k, v in RECIPES.items()}}
+
+
+def _recipes(rule: dict) -> str:
+    return "; ".join(f"{size} & {gap} → `{rule['recipes'][(size, gap)]}`" for size, gap in CELLS)
 
 
 def table(rows: list[dict]) -> str:
@@ -149,37 +188,34 @@ def table(rows: list[dict]) -> str:
     signals = [r for r in rows if r["kind"] == "advice"]
     if not points:
         return "No example has raced its three recipes at any budget yet (`python benchmarks/advisor.py`)."
-    small, close = calibrate(points)
+    fitted, now = calibrate(points), current()
     held_out = 0
     for data in {p["data"] for p in points}:
-        fitted = calibrate([p for p in points if p["data"] != data])
-        held_out += _agreement([p for p in points if p["data"] == data], *fitted)
-    before = sum(advice_at(p, small=SMALL_PER_CLASS, close=CLOSE_ERROR_REDUCTION, budget_aware=False) == p["race"]
-                 for p in points)
-    budget_only = _agreement(points, SMALL_PER_CLASS, CLOSE_ERROR_REDUCTION)
+        held_out += _agreement([p for p in points if p["data"] == data],
+                               calibrate([p for p in points if p["data"] != data]))
     lines = ["| example | signals: errors removed, LogME pretrained vs random | labels/class | race picks | "
-             "probe / partial:2 / full test acc | advice before | after |", "|---|---|---|---|---|---|---|"]
+             "probe / partial:2 / full selection acc | advice before | now |", "|---|---|---|---|---|---|---|"]
     for p in points:
         s = p["signals"]
-        old = advice_at(p, small=SMALL_PER_CLASS, close=CLOSE_ERROR_REDUCTION, budget_aware=False)
-        new = advice_at(p, small=small, close=close, budget_aware=True)
-        accs = " / ".join(f"{p['acc'][r]:.3f}" for r in RECIPES)
+        accs = " / ".join(f"{p['sel'][r]:.3f}" for r in RECIPES_RACED)
         lines.append(f"| {p['data']} | {100 * s['error_reduction']:.0f}%, {s['logme_pretrained']:.3f} vs "
                      f"{s['logme_random']:.3f} | {p['budget']} | `{p['race']}` | {accs} | "
-                     f"{_mark(old, p['race'])} | {_mark(new, p['race'])} |")
+                     f"{_mark(advice_at(p, BEFORE), p['race'])} | {_mark(advice_at(p, now), p['race'])} |")
     n = len(points)
     examples = sorted({p["data"] for p in points}, key=DATASETS.index)
     status = ""
-    expected = {(d, b) for d in DATASETS for b in BUDGETS}
-    if n < len(expected):
+    if n < len(DATASETS) * len(BUDGETS):
         status = (f"**{n} example × budget points raced so far** ({', '.join(examples)}); the rest resume with "
                   "`python benchmarks/advisor.py` (budgets a pool cannot hold are not raced).\n\n")
-    intro = (f"Agreement with the race's recommendation over {n} points: **before {before}/{n}** (the size from the "
-             f"whole pool, a size line at {SMALL_PER_CLASS} and an error-reduction line at "
-             f"{100 * CLOSE_ERROR_REDUCTION:.0f}%); {budget_only}/{n} with the size taken at the race's budget and "
-             f"the old lines; **after {_agreement(points, small, close)}/{n}** with the size line at {small:g} labels "
-             f"per class and the error-reduction line at {100 * close:.0f}% (fitted on these points; "
-             f"{held_out}/{n} when each example is scored with lines fitted without it).")
+    budget_only = _agreement(points, {**BEFORE, "budget_aware": True})
+    intro = (f"Agreement with the race's recommendation over {n} points: **before {_agreement(points, BEFORE)}/{n}** "
+             f"(the size from the whole pool, lines at {BEFORE['small']} labels per class and "
+             f"{100 * BEFORE['close']:.0f}% of errors removed; {_recipes(BEFORE)}); {budget_only}/{n} with only the "
+             f"size taken at the race's budget; **now {_agreement(points, now)}/{n}** (lines at {now['small']:g} "
+             f"and {100 * now['close']:.0f}%; {_recipes(now)}). The rule these points fit best agrees "
+             f"{_agreement(points, fitted)}/{n} (lines at {fitted['small']:g} and {100 * fitted['close']:.0f}%; "
+             f"{_recipes(fitted)}); fitted without the example it is scored on, it agrees {held_out}/{n}, which is "
+             "what to expect on a new dataset.")
     signals.sort(key=lambda r: DATASETS.index(r["data"]))
     sig = ", ".join(f"{r['data']} {r['seconds']:.0f} s" for r in signals)
     return (status + intro + "\n\n" + "\n".join(lines) + "\n\n✓ the advice names the race's pick, ✗ it does not. "

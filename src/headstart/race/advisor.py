@@ -107,12 +107,13 @@ RECIPES = {("small", "close"): ("probe", "few labels and features that already f
 
 
 def decide(per_class: float, error_reduction: float, logme_pretrained: float, logme_random: float, *,
-           small_per_class: float = SMALL_PER_CLASS,
-           close_error_reduction: float = CLOSE_ERROR_REDUCTION) -> tuple[str, str, str]:
-    """(size, gap, strategy) from the two signals and the labels per class the recipe will learn from."""
+           small_per_class: float = SMALL_PER_CLASS, close_error_reduction: float = CLOSE_ERROR_REDUCTION,
+           recipes: dict[tuple[str, str], str] | None = None) -> tuple[str, str, str]:
+    """(size, gap, strategy) from the two signals and the labels per class the recipe will learn from
+    (``recipes``: size × gap → strategy, default ``RECIPES``)."""
     size = "small" if per_class < small_per_class else "large"
     gap = "close" if error_reduction >= close_error_reduction and logme_pretrained > logme_random else "far"
-    return size, gap, RECIPES[(size, gap)][0]
+    return size, gap, (recipes or {k: v[0] for k, v in RECIPES.items()})[(size, gap)]
 
 
 def advise(task: Task, backbone: str, *, subset: int = 1000, seed: int = 0,
