@@ -186,6 +186,17 @@ def test_loading_onto_another_backbone_is_refused(tmp_path, text_task):
         Adapter.load(tmp_path / "m", backbone=other)
 
 
+def test_a_model_saved_by_another_version_of_its_method_is_refused(tmp_path, text_task, monkeypatch):
+    from headstart.strategies.lora import LoRA
+
+    Adapter(TEXT, "lora", feature_cache=None, epochs=1).fit(text_task, val=text_task).save(tmp_path / "m")
+    Adapter.load(tmp_path / "m", backbone=TEXT)  # the same version loads
+    monkeypatch.setattr(LoRA, "behaviour_version", 2)
+    with pytest.raises(HeadstartError, match=r"was saved by lora version \[1, 1\], and this headstart's lora is "
+                                             r"version \[1, 2\]: .* fit it again with this version\.$"):
+        Adapter.load(tmp_path / "m", backbone=TEXT)
+
+
 def test_feature_cache_hits_on_second_run_and_misses_on_new_data_or_weights(tmp_path, text_task):
     cache_dir = tmp_path / "features"
     first = Adapter(TEXT, "probe", feature_cache=cache_dir).fit(text_task, val=text_task)

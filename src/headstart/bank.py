@@ -34,7 +34,7 @@ from torch import nn
 from .adapter import Adapter
 from .errors import HeadstartError
 from .paths import given_path
-from .persist import fill_adapter, read_config, read_tensors, resolve_saved_backbone
+from .persist import check_versions, fill_adapter, read_config, read_tensors, resolve_saved_backbone
 from .strategies import create_strategy
 from .strategies.tuner import ParameterEfficient
 from .train import AdaptedModel
@@ -143,6 +143,7 @@ class AdapterBank:
         for path, config in zip(paths, configs):
             saved = config["backbone"]
             strategy = create_strategy(config["strategy"]["spec"], **config["strategy"]["options"])
+            check_versions(path, config, strategy)
             if not strategy.pretrained:
                 raise HeadstartError(f"{path} was trained from scratch ({strategy.spec}): its whole body is its own, "
                                      "so it cannot share one; load it on its own with Adapter.load.")

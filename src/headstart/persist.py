@@ -31,7 +31,7 @@ from .train import AdaptedModel, FitResult, TrainConfig
 if TYPE_CHECKING:
     from .adapter import Adapter
 
-__all__ = ["check_backbone", "fill_adapter", "load_adapter", "read_config", "read_tensors",
+__all__ = ["check_backbone", "check_versions", "fill_adapter", "load_adapter", "read_config", "read_tensors",
            "resolve_saved_backbone", "save_adapter"]
 
 FORMAT = 2  # 2: checksums of the weights and the config; saved tensor names; portable backbone identity
@@ -79,7 +79,8 @@ def save_adapter(adapter: Adapter, folder: Path) -> Path:
         "format": FORMAT, "headstart": __version__,
         "backbone": {**adapter.backbone_identity_, "registered_name": backbone,
                      "options": adapter.backbone_options},
-        "strategy": {"spec": adapter.strategy_.spec, "options": adapter.strategy_.options()},
+        "strategy": {"spec": adapter.strategy_.spec, "options": adapter.strategy_.options(),
+                     "versions": [s.behaviour_version for s in adapter.strategy_.stages()]},
         "merged_lora": bool(getattr(adapter, "merged_", False)),
         "train_config": adapter.config_.to_dict(),
         "classes": adapter.classes_.tolist(), "modality": adapter.modality_,
@@ -130,11 +131,22 @@ def resolve_saved_backbone(folder: Path, config: dict[str, Any],
     if backbone_arg is None and saved.get("registered_name") is None:
         raise HeadstartError(f"{folder} was trained on a custom backbone ({saved['name']}); pass it again: "
                              "Adapter.load(folder, backbone=...).")
+    check_versions(folder, config, strategy)
     name = backbone_arg if backbone_arg is not None else saved["registered_name"]
     backbone = resolve_backbone(name, strategy.pretrained, **options)
     identity = backbone.identity()
     check_backbone(folder, config, identity, strategy.pretrained)
     return name, strategy, backbone, identity
+
+
+def check_versions(folder: Path, config: dict[str, Any], strategy: Any) -> None:
+    """The strategy's stages are the versions that saved ``folder`` (a method whose algorithm changed is refused)."""
+    versions = [s.behaviour_version for s in strategy.stages()]
+    saved = config["strategy"].get("versions", [1] * len(versions))  # saved before versions were kept: all were 1
+    if saved != versions:
+        raise HeadstartError(f"{folder} was saved by {strategy.spec} version {saved}, and this headstart's "
+                             f"{strategy.spec} is version {versions}: its tensors may mean something else now; fit "
+                             "it again with this version.")
 
 
 def check_backbone(folder: Path, config: dict[str, Any], identity: dict[str, Any], pretrained: bool) -> None:
