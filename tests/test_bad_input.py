@@ -344,5 +344,11 @@ def test_headstart_options_lists_every_option_with_its_default(capsys):
     assert re.search(r"guard +'l2sp' or None +default None", out)  # a declared option shows what it accepts
     assert re.search(r"l2sp +guard +weight +0.01 ", out)  # and the terms a fine-tune takes
     assert re.search(r"monitor +one of 'val_acc', 'val_loss', 'none' or None +default none", out)  # the strategy's
+    assert "(lora trains at lr 0.0005 unless lr / head_lr say otherwise; it applies to text and image backbones)" in out
     assert main(["options", "scratch"]) == 0
-    assert re.search(r"monitor +one of 'val_acc', 'val_loss', 'none' or None +default val_acc", capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert re.search(r"monitor +one of 'val_acc', 'val_loss', 'none' or None +default val_acc", out)
+    assert "scratch trains at a rate its backbone's architecture sets" in out
+    assert main(["options", "prompt"]) == 0
+    assert "(prompt trains at lr 0.01 unless lr / head_lr say otherwise; it applies to text backbones)" in \
+        capsys.readouterr().out

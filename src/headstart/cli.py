@@ -72,6 +72,18 @@ def _cmd_describe(args: argparse.Namespace) -> None:
     print(json.dumps(d, indent=2) if args.json else format_description(d))
 
 
+def _rates(strategy) -> str:
+    """The rate a strategy trains at unless lr / head_lr are set, in words."""
+    from .strategies import Strategy
+
+    if strategy.closed_form:
+        return f"{strategy.spec} is fitted in closed form: no learning rate"
+    if type(strategy).lr_for is not Strategy.lr_for:
+        return f"{strategy.spec} trains at a rate its backbone's architecture sets unless lr says otherwise"
+    head = f", a new head at {strategy.default_head_lr:g}" if strategy.default_head_lr else ""
+    return f"{strategy.spec} trains at lr {strategy.default_lr:g}{head} unless lr / head_lr say otherwise"
+
+
 def _cmd_options(args: argparse.Namespace) -> None:
     import dataclasses
 
@@ -86,6 +98,8 @@ def _cmd_options(args: argparse.Namespace) -> None:
                 ("training options (every strategy)", TrainConfig, TrainConfig(monitor=strategy.default_monitor))]
     for title, cls, instance in sections:
         print(title)
+        if cls is TrainConfig:  # what "strategy default" means for this one
+            print(f"  ({_rates(strategy)}; it applies to {' and '.join(strategy.modalities)} backbones)")
         for f in dataclasses.fields(cls):
             default = getattr(instance, f.name)
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
