@@ -1,9 +1,9 @@
 """The parameter-efficient family: learning rates, then every method beside probe, lora and full.
 
-    python benchmarks/peft.py --sweep          # rates on rotten-tomatoes at 32/class (selection accuracy)
-    python benchmarks/peft.py                  # the table: rotten-tomatoes and vader-tweets at 8 and 128/class
-    python benchmarks/peft.py --images         # mobilenetv2 on mnist-5k at 8 and 32/class (64 px)
-    python benchmarks/peft.py --table          # only rebuild the section
+    python benchmarks/peft_family.py --sweep          # rates on rotten-tomatoes at 32/class (selection accuracy)
+    python benchmarks/peft_family.py                  # the table: rotten-tomatoes and vader-tweets at 8 and 128/class
+    python benchmarks/peft_family.py --images         # mobilenetv2 on mnist-5k at 8 and 32/class (64 px)
+    python benchmarks/peft_family.py --table          # only rebuild the section
 
 Every run is one race run on the peers benchmark's draws, seeds, selection and test examples
 (MiniLM-L6 at 64 tokens, ``benchmarks/peers.py``), in a fresh process of its own so that its peak
@@ -125,7 +125,7 @@ def _mean(rows: list[dict], key: str) -> float:
 
 def table(rows: list[dict]) -> str:
     if not rows:
-        return "Not measured yet (`python benchmarks/peft.py --sweep`, then `python benchmarks/peft.py`)."
+        return "Not measured yet (`python benchmarks/peft_family.py --sweep`, then `python benchmarks/peft_family.py`)."
     parts = []
     sweep = [r for r in rows if r["lr"] is not None]
     if sweep:
@@ -154,7 +154,7 @@ def table(rows: list[dict]) -> str:
         parts.append(f"**{data}**\n\n" + "\n".join(lines))
     return ("Each run in a process of its own (peak resident memory is that run's), on the peers benchmark's draws "
             "and held-out examples.\n\n" + "\n\n".join(parts)
-            + "\n\nRows: `benchmarks/results/peft.jsonl` (`python benchmarks/peft.py` resumes them).")
+            + "\n\nRows: `benchmarks/results/peft.jsonl` (`python benchmarks/peft_family.py` resumes them).")
 
 
 def write() -> None:
