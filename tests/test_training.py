@@ -137,13 +137,14 @@ def test_non_finite_loss_stops_and_says_why(text_task):
                                         ("lora", {"layer1", "layer2"}), ("ia3", {"layer1", "layer2"}),
                                         ("dora", {"layer1", "layer2"}),
                                         ("ln-tuning", None), ("bitfit", None),  # the embeddings' LayerNorm too
-                                        ("prompt", {"embeddings"})])  # the soft prompt sits beside block 0
+                                        ("prompt", {"embeddings"}),  # the soft prompt sits beside block 0
+                                        ("vera", {"layer1", "layer2"})])
 def test_delta_theta_is_where_training_happened(text_task, spec, moved):
     clf = Adapter(TEXT, spec, feature_cache=None, epochs=3, lr=1e-3).fit(text_task, val=text_task)
     per_block = clf.result_.delta["per_block"]
     nonzero = {b for b, v in per_block.items() if v > 0}
     assert nonzero == (set(per_block) if moved is None else moved)
-    if spec in ("lora", "ia3", "dora"):  # the base weights did not move: only the effective update counts
+    if spec in ("lora", "ia3", "dora", "vera"):  # the base weights did not move: only the effective update counts
         base = clf.model_.backbone.blocks[1].layer.attention.self.value.base_layer.weight
         assert torch.equal(base, TEXT(True).blocks[1].layer.attention.self.value.weight)
 
@@ -184,6 +185,23 @@ def test_loading_onto_another_backbone_is_refused(tmp_path, text_task):
 
     with pytest.raises(HeadstartError, match="was saved for backbone minilm-l6 .*load it onto the backbone"):
         Adapter.load(tmp_path / "m", backbone=other)
+
+
+def test_tensors_shared_by_several_layers_are_saved_once(tmp_path, text_task):
+    """VeRA's random projections are one tensor that every adapted layer reads: stored once, restored to each."""
+    import json
+
+    from safetensors.torch import load_file
+
+    clf = Adapter(TEXT, "vera", feature_cache=None, epochs=2, lr=0.05).fit(text_task, val=text_task)
+    clf.save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "adapter.json").read_text())
+    stored = load_file(str(tmp_path / "m" / "adapter.safetensors"))
+    shared = [k for k in config["saved_tensors"] if "vera_A" in k]
+    assert len(shared) > 1 and sum(k in stored for k in shared) == 1
+    assert set(shared) - set(stored) <= set(config["aliases"])
+    again = Adapter.load(tmp_path / "m", backbone=TEXT)
+    np.testing.assert_array_equal(again.predict_proba(text_task), clf.predict_proba(text_task))
 
 
 def test_a_model_saved_by_another_version_of_its_method_is_refused(tmp_path, text_task, monkeypatch):

@@ -121,6 +121,9 @@ class AdapterBank:
             raise HeadstartError(f"Models of {' and '.join(sorted(methods.values()))} cannot share one body (their "
                                  "injected layers differ); put models of one parameter-efficient method in a bank, "
                                  "or load the others on their own.")
+        if sum(s.name == "vera" for s in peft.values()) > 1:
+            raise HeadstartError("Two vera models cannot share one body: each owns the random projections its layers "
+                                 "share; load the others on their own.")
         targets = {name: strategy.peft_config(body) for name, strategy in peft.items()}  # before any layer is wrapped
         with warnings.catch_warnings():  # several adapters in one model is the point here, not a mistake
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")

@@ -52,6 +52,22 @@ def _saved_tensors(adapter: Adapter) -> dict[str, torch.Tensor]:
     return out
 
 
+def _deduplicated(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """One copy of every tensor that several names share (safetensors refuses shared memory): (the unique tensors,
+    alias name -> the name stored)."""
+    first: dict[tuple, str] = {}
+    unique, aliases = {}, {}
+    for key in sorted(tensors):
+        t = tensors[key]
+        ident = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
+        if t.numel() and ident in first:
+            aliases[key] = first[ident]
+        else:
+            first[ident] = key
+            unique[key] = t
+    return unique, aliases
+
+
 def _checksum(config: dict[str, Any]) -> str:
     body = {k: v for k, v in config.items() if k != "checksum"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
@@ -72,9 +88,10 @@ def save_adapter(adapter: Adapter, folder: Path) -> Path:
         raise HeadstartError(f"{folder} is a file; save into a folder (it is created if missing).")
     folder.mkdir(parents=True, exist_ok=True)
     tensors = _saved_tensors(adapter)
+    unique, aliases = _deduplicated(tensors)
     backbone = getattr(adapter, "backbone_name_", None)  # a hub id with the commit it was trained from
     backbone = backbone or (adapter.backbone if isinstance(adapter.backbone, str) else None)
-    _write_atomic(folder / WEIGHTS, lambda tmp: save_file(tensors, str(tmp), metadata={"format": str(FORMAT)}))
+    _write_atomic(folder / WEIGHTS, lambda tmp: save_file(unique, str(tmp), metadata={"format": str(FORMAT)}))
     config = {
         "format": FORMAT, "headstart": __version__,
         "backbone": {**adapter.backbone_identity_, "registered_name": backbone,
@@ -85,7 +102,8 @@ def save_adapter(adapter: Adapter, folder: Path) -> Path:
         "train_config": adapter.config_.to_dict(),
         "classes": adapter.classes_.tolist(), "modality": adapter.modality_,
         "heads": getattr(adapter, "heads_", {}),  # earlier tasks' heads (warm_start on new classes): name -> classes
-        "saved_tensors": sorted(tensors), "saved_parameters": int(sum(t.numel() for t in tensors.values())),
+        "saved_tensors": sorted(tensors), "saved_parameters": int(sum(t.numel() for t in unique.values())),
+        **({"aliases": aliases} if aliases else {}),  # tensors shared by several layers (VeRA's projections)
         "weights_sha256": sha256_file(folder / WEIGHTS),
         "result": adapter.result_.to_dict(),
     }
@@ -169,6 +187,9 @@ def read_tensors(folder: Path, config: dict[str, Any]) -> dict[str, torch.Tensor
         tensors = load_file(str(folder / WEIGHTS))
     except Exception as exc:  # safetensors raises its own error types for a damaged header
         raise _damaged(folder, f"{WEIGHTS} cannot be read: {type(exc).__name__}") from None
+    for alias, stored in (config.get("aliases") or {}).items():
+        if stored in tensors:
+            tensors[alias] = tensors[stored]
     missing = sorted(set(config["saved_tensors"]) - set(tensors))
     if missing:
         raise _damaged(folder, f"{len(missing)} tensors missing from {WEIGHTS}, e.g. {missing[0]}")
