@@ -110,12 +110,12 @@ class AdapterBank:
         configs = [read_config(p) for p in paths]
         bank = object.__new__(cls)
         bank.names = _names(paths, names)
-        first = paths[0]
-        _, strategy0, body, identity = resolve_saved_backbone(first, configs[0], backbone)
-        bank._check_members(paths, configs, identity)
+        _, _, body, identity = resolve_saved_backbone(paths[0], configs[0], backbone)
+        strategies = [create_strategy(c["strategy"]["spec"], **c["strategy"]["options"]) for c in configs]
+        bank._check_members(paths, configs, strategies, identity)
         model = AdaptedModel(body, 1)
-        peft = {n: create_strategy(c["strategy"]["spec"], **c["strategy"]["options"])
-                for n, c in zip(bank.names, configs) if _is_peft(c)}
+        peft = {n: s for n, s, c in zip(bank.names, strategies, configs)
+                if isinstance(s, ParameterEfficient) and not c.get("merged_lora")}
         methods = {type(s).__name__: s.spec for s in peft.values()}
         if len(methods) > 1:
             raise HeadstartError(f"Models of {' and '.join(sorted(methods.values()))} cannot share one body (their "
@@ -134,18 +134,18 @@ class AdapterBank:
         bank._heads, bank._body, bank._peft = {}, {}, set(peft)
         bank._adapter_of = {name: name for name in peft}  # member -> the PEFT adapter its body runs (combine)
         bank._targets = {name: sorted(c.target_modules) for name, c in targets.items()}
-        for name, path, config in zip(bank.names, paths, configs):
-            bank._add(name, path, config, state, identity, backbone)
+        for name, path, config, strategy in zip(bank.names, paths, configs, strategies):
+            bank._add(name, path, config, strategy, state, identity, backbone)
         for layer in _tuner_layers(body):  # nothing active until a member is
             layer.enable_adapters(False)
         model.eval()
         return bank
 
-    def _check_members(self, paths: list[Path], configs: list[dict[str, Any]], identity: dict[str, Any]) -> None:
+    def _check_members(self, paths: list[Path], configs: list[dict[str, Any]], strategies: list[Any],
+                       identity: dict[str, Any]) -> None:
         first = paths[0]
-        for path, config in zip(paths, configs):
+        for path, config, strategy in zip(paths, configs, strategies):
             saved = config["backbone"]
-            strategy = create_strategy(config["strategy"]["spec"], **config["strategy"]["options"])
             check_versions(path, config, strategy)
             if not strategy.pretrained:
                 raise HeadstartError(f"{path} was trained from scratch ({strategy.spec}): its whole body is its own, "
@@ -158,10 +158,9 @@ class AdapterBank:
                                      f"{identity.get(wrong[0])}): a bank serves models of one backbone; load the "
                                      "others on their own.")
 
-    def _add(self, name: str, path: Path, config: dict[str, Any], state: dict[str, torch.Tensor],
+    def _add(self, name: str, path: Path, config: dict[str, Any], strategy: Any, state: dict[str, torch.Tensor],
              identity: dict[str, Any], backbone: Any) -> None:
         tensors = read_tensors(path, config)
-        strategy = create_strategy(config["strategy"]["spec"], **config["strategy"]["options"])
         head = nn.Linear(self._model.backbone.feature_dim, len(config["classes"]))
         heads = nn.ModuleDict({h: nn.Linear(self._model.backbone.feature_dim, len(c))
                                for h, c in (config.get("heads") or {}).items()})
@@ -297,11 +296,6 @@ class AdapterBank:
     def __repr__(self) -> str:
         parts = ", ".join(f"{n}: {self._members[n].strategy_.spec}" for n in self.names)
         return f"AdapterBank({self._model.backbone.name}; {parts})"
-
-
-def _is_peft(config: dict[str, Any]) -> bool:
-    strategy = create_strategy(config["strategy"]["spec"], **config["strategy"]["options"])
-    return isinstance(strategy, ParameterEfficient) and not config.get("merged_lora")
 
 
 def _tuner_layers(backbone: nn.Module) -> list[Any]:

@@ -223,17 +223,27 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     adapter = Adapter.load(folders[0])
     inputs = _expand_inputs(items, adapter.modality_, args.text_column, args.encoding)
     proba = adapter.predict_proba(inputs)
-    best = proba.argmax(1)
-    rows = [{"input": x if isinstance(x, str) else "<array>", "label": str(adapter.classes_[b]),
-             "probability": round(float(p[b]), 4),
-             "probabilities": {str(c): round(float(q), 4) for c, q in zip(adapter.classes_, p)}}
-            for x, b, p in zip(inputs, best, proba)]
+    rows = [{"input": _shown_input(x), **_scored(adapter.classes_, p)} for x, p in zip(inputs, proba)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
     for r in rows:
-        shown = r["input"] if len(r["input"]) <= 60 else r["input"][:57] + "..."
-        print(f"{r['label']}\t{r['probability']:.3f}\t{shown}")
+        print(f"{r['label']}\t{r['probability']:.3f}\t{_short(r['input'])}")
+
+
+def _shown_input(x: Any) -> str:
+    return x if isinstance(x, str) else "<array>"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _scored(classes: Any, p: Any) -> dict[str, Any]:
+    """One input's label, its probability and every class's, as `predict` prints them."""
+    best = int(p.argmax())
+    return {"label": str(classes[best]), "probability": round(float(p[best]), 4),
+            "probabilities": {str(c): round(float(q), 4) for c, q in zip(classes, p)}}
 
 
 def _predict_bank(folders: list[str], items: list[str], args: argparse.Namespace) -> None:
@@ -246,21 +256,15 @@ def _predict_bank(folders: list[str], items: list[str], args: argparse.Namespace
     first = bank[bank.names[0]]
     inputs = _expand_inputs(items, first.modality_, args.text_column, args.encoding)
     proba = bank.predict_proba(inputs)
-    rows = []
-    for i, x in enumerate(inputs):
-        models = {}
-        for name, p in proba.items():
-            classes = bank[name].classes_
-            models[name] = {"label": str(classes[p[i].argmax()]), "probability": round(float(p[i].max()), 4),
-                            "probabilities": {str(c): round(float(q), 4) for c, q in zip(classes, p[i])}}
-        rows.append({"input": x if isinstance(x, str) else "<array>", "models": models})
+    rows = [{"input": _shown_input(x),
+             "models": {name: _scored(bank[name].classes_, p[i]) for name, p in proba.items()}}
+            for i, x in enumerate(inputs)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
     for r in rows:
-        shown = r["input"] if len(r["input"]) <= 60 else r["input"][:57] + "..."
         labels = "\t".join(f"{m}={v['label']} ({v['probability']:.3f})" for m, v in r["models"].items())
-        print(f"{labels}\t{shown}")
+        print(f"{labels}\t{_short(r['input'])}")
 
 
 def _cmd_export(args: argparse.Namespace) -> None:

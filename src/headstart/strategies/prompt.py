@@ -52,7 +52,6 @@ class PromptTuning(NamedTensors):
     order = 69
     summary = "a learned soft prompt of virtual tokens (prompt tuning, PEFT's PromptEmbedding), the body frozen"
     prefix = PROMPT
-    what = "soft prompt"
     default_lr = 1e-2
     modalities = ("text",)
     tokens: int = option(20, "virtual tokens in the soft prompt", low=1)
