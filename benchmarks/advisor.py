@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import ROOT, merge_jsonl, read_jsonl, write_section  # noqa: E402
 
 from headstart.data import load_task  # noqa: E402
+from headstart.errors import HeadstartError  # noqa: E402
 from headstart.fetch import cache_dir  # noqa: E402
 from headstart.race import RaceSpec, advise, prepare_race, run_race  # noqa: E402
 from headstart.race.advisor import CLOSE_ERROR_REDUCTION, RECIPES, SMALL_PER_CLASS, decide  # noqa: E402
@@ -88,11 +89,10 @@ def main() -> None:
             if all(f"{data}|{budget}|{s}|{seed}" in done for s in RECIPES_RACED for seed in range(SEEDS)):
                 continue
             task = tasks.setdefault(data, load_task(data))
-            spec = _spec(data, task, budget)
-            pool = prepare_race(spec, task).splits.pool
-            if min(int((task.labels[pool] == c).sum()) for c in range(len(task.classes))) < budget:
-                print(f"{data}: the pool holds fewer than {budget} of some class; {budget}/class is not raced",
-                      flush=True)
+            try:  # the race checks that the pool holds the budget (digits cannot give 128 per class)
+                prepare_race(_spec(data, task, budget), task)
+            except HeadstartError as exc:
+                print(f"{data}: {budget}/class is not raced: {exc}", flush=True)
                 continue
             out = cache_dir() / "bench-advisor" / data
             for rec in run_race(_spec(data, task, budget), out, task=task, progress=False):
