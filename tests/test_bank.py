@@ -134,3 +134,21 @@ def test_combined_lora_members_run_on_the_exact_sum_of_their_updates(saved):
         bank.combine(["sentiment", "start"])
     with pytest.raises(HeadstartError, match=r"^Combine two or more distinct members"):
         bank.combine(["sentiment"])
+
+
+def test_members_whose_method_adds_modules_to_the_blocks_switch_with_them(tmp_path):
+    """Bottleneck adapters, soft prompts and prefixes are modules of their own in the blocks: each member's are
+    attached while it is active, so every member (two prefixes of different sizes too, beside a LoRA model and a
+    probe) predicts exactly what its folder predicts alone, in any order."""
+    specs = {"bottleneck": ("adapter", {}), "soft": ("prompt", {"tokens": 3}), "keys": ("prefix", {"tokens": 2}),
+             "keys_long": ("prefix", {"tokens": 5}), "lora": ("lora", {}), "probe": ("probe", {})}
+    folders = {}
+    for i, (name, (spec, options)) in enumerate(specs.items()):
+        task = _task(("sentiment", "length", "start")[i % 3])
+        clf = Adapter(A, spec, feature_cache=None, epochs=2, lr=1e-2, seed=i, **options).fit(task, val=task)
+        folders[name] = clf.save(tmp_path / name)
+    bank = AdapterBank.load(list(folders.values()))
+    alone = {name: Adapter.load(folder).predict_proba(TEXTS) for name, folder in folders.items()}
+    assert len({round(float(p[0, 0]), 6) for p in alone.values()}) == len(alone)  # six different models
+    for name in ["keys", "bottleneck", "keys_long", "soft", "lora", "keys", "probe", "soft", "bottleneck"]:
+        np.testing.assert_allclose(bank[name].predict_proba(TEXTS), alone[name], atol=1e-5, err_msg=name)

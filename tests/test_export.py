@@ -129,9 +129,10 @@ def test_an_export_that_does_not_reproduce_the_model_is_refused(tmp_path, lora, 
 
 
 @pytest.mark.parametrize(("backbone", "spec"), [("minilm-l6", "adapter"), ("mobilenetv2", "adapter"),
-                                                ("minilm-l6", "prompt"), ("mobilenetv2", "bitfit")])
+                                                ("minilm-l6", "prompt"), ("minilm-l6", "prefix"),
+                                                ("mobilenetv2", "bitfit")])
 def test_methods_that_do_not_merge_export_as_they_are(tmp_path, backbone, spec):
-    """Bottleneck adapters and soft prompts are not weight updates: the ONNX graph carries them, checked."""
+    """Bottleneck adapters, soft prompts and prefixes are not weight updates: the ONNX graph carries them, checked."""
     from .conftest import sample_inputs, tiny_backbone
 
     def build(pretrained):

@@ -95,7 +95,7 @@ def test_lldr_scales_decay_from_the_top():
 
 @pytest.mark.parametrize("spec,options,message", [
     ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, scratch-small, zero-shot, prototype, probe, "
-                  "partial:K, full, lldr, lora, dora, vera, adapter, ia3, ln-tuning, bitfit, prompt, "
+                  "partial:K, full, lldr, lora, dora, vera, adapter, ia3, ln-tuning, bitfit, prefix, prompt, "
                   "contrastive:SAMPLING, coral."),
     ("contrastive", {"iterations": 0}, "The 'iterations' parameter of contrastive must be a positive integer."),
     ("contrastive:triplets", {},
@@ -259,6 +259,69 @@ def test_a_soft_prompt_is_attended_to_but_not_pooled():
         before = model(dict(state))
         b.blocks[0].soft_prompt.embedding.weight.mul_(3.0)
         assert not torch.allclose(model(dict(state)), before, atol=1e-4)  # the real tokens attend to the prompt
+
+
+def test_a_prefix_that_repeats_a_layers_own_keys_and_values_leaves_its_attention_as_it_was():
+    """Attention over [K; K] with values [V; V] is attention over K, V: so a prefix set to each layer's own keys and
+    values (one text, no padding) must give the plain model's features exactly, which checks that the prefix reaches
+    the attention's keys and values and the mask grows with it; a padded batch must give each text what it gets
+    alone (the padding stays masked behind the prefix)."""
+    model, strategy = _model("minilm-l6", "prefix")
+    b = model.backbone
+    plain = AdaptedModel(tiny_backbone("minilm-l6"), 3)
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if k in plain.state_dict()}, strict=False)
+    model.eval(), plain.eval()
+    text = b.preprocess(["the movie was not good but the actor was great"])
+    with torch.no_grad():
+        state = plain.backbone.blocks[0](dict(text))
+        for i, layer in enumerate(b.blocks[1:], start=1):
+            attention, hidden = layer.self_attention(), state["hidden"]
+            layer.attention_prefix = type(layer.attention_prefix)(hidden.shape[1], attention.num_attention_heads,
+                                                                  b.feature_dim)
+            layer.attention_prefix.encoder.embedding.weight.copy_(
+                torch.cat([attention.key(hidden)[0], attention.value(hidden)[0]], dim=-1))
+            state = plain.backbone.blocks[i](state)
+        assert torch.allclose(model.features(dict(text)), plain.features(dict(text)), atol=1e-5)
+        batch = b.preprocess(["great fun", "the movie was not good but the actor was great"])
+        assert batch["attention_mask"][0].sum() < batch["attention_mask"][1].sum()  # the first one is padded
+        alone = model.features(b.preprocess(["great fun"]))
+        assert torch.allclose(model.features(batch)[0], alone[0], atol=1e-5)
+        b.blocks[1].attention_prefix.encoder.embedding.weight.mul_(3.0)
+        assert not torch.allclose(model.features(dict(text)), plain.features(dict(text)), atol=1e-4)
+
+
+def test_prefix_tuning_keeps_the_embeddings_block_frozen_so_it_is_cached():
+    from headstart.train.model import first_trainable
+
+    model, strategy = _model("minilm-l6", "prefix")
+    assert first_trainable(model, strategy.plan(model.n_blocks)) == 1
+    assert strategy.stages()[-1].plan(model.n_blocks).only == "attention_prefix"
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert", "mpnet",
+                                    "deberta-v2", "modernbert"])
+def test_prefix_tuning_trains_on_every_family_whose_attention_takes_it_and_names_the_others(family):
+    from headstart.backbones.text import HFTextBackbone
+
+    from .test_hf_families import BLOCKWISE
+    from .test_hf_families import _model as family_model
+
+    tokenizer = tiny_backbone("minilm-l6").tokenizer
+    body = HFTextBackbone(family_model(*BLOCKWISE[family], tokenizer, family), tokenizer, name=f"hf:{family}",
+                          pretrained=True, source="test")
+    model, strategy = AdaptedModel(body, 2), create_strategy("prefix")
+    if family in ("distilbert", "mpnet", "deberta-v2", "modernbert"):
+        with pytest.raises(HeadstartError, match=rf"^prefix tuning passes learned keys and values to each layer's "
+                                                 rf"attention, which hf:{family} \({family}\) does not take; use "):
+            prepare_model(model, strategy)
+        return
+    prepare_model(model, strategy)
+    build_param_groups(model, strategy.stages()[-1].plan(model.n_blocks), 1e-3, 1e-3, 0.0)
+    logits = model(body.preprocess(["a good film", "the plot was not fun at all"]))
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])).backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+    assert sum("attention_prefix" in n for n in grads) == model.n_blocks - 1
+    assert all(g is not None and g.abs().sum() > 0 for g in grads.values())
 
 
 def test_a_race_refuses_prompt_tuning_on_images_before_any_run(tmp_path):

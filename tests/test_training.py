@@ -139,6 +139,7 @@ def test_non_finite_loss_stops_and_says_why(text_task):
                                         ("dora", {"layer1", "layer2"}),
                                         ("ln-tuning", None), ("bitfit", None),  # the embeddings' LayerNorm too
                                         ("prompt", {"embeddings"}),  # the soft prompt sits beside block 0
+                                        ("prefix", {"layer1", "layer2"}),
                                         ("vera", {"layer1", "layer2"})])
 def test_delta_theta_is_where_training_happened(text_task, spec, moved):
     clf = Adapter(TEXT, spec, feature_cache=None, epochs=3, lr=1e-3).fit(text_task, val=text_task)

@@ -11,6 +11,9 @@ part beside it:
 - a model that changed the body's own tensors (``bitfit``'s biases, ``partial:K``'s top blocks, a
   full fine-tune, a merged export) has them copied in when it becomes active and the pretrained values
   copied back when another does (the body's pretrained copy of those tensors is kept once);
+- a model whose method adds modules to the blocks (``adapter``'s bottlenecks, ``prompt``'s soft prompt,
+  ``prefix``'s keys and values: ``Strategy.adds``) keeps its own modules, attached to the blocks while it
+  is active and detached when another is (the methods' hooks do nothing on a block without one);
 - a head-only model (``probe``, ``prototype``, ``zero-shot``) only swaps its head.
 
 ``bank["tickets"]`` is that model as an ``Adapter`` (predict, predict_proba, score), made active on
@@ -131,7 +134,7 @@ class AdapterBank:
                 strategy.inject(body, adapter_name=name, config=targets[name])
         state = model.state_dict()
         bank._model, bank._base, bank._members, bank._active = model, {}, {}, None
-        bank._heads, bank._body, bank._peft = {}, {}, set(peft)
+        bank._heads, bank._body, bank._peft, bank._added = {}, {}, set(peft), {}
         bank._adapter_of = {name: name for name in peft}  # member -> the PEFT adapter its body runs (combine)
         bank._targets = {name: sorted(c.target_modules) for name, c in targets.items()}
         for name, path, config, strategy in zip(bank.names, paths, configs, strategies):
@@ -161,6 +164,7 @@ class AdapterBank:
     def _add(self, name: str, path: Path, config: dict[str, Any], strategy: Any, state: dict[str, torch.Tensor],
              identity: dict[str, Any], backbone: Any) -> None:
         tensors = read_tensors(path, config)
+        added = self._own_modules(strategy) if strategy.adds else {}
         head = nn.Linear(self._model.backbone.feature_dim, len(config["classes"]))
         heads = nn.ModuleDict({h: nn.Linear(self._model.backbone.feature_dim, len(c))
                                for h, c in (config.get("heads") or {}).items()})
@@ -171,7 +175,7 @@ class AdapterBank:
             elif key.startswith("heads."):
                 target = heads.get_parameter(key[len("heads."):])
             else:
-                target = None
+                target = _added_tensor(added, key, strategy.adds)
             if target is not None:
                 if target.shape != tensor.shape:
                     raise HeadstartError(f"{path}: {key} does not fit this model ({tuple(tensor.shape)} saved).")
@@ -190,6 +194,7 @@ class AdapterBank:
                 self._base.setdefault(mapped, state[mapped].detach().clone())
         self._heads[name] = (head.eval(), heads.eval())
         self._body[name] = own
+        self._added[name] = added
         member = object.__new__(_Member)
         options = config["backbone"].get("options") or {}
         Adapter.__init__(member, backbone if backbone is not None else config["backbone"]["registered_name"],
@@ -198,6 +203,16 @@ class AdapterBank:
         fill_adapter(member, path, config, self._model, strategy, identity)
         member._bank, member._bank_name, member._bank_folder = self, name, path
         self._members[name] = member
+
+    def _own_modules(self, strategy: Any) -> dict[int, nn.Module]:
+        """The modules ``strategy``'s ``configure`` adds, built on the shared body and taken off it again: block index
+        -> module, attached while their member is active."""
+        blocks = self._model.backbone.blocks
+        strategy.configure(self._model)
+        modules = {i: getattr(block, strategy.adds) for i, block in enumerate(blocks) if hasattr(block, strategy.adds)}
+        for i in modules:
+            delattr(blocks[i], strategy.adds)
+        return modules
 
     # -- switching -----------------------------------------------------------------------------
     def activate(self, name: str) -> None:
@@ -213,6 +228,12 @@ class AdapterBank:
                     state[key].copy_(self._base[key])
             for key, tensor in self._body[name].items():
                 state[key].copy_(tensor)
+        blocks = self._model.backbone.blocks
+        if self._active is not None:
+            for i in self._added[self._active]:
+                delattr(blocks[i], self._members[self._active].strategy_.adds)
+        for i, module in self._added[name].items():
+            blocks[i].add_module(self._members[name].strategy_.adds, module)
         for layer in _tuner_layers(self._model.backbone):
             if name in self._peft:
                 layer.enable_adapters(True)
@@ -296,6 +317,24 @@ class AdapterBank:
     def __repr__(self) -> str:
         parts = ", ".join(f"{n}: {self._members[n].strategy_.spec}" for n in self.names)
         return f"AdapterBank({self._model.backbone.name}; {parts})"
+
+
+def _added_tensor(modules: dict[int, nn.Module], key: str, adds: str | None) -> torch.Tensor | None:
+    """The tensor of a member's own added module that a saved key names (``backbone.blocks.3.bottleneck.up.weight``),
+    or None when the key is not one of them."""
+    parts = key.split(".")
+    if adds is None or len(parts) < 5 or parts[:2] != ["backbone", "blocks"] or parts[3] != adds:
+        return None
+    module = modules.get(int(parts[2])) if parts[2].isdigit() else None
+    if module is None:
+        return None
+    rest = ".".join(parts[4:])
+    for get in (module.get_parameter, module.get_buffer):
+        try:
+            return get(rest)
+        except AttributeError:
+            continue
+    return None
 
 
 def _tuner_layers(backbone: nn.Module) -> list[Any]:

@@ -11,6 +11,10 @@ differ in what a layer needs besides the hidden states and the padding mask:
 - ModernBERT: rotary position embeddings, local (sliding-window) or global attention per layer, and a
   final norm after the last layer.
 
+A layer of a family that ``takes_prefix`` also takes learned keys and values that every token attends to
+(prefix tuning): they reach its self-attention through the attention's cache argument, whose ``update``
+returns them before the layer's own keys and values, and the padding mask grows by as many positions.
+
 Modules every layer uses (MPNet's bias table, DeBERTa's relative embeddings) live in block 0 with the
 embeddings, so each parameter belongs to exactly one block; a layer reaches them through
 ``shared``. Each family is tested block by block against the model's own forward
@@ -45,6 +49,18 @@ def _first(out: Any) -> Tensor:
     return out[0] if isinstance(out, tuple) else out
 
 
+class _Prefix:
+    """What a self-attention's ``cache.update(keys, values, layer_idx)`` needs: the learned keys and values put
+    before the layer's own ones. Nothing is stored, so one forward pass never leaks into the next."""
+
+    def __init__(self, keys: Tensor, values: Tensor) -> None:
+        self.keys, self.values = keys, values
+
+    def update(self, keys: Tensor, values: Tensor, *args: Any, **kwargs: Any) -> tuple[Tensor, Tensor]:
+        return (torch.cat([self.keys.to(keys.dtype), keys], dim=2),
+                torch.cat([self.values.to(values.dtype), values], dim=2))
+
+
 class TextFamily:
     """BERT's way, the default: layers under ``encoder.layer`` taking the hidden states and a 4-d mask."""
 
@@ -60,6 +76,10 @@ class TextFamily:
     peft: ClassVar[str] = "bert"
     #: attribute path of a norm applied after the last layer (it joins the last block), if the family has one
     final_norm: ClassVar[str | None] = None
+    #: its layers take learned key/value prefixes (prefix tuning), through their attention's cache argument
+    takes_prefix: ClassVar[bool] = True
+    #: attribute path, within a layer, of the self-attention whose ``key`` and ``value`` projections a prefix joins
+    self_attention: ClassVar[str] = "attention.self"
 
     def refuse(self, config: Any) -> str | None:
         """Why this checkpoint cannot run block by block although its family can (None: it can)."""
@@ -77,12 +97,19 @@ class TextFamily:
         return project(hidden) if project is not None else hidden
 
     def layer(self, layer: nn.Module, hidden: Tensor, mask: Tensor, shared: dict[str, nn.Module],
-              config: Any) -> Tensor:
-        return _first(layer(hidden, _bidirectional(config, hidden, mask)))
+              config: Any, prefix: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """``prefix``: learned (keys, values), each ``[batch, heads, tokens, head_dim]``, that every token attends to
+        before the sequence's own (a family that does not ``takes_prefix`` is never given one)."""
+        if prefix is None:
+            return _first(layer(hidden, _bidirectional(config, hidden, mask)))
+        keys, values = prefix
+        wide = torch.cat([mask.new_ones(mask.shape[0], keys.shape[2]), mask], dim=1)
+        return _first(layer(hidden, _bidirectional(config, hidden, wide), cache=_Prefix(keys, values)))
 
 
 class DistilBert(TextFamily):
     types = ("distilbert",)
+    takes_prefix = False  # its attention takes no cache argument
     layers = "transformer.layer"
     peft = "distilbert"
 
@@ -94,6 +121,7 @@ class MPNet(TextFamily):
     """Each layer adds a relative position bias from ``encoder.relative_attention_bias``."""
 
     types = ("mpnet",)
+    takes_prefix = False  # its attention takes no cache argument
     shared = {"relative_attention_bias": "encoder.relative_attention_bias"}
     position_offset = ("mpnet",)
     peft = "mpnet"
@@ -111,6 +139,7 @@ class DebertaV2(TextFamily):
     """Disentangled attention: relative positions and the (layer-normed) shared relative embeddings."""
 
     types = ("deberta-v2",)
+    takes_prefix = False  # its attention takes no cache argument
     shared = {"rel_embeddings": "encoder.rel_embeddings", "LayerNorm": "encoder.LayerNorm"}
     peft = "deberta-v2"
 
@@ -143,6 +172,7 @@ class ModernBert(TextFamily):
     """Rotary positions, global or sliding-window attention per layer, and a norm after the last layer."""
 
     types = ("modernbert",)
+    takes_prefix = False  # its attention takes no cache argument
     layers = "layers"
     shared = {"rotary_emb": "rotary_emb"}
     final_norm = "final_norm"

@@ -72,9 +72,24 @@ class _Layer(nn.Module):
         self._family, self._config = family, config
         self._shared = [shared]  # in a list: block 0 owns these modules; a layer only reads them
 
+    @property
+    def takes_prefix(self) -> bool:
+        """Its family's layers take learned key/value prefixes (prefix tuning)."""
+        return self._family.takes_prefix
+
+    def self_attention(self) -> nn.Module:
+        """The self-attention whose ``key`` and ``value`` projections a prefix joins."""
+        module = self.layer
+        for part in self._family.self_attention.split("."):
+            module = getattr(module, part)
+        return module
+
     def forward(self, state: State) -> State:
         shared = dict(getattr(self._shared[0], "shared", {}).items())
-        hidden = self._family.layer(self.layer, state["hidden"], state["attention_mask"], shared, self._config)
+        # prefix tuning's learned keys and values for this layer (``strategies/prefix.py``), when it has them
+        prefix = {"prefix": self.attention_prefix(state["hidden"])} if hasattr(self, "attention_prefix") else {}
+        hidden = self._family.layer(self.layer, state["hidden"], state["attention_mask"], shared, self._config,
+                                    **prefix)
         if hasattr(self, "final_norm"):
             hidden = self.final_norm(hidden)
         return {**state, "hidden": hidden}  # other keys pass through (a soft prompt's ``pool_mask``)

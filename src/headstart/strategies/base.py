@@ -32,6 +32,8 @@ adapt a backbone; the runner and the loop do the work. Every hook is declared he
   term such as ``coral``: ``headstart/terms/``); each may prepare once, draw batches from an extra source
   of the fit context, own parameters and report its value per epoch;
 - ``save_filter``: which trained tensors a saved model keeps (LoRA keeps only its adapters);
+- ``adds``: the name of a module ``configure`` adds to blocks (prompt, prefix, bottleneck adapters), so that a bank
+  of models on one body can attach and detach each member's (``tuner.hook_once`` registers its forward hook);
 - ``behaviour_version``: bumped when the algorithm changes, so runs of the old one are not reused.
 
 A run's identity (``resolved``) holds every stage's options, less those at their declared neutral value
@@ -121,6 +123,10 @@ class Strategy(ABC):
     trains: ClassVar[str] = "body"
     #: the modalities it applies to (prompt tuning: text only); elsewhere it is refused in one sentence, before work
     modalities: ClassVar[tuple[str, ...]] = ("text", "image")
+    #: the name of a module its ``configure`` adds to blocks (a bottleneck adapter, a soft prompt, a layer's prefix),
+    #: whose forward hooks do nothing where a block lacks it: a bank of models on one body attaches each member's
+    #: modules while it is active (``bank.py``)
+    adds: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
         """Every declared option (``declare.option``) holds a value of its type and range; a subclass with its own

@@ -27,7 +27,7 @@ from ..declare import option
 from ..errors import HeadstartError
 from ..train.model import AdaptedModel
 from .base import register_strategy
-from .tuner import NamedTensors
+from .tuner import NamedTensors, hook_once
 
 NAME = "bottleneck"
 
@@ -55,10 +55,14 @@ def _key(state: dict[str, Any]) -> str | None:
     return None
 
 
-def _apply(block: nn.Module, args: Any, state: dict[str, Any]) -> dict[str, Any]:
-    """Forward hook of an adapted block: its output through the block's bottleneck."""
+def _apply(block: nn.Module, args: Any, state: dict[str, Any]) -> dict[str, Any] | None:
+    """Forward hook of an adapted block: its output through the block's bottleneck (unchanged without one: a bank's
+    other member is active)."""
+    adapter = getattr(block, NAME, None)
+    if adapter is None:
+        return None
     key = _key(state)
-    return {**state, key: getattr(block, NAME)(state[key])}
+    return {**state, key: adapter(state[key])}
 
 
 def _example(backbone: Any) -> dict[str, Any]:
@@ -75,6 +79,7 @@ class BottleneckAdapter(NamedTensors):
     summary = "bottleneck adapters after every block (Houlsby / Pfeiffer), from the probe's head"
     prefix = NAME
     trains: ClassVar[str] = "injected"
+    adds = NAME
     default_lr = 1e-3
     reduction: int = option(16, "the bottleneck has dim / reduction features", low=1)
 
@@ -98,5 +103,5 @@ class BottleneckAdapter(NamedTensors):
                 dim = state[key].shape[-1] if key == "hidden" else state[key].shape[1]
                 adapter = Bottleneck(dim, max(1, dim // self.reduction), conv=key == "x").to(device)
                 block.add_module(NAME, adapter)
-                block.register_forward_hook(_apply)
+                hook_once(block, _apply)
         backbone.train(training)

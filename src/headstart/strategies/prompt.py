@@ -28,15 +28,18 @@ from ..declare import option
 from ..errors import HeadstartError
 from ..train.model import AdaptedModel, ParamPlan
 from .base import register_strategy
-from .tuner import NamedTensors
+from .tuner import NamedTensors, hook_once
 
 PROMPT = "soft_prompt"
 
 
-def _insert(block: torch.nn.Module, args: Any, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Forward hook of block 0: the virtual tokens after the first token; the pooling mask leaves them out."""
+def _insert(block: torch.nn.Module, args: Any, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """Forward hook of block 0: the virtual tokens after the first token; the pooling mask leaves them out (no change
+    without a prompt: a bank's other member is active)."""
+    prompt = getattr(block, PROMPT, None)
+    if prompt is None:
+        return None
     hidden, mask = state["hidden"], state["attention_mask"]
-    prompt = getattr(block, PROMPT)
     n = prompt.embedding.num_embeddings
     virtual = prompt(torch.arange(n, device=hidden.device)).to(hidden.dtype).expand(hidden.shape[0], n, -1)
     ones = mask.new_ones(mask.shape[0], n)
@@ -52,6 +55,7 @@ class PromptTuning(NamedTensors):
     order = 69
     summary = "a learned soft prompt of virtual tokens (prompt tuning, PEFT's PromptEmbedding), the body frozen"
     prefix = PROMPT
+    adds = PROMPT
     default_lr = 1e-2
     modalities = ("text",)
     tokens: int = option(20, "virtual tokens in the soft prompt", low=1)
@@ -80,7 +84,7 @@ class PromptTuning(NamedTensors):
             prompt.embedding.weight.copy_(start.float())
         first.train(training)
         first.add_module(PROMPT, prompt.to(next(first.parameters()).device))
-        first.register_forward_hook(_insert)
+        hook_once(first, _insert)
 
     def plan(self, n_blocks: int) -> ParamPlan:
         return ParamPlan({0: 1.0}, only=self.prefix)  # the prompt sits beside block 0; nothing else trains

@@ -31,7 +31,7 @@ from ..errors import HeadstartError
 from ..train.model import AdaptedModel, ParamPlan
 from .finetune import FineTune
 
-__all__ = ["TARGETS", "NamedTensors", "ParameterEfficient", "peft_targets"]
+__all__ = ["TARGETS", "NamedTensors", "ParameterEfficient", "hook_once", "peft_targets"]
 
 
 def _modules(kind: type[nn.Module], suffixes: tuple[str, ...], skip: str | None = None) -> Callable[[Backbone], list]:
@@ -121,6 +121,17 @@ def peft_targets(backbone: Backbone, method: str, *, required: bool = True) -> l
         raise HeadstartError(f"{backbone.name} names no layers for {method} to adapt; use a backbone of a family "
                              f"with {method} targets ({families}).")
     return targets
+
+
+def hook_once(block: nn.Module, hook: Callable[..., Any]) -> None:
+    """Register ``hook`` as a forward hook of ``block`` unless it is already: a method that adds a module to a block
+    (``Strategy.adds``) may configure the same body again once a bank detached an earlier member's modules, and
+    its hook must still run once per forward pass. Such a hook returns None (the block's output unchanged) where
+    the block lacks the module."""
+    hooked = block.__dict__.setdefault("_headstart_hooks", set())
+    if hook.__qualname__ not in hooked:
+        block.register_forward_hook(hook)
+        hooked.add(hook.__qualname__)
 
 
 @dataclass
