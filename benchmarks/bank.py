@@ -9,6 +9,10 @@ own): **bank**, ``AdapterBank.load`` of the three folders and every model's pred
 1,000 rotten-tomatoes texts; **separate**, three ``Adapter.load`` calls kept in memory side by side and
 the same predictions. The two must agree exactly; the table gives load seconds, predict seconds and
 peak resident memory for each, measured in one run, and each saved folder's size on disk.
+
+Combining: the two LoRA models on one adapter whose update is the sum of theirs (``bank.combine``, weights
+1 and 1, each keeping its own head), each scored on 1,000 test examples of its own task (the race's split,
+never seen by either fit) alone and combined: what sharing one adapter costs each task.
 """
 
 from __future__ import annotations
@@ -71,15 +75,43 @@ def measure(mode: str) -> dict:
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def combining() -> list[dict]:
+    """Each LoRA member's test accuracy on its own task, alone and with the members combined on one adapter."""
+    from headstart import AdapterBank, load_task
+    from headstart.data import make_splits
+
+    loras = [name for name, (_, spec) in MODELS.items() if spec == "lora"]
+    bank = AdapterBank.load([_folder() / name for name in loras], names=loras)
+    tests = {}
+    for name in loras:
+        task = load_task(MODELS[name][0])
+        test = task.subset(make_splits(task, seed=0).test[:TEXTS])
+        tests[name] = (list(test.inputs), [task.classes[i] for i in test.labels])
+
+    def accuracy(name: str) -> float:
+        inputs, labels = tests[name]
+        return sum(str(p) == y for p, y in zip(bank[name].predict(inputs), labels)) / len(labels)
+
+    alone = {name: accuracy(name) for name in loras}
+    bank.combine(loras, weights=[1.0] * len(loras))
+    return [{"key": f"combine|{name}", "mode": "combine", "model": name, "data": MODELS[name][0],
+             "acc_alone": alone[name], "acc_combined": accuracy(name), "n_test": len(tests[name][1])}
+            for name in loras]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--table", action="store_true", help="only rebuild BENCHMARKS.md's section from the rows")
+    ap.add_argument("--combine", action="store_true", help="only measure what combining the LoRA members costs")
     ap.add_argument("--child", choices=("bank", "separate"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(measure(args.child)))
         return
-    if not args.table:
+    if args.combine:
+        fit_models()
+        merge_jsonl(RESULTS, combining(), order=lambda r: r["key"])
+    elif not args.table:
         folders = fit_models()
         runs = {}
         for mode in ("bank", "separate", "bank", "separate"):  # twice each, alternating: the machine is shared
@@ -99,6 +131,10 @@ def main() -> None:
 def table(rows: list[dict]) -> str:
     if not rows:
         return "Not measured yet (`python benchmarks/bank.py`)."
+    combined = [r for r in rows if r["mode"] == "combine"]
+    rows = [r for r in rows if r["mode"] != "combine"]
+    if not rows:
+        return "Not measured yet (`python benchmarks/bank.py`)."
     by = {r["mode"]: r for r in rows}
     lines = ["| three models | load s | predict 1,000 texts with each, s | peak memory, MB |", "|---|---|---|---|"]
     names = {"bank": "one body (`AdapterBank`)", "separate": "three `Adapter.load`"}
@@ -113,8 +149,22 @@ def table(rows: list[dict]) -> str:
             "alternating, the faster of the two kept.\n\n" + "\n".join(lines) + "\n\n"
             f"The bank's labels {'equal' if same else 'DIFFER FROM'} the separate loads' on every text. Saved "
             "folders: " + ", ".join(f"{n} {s / 1e6:.2f} MB" for n, s in sizes.items()) + " (the body is never "
-            "saved: every folder names it by identity).\n\nRows: `benchmarks/results/bank.jsonl` "
-            "(`python benchmarks/bank.py`).")
+            "saved: every folder names it by identity).\n\n" + _combined(combined) +
+            "Rows: `benchmarks/results/bank.jsonl` (`python benchmarks/bank.py`, `--combine`).")
+
+
+def _combined(rows: list[dict]) -> str:
+    if not rows:
+        return "What combining costs is not measured yet (`python benchmarks/bank.py --combine`).\n\n"
+    lines = ["| model (its own task) | test accuracy alone | with the LoRA members combined | cost |",
+             "|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} ({r['data']}) | {r['acc_alone']:.3f} | {r['acc_combined']:.3f} | "
+                     f"{r['acc_alone'] - r['acc_combined']:+.3f} |")
+    return ("**Combining**: both LoRA members on one adapter whose update is the exact sum of theirs "
+            "(`bank.combine`, weights 1 and 1; each keeps its own head), scored on "
+            f"{rows[0]['n_test']:,} test examples of its own task that neither fit saw:\n\n" + "\n".join(lines)
+            + "\n\n")
 
 
 def write() -> None:
