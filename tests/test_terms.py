@@ -61,7 +61,8 @@ def test_l2sp_keeps_the_body_closer_to_where_it_started(text_task):
 def test_a_guard_weight_without_a_guard_and_an_unknown_guard_are_one_sentence():
     with pytest.raises(HeadstartError, match=r"^lldr: guard_weight is set but guard is not"):
         create_strategy("lldr", guard_weight=1.0)
-    with pytest.raises(HeadstartError, match=r"^The 'guard' parameter of partial must be 'l2sp' or None"):
+    with pytest.raises(HeadstartError,
+                       match=r"^The 'guard' parameter of partial must be one of 'ewc', 'l2sp', 'lwf' or None"):
         create_strategy("partial:2", guard="nope")
     with pytest.raises(HeadstartError, match=r"^The 'weight' parameter of l2sp must be positive or None. Got -1"):
         create_term("l2sp", weight=-1)

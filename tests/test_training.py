@@ -406,7 +406,8 @@ def test_warm_start_continues_from_the_fitted_model(text_task):
 
 
 def test_warm_start_on_new_classes_keeps_the_old_head_through_save_and_load(tmp_path, text_task):
-    clf = Adapter(TEXT, "lora", feature_cache=None, epochs=1, warm_start=True).fit(text_task, val=text_task)
+    clf = Adapter(TEXT, "lora", feature_cache=None, epochs=1, warm_start=True, incremental="task").fit(
+        text_task, val=text_task)
     old_head = clf.model_.head.weight.detach().clone()
     three = Task(list(text_task.inputs) + ["so so", "it was fine", "meh", "okay I guess"] * 3,
                  np.concatenate([text_task.labels, [2] * 12]), ("pos", "neg", "mixed"), "text", "second")

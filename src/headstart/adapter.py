@@ -24,13 +24,21 @@ from .data import Task, from_arrays, holdout
 from .data.values import input_modality
 from .errors import HeadstartError, NotFittedError
 from .fetch import cache_dir
+from .memory import refresh_memory
 from .paths import given_path
 from .strategies import Strategy, create_strategy, fit_model, prepare_model
 from .strategies.runner import cached_source
 from .train import AdaptedModel, Callback, FeatureCache, FitResult, ProgressBar, TrainConfig
 from .train.loop import BatchSource, evaluate
+from .train.reference import frozen_copy
 
 __all__ = ["Adapter"]
+
+
+def _joined(a: Task, b: Task) -> Task:
+    """Two tasks of the same classes as one."""
+    inputs = [*a.inputs, *b.inputs]
+    return Task(inputs, np.concatenate([a.labels, b.labels]), a.classes, a.modality, a.name, a.source, a.notes)
 
 
 def _free_name(name: str, taken: Any) -> str:
@@ -73,9 +81,20 @@ class Adapter(ClassifierMixin, BaseEstimator):
         Training callbacks; a progress bar over epochs.
     warm_start:
         As in scikit-learn: a fitted adapter's next ``fit`` starts from its current model (body, injected
-        adapters and head) instead of a new one: continual learning, a second round on new labels. When the
-        new data have other classes, the active head is new and the old one is kept, with its classes, under
-        the earlier task's name (``heads_``), saved and loaded with the model.
+        adapters and head) instead of a new one: continual learning, a second round on new labels. The
+        strategy's guard (``guard="ewc"``, ``"lwf"``, ``"l2sp"``) then keeps what the model computed before this
+        fit (its previous head's predictions). A head fitted in closed form (the probe, and LP-FT's first
+        stage) keeps the rows of earlier classes this fit has no example of.
+    incremental:
+        What a continued fit does with classes the model has not learned: ``"class"`` (class-incremental
+        learning: one head over every class seen, the new classes' rows added to it; the default) or ``"task"``
+        (a new head for the new task, the old one kept with its classes under the earlier task's name,
+        ``heads_``, saved and loaded with the model). The same classes again is domain-incremental learning:
+        the head carries on.
+    replay:
+        Keep up to this many labelled examples per class after each fit (``memory_``, saved in the model
+        folder) and rehearse them beside the next task's examples when the model continues (``warm_start``):
+        class-balanced rehearsal (``headstart/memory.py``). 0: keep none.
     """
 
     def __init__(self, backbone: BackboneArg = "minilm-l6", strategy: str | Strategy = "probe", *,
@@ -89,7 +108,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
                  backbone_options: dict[str, Any] | None = None,
                  feature_cache: str | Path | FeatureCache | None | bool = True,
                  callbacks: Sequence[Callback] = (), progress: bool = False, warm_start: bool = False,
-                 **options: Any) -> None:
+                 incremental: str = "class", replay: int = 0, **options: Any) -> None:
         self.backbone = backbone
         self.strategy = strategy
         self.epochs, self.min_steps, self.batch_size, self.lr, self.head_lr = epochs, min_steps, batch_size, lr, head_lr
@@ -106,6 +125,8 @@ class Adapter(ClassifierMixin, BaseEstimator):
         self.callbacks = callbacks
         self.progress = progress
         self.warm_start = warm_start
+        self.incremental = incremental
+        self.replay = replay
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)})
@@ -130,6 +151,9 @@ class Adapter(ClassifierMixin, BaseEstimator):
             raise HeadstartError("classes= is for a fit without examples (X=None, zero-shot); with examples the "
                                  "classes are their labels.")
         train = self._as_task(X, y, "X")
+        continuing = self.warm_start and hasattr(self, "model_")
+        if continuing:
+            train = self._continued_task(train)
         sources = {} if target is None else {"target": self._unlabelled(target, train)}
         cfg = self._train_config()
         if not isinstance(self.strategy_options, (dict, type(None))):
@@ -145,23 +169,67 @@ class Adapter(ClassifierMixin, BaseEstimator):
             train, val_task = train.subset(tr), train.subset(va)
         else:  # it chooses nothing on validation examples (the probe's cross-validation): every example trains
             val_task = None
+        learned = train if val_task is None else _joined(train, val_task)  # every labelled example this fit sees
+        memory = self._rehearsal(train) if continuing and self.replay else None
+        if memory is not None:
+            train, sources = _joined(train, memory), {**sources, "replay": memory}
         train.require_classes()
         device = cfg.resolve_device()
         # The seed fixes everything the fit draws (a random init included) without touching the caller's
         # global random state: torch's generators are forked, seeded, and restored on the way out.
         with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
             torch.manual_seed(cfg.seed)
-            model = self._model_for(strategy, train)
+            model, previous = self._model_for(strategy, train)
             prepare_model(model, strategy)
             callbacks = list(self.callbacks) + ([ProgressBar(strategy.spec)] if self.progress else [])
             self.result_: FitResult = fit_model(model, strategy, train, val_task, cfg, cache=self._cache(),
-                                                callbacks=callbacks, sources=sources)
+                                                callbacks=callbacks, sources=sources, previous=previous)
+        model.fitted = True
         self.model_, self.strategy_, self.config_ = model.eval(), strategy, cfg
-        # labels come back as given: the original values (ints stay ints), in the sorted order of train.classes
-        self.classes_ = np.unique(np.asarray(y)) if y is not None else np.asarray(train.classes)
+        self.classes_ = self._learned_classes(y, train, continuing)
         self.modality_ = train.modality
         self.task_name_ = train.name
+        if self.replay:
+            old = getattr(self, "memory_", None) if continuing else None
+            self.memory_ = refresh_memory(old, learned, int(self.replay), int(self.seed))
+        elif not continuing:
+            self.__dict__.pop("memory_", None)
         return self
+
+    def _learned_classes(self, y: Sequence[Any] | None, train: Task, continuing: bool) -> np.ndarray:
+        """Labels as given (the original values: ints stay ints): the sorted order of ``train.classes``, or, when a
+        continued fit added classes to the head, the earlier classes first, then the new ones."""
+        given = np.unique(np.asarray(y)) if y is not None else np.asarray(train.classes)
+        if not continuing or tuple(str(c) for c in given) == train.classes:
+            return given
+        by_name = {str(c): c for c in [*self.classes_.tolist(), *given.tolist()]}
+        return np.asarray([by_name[c] for c in train.classes])
+
+    def _continued_task(self, train: Task) -> Task:
+        """``train`` in the classes of the model it continues: its own order when they are the same classes
+        (domain-incremental), the earlier classes and then the new ones (``incremental="class"``), or its own
+        classes on a new head (``incremental="task"``)."""
+        if self.incremental not in ("class", "task"):
+            raise HeadstartError(f"The 'incremental' parameter of Adapter must be 'class' or 'task'. Got "
+                                 f"{self.incremental!r} instead.")
+        old = tuple(str(c) for c in self.classes_)
+        if set(train.classes) <= set(old) and (self.incremental == "class" or set(train.classes) == set(old)):
+            return self._align_classes(train, old)
+        if self.incremental == "task":
+            return train
+        return self._align_classes(train, old + tuple(c for c in train.classes if c not in old))
+
+    def _rehearsal(self, train: Task) -> Task:
+        """The rehearsal buffer, in ``train``'s classes (one sentence when there is none to rehearse)."""
+        memory = getattr(self, "memory_", None)
+        if memory is None:
+            raise HeadstartError("replay rehearses the examples a model kept from its earlier task, and this one kept "
+                                 "none: fit the earlier task with replay=N too (headstart fit --replay N), or continue "
+                                 "without replay.")
+        if not set(memory.classes) <= set(train.classes):
+            raise HeadstartError("replay rehearses earlier classes through one head; with incremental='task' each "
+                                 "task has a head of its own: use incremental='class', or continue without replay.")
+        return self._align_classes(memory, train.classes)
 
     def _fit_without_examples(self, classes: Sequence[str] | None) -> Adapter:
         from .strategies.runner import check_label_free, fit_without_examples
@@ -183,6 +251,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
             model = self._new_model(strategy, len(names), None)
             prepare_model(model, strategy)
             self.result_ = fit_without_examples(model, strategy, names, cfg)
+        model.fitted = True
         self.model_, self.strategy_, self.config_ = model.eval(), strategy, cfg
         self.classes_ = np.asarray(names)
         self.modality_ = model.backbone.modality
@@ -201,21 +270,26 @@ class Adapter(ClassifierMixin, BaseEstimator):
         self.heads_ = {}
         return AdaptedModel(backbone, n_classes)
 
-    def _model_for(self, strategy: Strategy, train: Task) -> AdaptedModel:
-        """A new model on a freshly built backbone, or (``warm_start``) the fitted one, with a new head for new
-        classes (the old head kept under the earlier task's name)."""
+    def _model_for(self, strategy: Strategy, train: Task) -> tuple[AdaptedModel, list[torch.nn.Module]]:
+        """A new model on a freshly built backbone, or (``warm_start``) the fitted one, its head grown to new classes
+        (``incremental="class"``) or a new head beside the old one (``"task"``); and the frozen head(s) of what it
+        learned before, which guards keep."""
         if self.warm_start and hasattr(self, "model_"):
             model = self.model_
             if train.modality != self.modality_:
                 raise HeadstartError(f"warm_start continues a {self.modality_} model, but these data are "
                                      f"{train.modality}s; fit a new Adapter instead.")
+            previous = [frozen_copy(model.head)]
             old = tuple(str(c) for c in self.classes_)
-            if old != train.classes:
+            if train.classes[: len(old)] == old and len(train.classes) > len(old):
+                model.grow_head(len(train.classes))
+            elif old != train.classes:
                 name = _free_name(getattr(self, "task_name_", "task"), model.heads)
                 model.new_head(len(train.classes), keep_as=name)
+                model.fitted = False  # a new head: nothing of it was learned before
                 self.heads_ = {**getattr(self, "heads_", {}), name: list(old)}
-            return model.train()
-        return self._new_model(strategy, len(train.classes), train.modality)
+            return model.train(), previous
+        return self._new_model(strategy, len(train.classes), train.modality), []
 
     # -- predicting ----------------------------------------------------------------------------
     def predict_proba(self, X: Task | Sequence[Any]) -> np.ndarray:
@@ -308,11 +382,18 @@ class Adapter(ClassifierMixin, BaseEstimator):
                   "feature_cache": ((str, Path, FeatureCache, bool, type(None)), "a folder, True, False or a "
                                     "FeatureCache"),
                   "callbacks": ((list, tuple), "a list of headstart.train.Callback"),
-                  "progress": ((bool,), "True or False"), "warm_start": ((bool,), "True or False")}
+                  "progress": ((bool,), "True or False"), "warm_start": ((bool,), "True or False"),
+                  "incremental": ((str,), "'class' or 'task'")}
         for name, (types, words) in wanted.items():
             value = getattr(self, name)
             if not isinstance(value, types):
                 raise HeadstartError(f"The {name!r} parameter of Adapter must be {words}. Got {value!r} instead.")
+        if isinstance(self.replay, bool) or not isinstance(self.replay, (int, np.integer)) or self.replay < 0:
+            raise HeadstartError(f"The 'replay' parameter of Adapter must be a non-negative integer (examples kept per "
+                                 f"class). Got {self.replay!r} instead.")
+        if self.incremental not in ("class", "task"):
+            raise HeadstartError(f"The 'incremental' parameter of Adapter must be 'class' or 'task'. Got "
+                                 f"{self.incremental!r} instead.")
         bad = [c for c in self.callbacks if not isinstance(c, Callback)]
         if bad:
             raise HeadstartError(f"The 'callbacks' parameter of Adapter must be a list of headstart.train.Callback. "

@@ -23,7 +23,7 @@ def train_options(args: argparse.Namespace) -> dict[str, Any]:
     from .race import DEFAULT_STRATEGIES
 
     names = ("epochs", "lr", "batch_size", "seed", "device", "precision")
-    opts = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    opts = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     if args.augment:
         opts["augment"] = True
     if getattr(args, "strategy", None):
@@ -64,6 +64,7 @@ FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "labels_per_class": ("--labels-per-class", {"low": 1, "integer": True, "example": 32}),
     "port": ("--port", {"low": 1, "high": 65535, "integer": True, "example": 8765}),
     "atol": ("--atol", {"low": 0.0, "low_open": True, "example": 1e-4}),
+    "replay": ("--replay", {"low": 0, "integer": True, "example": 5}),
 }
 
 #: comma-separated flags: attribute -> an example
@@ -119,13 +120,23 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     splits = make_splits(task, seed=args.split_seed)
     check_budgets(task, splits, [parse_budget(args.budget)])
     train_idx, val_idx = draw(task, splits, parse_budget(args.budget), seed=args.seed or 0)
-    args.backbone = args.backbone or DEFAULT_BACKBONE[task.modality]
+    previous = _continued(args, task)
+    args.backbone = args.backbone or (previous.backbone if previous is not None else DEFAULT_BACKBONE[task.modality])
     backbone_opts = backbone_options(args)
     params = {"data": args.data, "backbone": args.backbone, "strategy": args.strategy, "budget": args.budget,
-              "seed": args.seed or 0, "options": options}
+              "seed": args.seed or 0, "options": options, **({"from": args.from_model} if previous else {})}
     callbacks = [t.start(f"fit {args.strategy}", params) for t in trackers]
-    adapter = Adapter(args.backbone, args.strategy, backbone_options=backbone_opts,
-                      progress=not args.quiet, callbacks=callbacks, **options)
+    continual = {"replay": args.replay or 0, **({"incremental": args.incremental} if args.incremental else {})}
+    if previous is not None:  # the saved model, continued: its body, head and rehearsal buffer; this fit's settings
+        from .train.config import TrainConfig
+
+        cfg, strategy_options = TrainConfig.from_options(options)
+        adapter = previous.set_params(strategy=args.strategy, strategy_options=strategy_options, warm_start=True,
+                                      progress=not args.quiet, callbacks=callbacks, **continual,
+                                      **{k: getattr(cfg, k) for k in cfg.to_dict()})
+    else:
+        adapter = Adapter(args.backbone, args.strategy, backbone_options=backbone_opts, progress=not args.quiet,
+                          callbacks=callbacks, **continual, **options)
     target = None if args.target is None else load_unlabelled(args.target, task.classes, task.modality,
                                                               text_column=args.text_column, encoding=args.encoding)
     if parse_budget(args.budget) == 0:  # no labels: zero-shot from the class names alone
@@ -163,6 +174,28 @@ def _cmd_fit(args: argparse.Namespace) -> None:
     print(f"best epoch {r.best_epoch}, stopped: {r.stop_reason.value}, {r.seconds:.1f}s, "
           f"{r.trainable_params:,} trainable parameters, delta-theta {r.delta.get('l2', 0.0):.4f}")
     print(f"saved to {out}")
+
+
+def _continued(args: argparse.Namespace, task: Any) -> Any:
+    """The saved model ``--from`` names, loaded to continue on ``task`` (None without ``--from``); its backbone is the
+    one the new fit uses, so ``--backbone`` and the backbone options must not say otherwise."""
+    from .adapter import Adapter
+
+    if args.from_model is None:
+        if args.incremental:
+            raise HeadstartError("--incremental says what a continued fit does with new classes; continue a saved "
+                                 "model with --from MODEL, or leave the flag out.")
+        return None
+    previous = Adapter.load(args.from_model)
+    if previous.modality_ != task.modality:
+        raise HeadstartError(f"--from {args.from_model} is a {previous.modality_} model, but {args.data} holds "
+                             f"{task.modality}s; continue it on {previous.modality_} data, or fit a new model.")
+    given = [flag for flag, value in (("--backbone", args.backbone), ("--image-size", args.image_size),
+                                      ("--max-length", args.max_length)) if value is not None]
+    if given:
+        raise HeadstartError(f"{given[0]} cannot change the model --from {args.from_model} continues: it keeps its "
+                             "backbone and preprocessing; leave the flag out.")
+    return previous
 
 
 def _expand_inputs(values: list[str], modality: str, text_column: str | None, encoding: str) -> list[Any]:
@@ -328,6 +361,14 @@ def add_train_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("--out", required=True, help="folder to save the adapted model in")
     p.add_argument("--target", help="unlabelled examples of the deployment domain, for a domain-adaptation strategy "
                    "(coral): a file like DATA (labels never read) or a folder of images")
+    p.add_argument("--from", dest="from_model", metavar="MODEL",
+                   help="continue a saved model on DATA (continual learning): new classes grow its head, the same "
+                        "classes carry it on; a guard (--strategy 'full[guard=ewc]') keeps what it computed before")
+    p.add_argument("--replay", type=int, help="keep this many labelled examples per class in the saved model, and "
+                   "rehearse the ones --from MODEL kept beside DATA's (default 0: none)")
+    p.add_argument("--incremental", choices=("class", "task"),
+                   help="with --from, new classes: 'class' (one head over every class seen; default) or 'task' (a new "
+                        "head, the old one kept)")
     p.add_argument("--report-to", help="also log the run to mlflow and/or tensorboard (comma-separated)")
     data_options(p)
     p.set_defaults(func=_cmd_fit)

@@ -25,6 +25,7 @@ from . import __version__
 from .backbones import resolve_backbone
 from .errors import HeadstartError
 from .fetch import sha256_file
+from .memory import MEMORY_FILES, load_memory, save_memory
 from .strategies import create_strategy, prepare_model
 from .train import AdaptedModel, FitResult, TrainConfig
 
@@ -92,6 +93,10 @@ def save_adapter(adapter: Adapter, folder: Path) -> Path:
     backbone = getattr(adapter, "backbone_name_", None)  # a hub id with the commit it was trained from
     backbone = backbone or (adapter.backbone if isinstance(adapter.backbone, str) else None)
     _write_atomic(folder / WEIGHTS, lambda tmp: save_file(unique, str(tmp), metadata={"format": str(FORMAT)}))
+    memory = getattr(adapter, "memory_", None)
+    for stale in MEMORY_FILES.values():  # a folder saved again keeps no earlier model's buffer
+        (folder / stale).unlink(missing_ok=True)
+    memory_info = save_memory(memory, folder) if memory is not None else None
     config = {
         "format": FORMAT, "headstart": __version__,
         "backbone": {**adapter.backbone_identity_, "registered_name": backbone,
@@ -105,6 +110,7 @@ def save_adapter(adapter: Adapter, folder: Path) -> Path:
         "saved_tensors": sorted(tensors), "saved_parameters": int(sum(t.numel() for t in unique.values())),
         **({"aliases": aliases} if aliases else {}),  # tensors shared by several layers (VeRA's projections)
         "weights_sha256": sha256_file(folder / WEIGHTS),
+        **({"memory": memory_info} if memory_info else {}),  # the rehearsal buffer (replay=N), checksummed
         "result": adapter.result_.to_dict(),
     }
     config["checksum"] = _checksum(config)
@@ -208,6 +214,10 @@ def fill_adapter(adapter: Adapter, folder: Path, config: dict[str, Any], model: 
     adapter.merged_ = bool(config.get("merged_lora"))
     adapter.heads_ = config.get("heads") or {}
     adapter.result_ = FitResult.from_dict(config["result"])  # how it was trained: kept when saved again
+    if config.get("memory"):
+        adapter.memory_ = load_memory(folder, config["memory"], tuple(str(c) for c in config["classes"]),
+                                      config["modality"])
+    model.fitted = True
     return adapter
 
 

@@ -91,6 +91,12 @@ class Backbone(nn.Module, ABC):
                              "(zero-shot, prototype's prior=names) needs a model that embeds text in the same "
                              "space, a CLIP checkpoint (e.g. hf:openai/clip-vit-base-patch32).")
 
+    def source_head(self) -> nn.Linear | None:
+        """The pretraining task's classifier over pooled features (MobileNetV2's ImageNet-1k head), kept outside the
+        module tree (never trained, never saved); None when the checkpoint has none. Guards against forgetting keep
+        its predictions (``train/reference.py``)."""
+        return None
+
     def block_names(self) -> list[str]:
         """Human-readable names of the blocks, input to output."""
         return [f"block{i}" for i in range(len(self.blocks))]

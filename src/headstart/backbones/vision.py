@@ -37,9 +37,12 @@ class ConvBackbone(Backbone):
         self.blocks = nn.ModuleList(Stage(m) for m in stages)
         self.feature_dim = feature_dim
         self.transform = transform
-        # The source task's classifier (ImageNet), kept outside the module tree: never trained, never
-        # counted, only used by ``source_logits`` for sanity checks.
+        # The source task's classifier (ImageNet), kept outside the module tree: never trained, never counted,
+        # never saved (the packaged checkpoint holds it); ``source_logits`` and the guards (``source_head``) read it.
         object.__setattr__(self, "_source_head", source_head)
+
+    def source_head(self) -> nn.Linear | None:
+        return self._source_head
 
     def preprocess(self, inputs: Sequence[Any]) -> State:
         return {"x": self.transform(image_inputs(inputs, self.name))}

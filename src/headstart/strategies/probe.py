@@ -149,10 +149,17 @@ class Probe(Strategy):
 
     @staticmethod
     def _set_head(model: AdaptedModel, clf, n_classes: int, dim: int) -> None:
-        weight = torch.zeros(n_classes, dim, dtype=torch.float64)
-        bias = torch.zeros(n_classes, dtype=torch.float64)
+        """The fitted rows into the head; a class without examples gets a zero row, or, in a model that continues
+        from an earlier fit (``model.fitted``), keeps the row it learned then."""
+        if model.fitted:
+            weight = model.head.weight.detach().double().cpu().clone()
+            bias = model.head.bias.detach().double().cpu().clone()
+        else:
+            weight = torch.zeros(n_classes, dim, dtype=torch.float64)
+            bias = torch.zeros(n_classes, dtype=torch.float64)
         coef, intercept = torch.from_numpy(clf.coef_), torch.from_numpy(clf.intercept_)
         if len(clf.classes_) == 2 and coef.shape[0] == 1:  # sigmoid(z) == softmax([0, z])
+            weight[clf.classes_[0]], bias[clf.classes_[0]] = 0.0, 0.0
             weight[clf.classes_[1]], bias[clf.classes_[1]] = coef[0], intercept[0]
         else:
             weight[clf.classes_], bias[clf.classes_] = coef, intercept

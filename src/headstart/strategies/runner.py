@@ -125,12 +125,13 @@ def with_made(strategy: Strategy, train: Task | None, classes: tuple[str, ...], 
 
 def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task | None, cfg: TrainConfig, *,
               cache: FeatureCache | None = None, callbacks: Sequence[Callback] = (),
-              sources: dict[str, Task] | None = None) -> FitResult:
+              sources: dict[str, Task] | None = None, previous: Sequence[torch.nn.Module] = ()) -> FitResult:
     """Train ``model`` (already ``prepare_model``-ed) with ``strategy``; returns the run's full record.
 
     ``val``: the validation examples, or None where a budget is too small to hold any out (only strategies that
     choose nothing on them run then). ``sources``: named extra examples the stages' terms draw from (``target``:
-    unlabelled examples of the deployment domain)."""
+    unlabelled examples of the deployment domain; ``replay``: an earlier task's rehearsal buffer). ``previous``:
+    frozen heads of the task(s) the model learned before (continual learning), which guards keep."""
     sources = dict(sources or {})
     check_sources(strategy, sources)
     check_validation(strategy, cfg, val)
@@ -139,11 +140,12 @@ def fit_model(model: AdaptedModel, strategy: Strategy, train: Task, val: Task | 
         log.info("%s: %d examples made from the class names join the %d labelled ones", strategy.spec,
                  len(made) - len(train), len(train))
         train = made
-    return _fit(model, strategy, train, val, cfg, cache, callbacks, sources)
+    return _fit(model, strategy, train, val, cfg, cache, callbacks, sources, list(previous))
 
 
 def _fit(model: AdaptedModel, strategy: Strategy, train: Task, val: Task | None, cfg: TrainConfig,
-         cache: FeatureCache | None, callbacks: Sequence[Callback], sources: dict[str, Task]) -> FitResult:
+         cache: FeatureCache | None, callbacks: Sequence[Callback], sources: dict[str, Task],
+         previous: list[torch.nn.Module] | None = None) -> FitResult:
     """Every stage in turn on ``train`` (made examples already in it), ``val`` and ``sources``."""
     device = cfg.resolve_device()
     model.to(device)
@@ -157,7 +159,7 @@ def _fit(model: AdaptedModel, strategy: Strategy, train: Task, val: Task | None,
             # features of a body tuned in this run are never reused: keep them in memory, not on disk
             _solve(model, stage, train, val, cfg, cache if n == 0 else FeatureCache(), device, result)
         else:
-            _train_stage(model, stage, train, val, sources, cfg, cache, device, callbacks, result, n)
+            _train_stage(model, stage, train, val, sources, cfg, cache, device, callbacks, result, n, previous or [])
     if cfg.resolve_precision(device) is not None and not all(s.closed_form for s in strategy.stages()):
         result.notes.append(f"trained under bf16 autocast on {device.type} (precision={cfg.precision!r}); "
                             "weights, evaluation and predictions in fp32")
@@ -227,13 +229,14 @@ def _plan_stage(model: AdaptedModel, stage: Strategy, cfg: TrainConfig, result: 
 
 def _train_stage(model: AdaptedModel, stage: Strategy, train: Task, val: Task | None, sources: dict[str, Task],
                  cfg: TrainConfig, cache: FeatureCache, device: torch.device, callbacks: Sequence[Callback],
-                 result: FitResult, n: int) -> None:
+                 result: FitResult, n: int, previous: list[torch.nn.Module]) -> None:
     """One stage through the loop: its sources (cached where the plan allows), its terms prepared, then train."""
     planned = first_trainable(model, stage.plan(model.n_blocks))  # where a cache of the frozen bottom stops
     fit_on, held_out = (_joined(train, val), None) if stage.trains_on_validation else (train, val)
     boundary, train_src, val_src, extra = _sources(model, planned, fit_on, held_out, sources, cfg, cache, device)
     stage_cfg = cfg.resolve_monitor(stage.default_monitor)
-    ctx = FitContext(model, stage_cfg, device, boundary, train_src, val_src, stage.spec, train.classes, extra)
+    ctx = FitContext(model, stage_cfg, device, boundary, train_src, val_src, stage.spec, train.classes, extra,
+                     previous=previous)
     groups, _ = _plan_stage(model, stage, cfg, result, n)  # what trains is set before the terms prepare
     terms = stage.terms()
     for term in terms:

@@ -39,6 +39,9 @@ class FitContext:
     stage: str
     classes: tuple[str, ...] = ()
     sources: dict[str, BatchSource] = field(default_factory=dict)
+    #: frozen heads of the task(s) the model learned before this fit (continual learning), empty for a fit from the
+    #: pretrained body: what a guard against forgetting keeps (``train/reference.py``)
+    previous: list[torch.nn.Module] = field(default_factory=list)
     _cursors: dict[str, _Cursor] = field(default_factory=dict, repr=False)
 
     @property

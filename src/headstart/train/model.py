@@ -29,6 +29,23 @@ class AdaptedModel(nn.Module):
         self.head = nn.Linear(backbone.feature_dim, n_classes)
         #: the heads of earlier tasks (a model fitted again on other classes keeps them); ``head`` is the active one
         self.heads = nn.ModuleDict()
+        #: it has learned a task already (a later fit continues it: a closed-form head fit keeps the rows of classes
+        #: its examples lack, the earlier tasks' classes)
+        self.fitted = False
+
+    def grow_head(self, n_classes: int) -> None:
+        """The active head widened to ``n_classes`` outputs (class-incremental learning): the rows it has keep their
+        weights, the new ones start at zero."""
+        old = self.head
+        if n_classes < old.out_features:
+            raise ValueError(f"a head grows; {n_classes} < {old.out_features}")
+        head = nn.Linear(old.in_features, n_classes).to(old.weight.device)
+        with torch.no_grad():
+            head.weight.zero_()
+            head.bias.zero_()
+            head.weight[: old.out_features] = old.weight
+            head.bias[: old.out_features] = old.bias
+        self.head = head
 
     def new_head(self, n_classes: int, keep_as: str) -> None:
         """A new active head for ``n_classes``; the current one is kept under ``heads[keep_as]``."""
