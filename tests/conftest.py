@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # no test asks a model hub (child processes inherit it)
+# the forgetting probe's text reference: 48 short texts in 4 topics here, not 20newsgroups (a 38 MB fetch); images keep
+# their default, scikit-learn's digits, which is always here
+os.environ["HEADSTART_REFERENCE_TEXT"] = os.path.join(os.path.dirname(__file__), "data", "reference_texts.csv")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -36,13 +36,17 @@ def _table(rows: list[Any], best: dict[Any, str]) -> str:
 
     w = max([13, *(len(r.strategy) for r in rows)])  # "probe on efficientnet-lite0" in a race over backbones
     lines = [f"{'strategy':<{w + 1}} {'labels/class':>12} {'selection':>9} {'test acc':>15} {'test macro-F1':>15} "
-             f"{'trainable':>12} {'s/run':>7} {'Δθ':>8}"]
+             f"{'trainable':>12} {'s/run':>7} {'Δθ':>8} {'kept':>6}"]
     for r in rows:
         mark = "*" if best.get(r.budget) == r.strategy else " "
+        kept = "—" if r.kept_mean is None else f"{r.kept_mean:.0%}"
         lines.append(f"{r.strategy:<{w}}{mark} {budget_label(r.budget):>12} {r.sel_acc_mean:>9.3f} "
                      f"{accuracy_text(r.acc_mean, r.acc_std):>15} {accuracy_text(r.f1_mean, r.f1_std):>15} "
                      f"{r.trainable_params:>12,} {r.seconds:>7.1f} "
-                     f"{r.delta_l2:>8.3f}")
+                     f"{r.delta_l2:>8.3f} {kept:>6}")
+    what = next((r.kept_what for r in rows if r.kept_what), None)
+    if what:
+        lines.append(f"kept: how much pretrained competence a run kept, {what} (— : nothing pretrained moved)")
     return "\n".join(lines)
 
 
@@ -51,7 +55,7 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
          executor: Any = None) -> None:
     """Advise (once), run what is missing of the grid, write the report, print the outcome."""
     from .race import RaceSpec, ResultStore, advise, prepare_race, run_race, summarize
-    from .race.analysis import best_per_budget, choice_line, negative_transfer, recommend
+    from .race.analysis import best_per_budget, choice_line, least_forgetting, negative_transfer, recommend
     from .race.grid import entry_label
     from .report import advice_check, write_report
     from .tracking import make_trackers
@@ -92,6 +96,9 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
     print(_table(rows, best_per_budget(rows)))
     print("(* best at that budget on selection accuracy)\n")
     print(verdict.message)
+    forgot = least_forgetting(rows)
+    if forgot:
+        print(forgot)
     if rec is not None:
         print(f"\nrecommendation: {rec.strategy}")
         for reason in rec.reasons:
@@ -126,7 +133,8 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     spec = {"data": args.data, "backbone": backbone, "strategies": strategies, "budgets": _budgets(args.budgets),
             "seeds": args.seeds, "split_seed": args.split_seed, "test_limit": args.test_limit, "test": args.test,
             "target": args.target, "train_options": options, "backbone_options": backbone_options(args, backbone),
-            "backbones": [candidate_label(*c) for c in candidates], "choose": args.choose, "cv_folds": args.cv_folds}
+            "backbones": [candidate_label(*c) for c in candidates], "choose": args.choose, "cv_folds": args.cv_folds,
+            "reference": args.reference}
     race(spec, Path(args.out), advice=not args.no_advice, quiet=args.quiet, as_json=args.json,
          load_options=load_options, task=task, report_to=args.report_to, executor=executor)
 
@@ -226,6 +234,11 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
                    "some class")
     p.add_argument("--cv-folds", type=int, default=5, help="folds of --choose cv (default 5; at most the smallest "
                    "class's labels in a run)")
+    p.add_argument("--reference", default="auto",
+                   help="what 'kept' (how much pretrained competence a run that moved the body kept) is measured on, "
+                        "for backbones without their pretraining classifier: a named example or file of another task "
+                        "(auto, default: 20newsgroups for text, digits for images, unless the race is on it), or none; "
+                        "MobileNetV2 and EfficientNet-Lite are measured against their own ImageNet predictions")
     p.add_argument("--test", help="your own test file (same format and columns as DATA): the test set, never "
                    "sampled from DATA; selection comes from DATA")
     p.add_argument("--target", help="unlabelled examples of the deployment domain (a file like DATA, labels not needed "

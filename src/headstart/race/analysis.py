@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["CHOICE_LINE", "Recommendation", "Row", "TransferVerdict", "accuracy_text", "best_per_budget",
-           "budget_label", "choice_line", "negative_transfer", "recommend", "summarize"]
+           "budget_label", "choice_line", "least_forgetting", "negative_transfer", "recommend", "summarize"]
 
 CLEARLY = 2.0  # "clearly better": more than this many noise units ahead
 
@@ -50,9 +50,26 @@ class Row:
     delta_relative: float
     predict_ms: float | None = None  # milliseconds to predict one test example
     cross_validated: bool = False  # the selection accuracy is out-of-fold within the runs' labels (tiny data)
+    #: pretrained competence kept (``race/forgetting.py``): mean and spread over seeds, None where not measured (a
+    #: body that did not move, a baseline from scratch); drift: 1 − cosine of its features to the pretrained ones
+    kept_mean: float | None = None
+    kept_std: float | None = None
+    drift_mean: float | None = None
+    kept_what: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _no_nan(asdict(self))
+
+
+def _kept(rs: list[dict[str, Any]]) -> tuple[float | None, float | None, float | None, str | None]:
+    """Mean and spread of ``kept``, mean drift and what ``kept`` measures, over the runs that measured it."""
+    measured = [r["forgetting"] for r in rs if (r.get("forgetting") or {}).get("kept") is not None]
+    drifts = [r["forgetting"]["drift"] for r in rs if "drift" in (r.get("forgetting") or {})]
+    if not measured and not drifts:
+        return None, None, None, None
+    kept = [m["kept"] for m in measured]
+    return (float(np.mean(kept)) if kept else None, _std(kept) if kept else None,
+            float(np.mean(drifts)) if drifts else None, measured[0]["what"] if measured else None)
 
 
 def _no_nan(d: dict[str, Any]) -> dict[str, Any]:
@@ -110,6 +127,7 @@ def summarize(records: list[dict[str, Any]], strategies: list[str] | None = None
             _mean(rs, "predict_ms_per_example") if all(r.get("predict_ms_per_example") is not None for r in rs)
             else None,
             "cv" in rs[0],
+            *_kept(rs),
         ))
     return rows
 
@@ -223,6 +241,33 @@ def negative_transfer(records: list[dict[str, Any]]) -> TransferVerdict:
     return TransferVerdict(comps, helps_somewhere if comps else None, "\n".join([f"{message} {rule}", *lines]))
 
 
+def _selection_noise(best: Row) -> float:
+    """The noise of the best row's selection accuracy: the binomial error on its examples, or its seeds' spread."""
+    p = best.sel_acc_mean
+    return max(math.sqrt(2 * p * (1 - p) / max(1, best.n_selection)),
+               best.sel_acc_std / math.sqrt(best.seeds) if best.seeds > 1 else 0.0)
+
+
+def least_forgetting(rows: list[Row]) -> str | None:
+    """One sentence: at the largest budget, among the strategies within selection noise of the best one, which kept
+    the most pretrained competence (None when fewer than two of them measured it). Nothing here chooses."""
+    if not rows:
+        return None
+    top = max({r.budget for r in rows}, key=_budget_order)
+    at = [r for r in rows if r.budget == top]
+    best = max(at, key=lambda r: r.sel_acc_mean)
+    noise = _selection_noise(best)
+    level = [r for r in at if best.sel_acc_mean - r.sel_acc_mean <= noise and r.kept_mean is not None]
+    if len(level) < 2:
+        return None
+    level.sort(key=lambda r: -r.kept_mean)
+    first, others = level[0], level[1:]
+    rest = ", ".join(f"{r.strategy} {r.kept_mean:.0%}" for r in others)
+    return (f"Forgetting at equal accuracy: of the strategies level on selection at {budget_label(top)}/class "
+            f"(within ±{noise:.3f} of the best), {first.strategy} kept the most pretrained competence, "
+            f"{first.kept_mean:.0%} {first.kept_what} ({rest}).")
+
+
 @dataclass
 class Recommendation:
     strategy: str
@@ -244,10 +289,8 @@ def recommend(rows: list[Row], verdict: TransferVerdict) -> Recommendation | Non
     top_budget = max({r.budget for r in rows}, key=_budget_order)
     at = [r for r in rows if r.budget == top_budget]
     best = max(at, key=lambda r: r.sel_acc_mean)
-    p = best.sel_acc_mean
     # n_selection: the held-out examples, or under cross-validation the run's labels (each scored once)
-    noise = max(math.sqrt(2 * p * (1 - p) / max(1, best.n_selection)),
-                best.sel_acc_std / math.sqrt(best.seeds) if best.seeds > 1 else 0.0)
+    noise = _selection_noise(best)
     tied = [r for r in at if best.sel_acc_mean - r.sel_acc_mean <= noise]
     choice = min(tied, key=lambda r: (r.trainable_params, r.seconds))
     on = "in cross-validation within its labels" if best.cross_validated else "on the selection examples"

@@ -83,6 +83,9 @@ class RaceSpec:
                          choices=("auto", "selection", "cv"))
     cv_folds: int = option(5, "folds of the cross-validation that chooses (at most the smallest class's labels in a "
                            "run)", low=2)
+    reference: str = option("auto", "the named example (or file) a probe measures how much pretrained competence a run "
+                            "kept on (race/forgetting.py): auto (20newsgroups for text, digits for images, unless the "
+                            "race is on it), another, or none; never part of a run's key")
     test: str | None = None  # the user's own test file (None: a test part held out of ``data``)
     #: unlabelled examples of the deployment domain, for strategies whose terms draw from them (``coral``)
     target: str | None = None

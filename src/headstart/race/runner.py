@@ -32,6 +32,7 @@ from ..tracking import Tracker
 from ..train import Callback, EpochRecord, FeatureCache, ProgressBar
 from .choosing import cross_validate, resolve_choice
 from .executors import Executor, LocalExecutor
+from .forgetting import measure_forgetting, reference_name
 from .grid import RaceSpec, RunSpec, default_budgets
 from .store import ResultStore
 
@@ -163,6 +164,7 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
         sel_acc, sel_f1, _, _ = _scores(clf, data.selection)
     test_acc, test_f1, predict_seconds, test_pred = _scores(clf, data.test)
     r = clf.result_
+    forgetting = _forgetting(spec, data, clf, backbone, backbone_options, cache)
     epochs = len([e for e in r.records if e.epoch > 0])
     labelled = len(train_idx) + len(val_idx)
     return {
@@ -179,6 +181,7 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
         "best_epoch": r.best_epoch, "stop_reason": r.stop_reason.value, "best_val_acc": r.best_val_acc,
         "delta_l2": r.delta.get("l2"), "delta_relative": r.delta.get("relative"),
         "delta_per_block": r.delta.get("per_block"),
+        **({"forgetting": forgetting} if forgetting is not None else {}),
         "curve": [{"epoch": e.epoch, "stage": e.stage, "train_loss": e.train_loss, "val_loss": e.val_loss,
                    "val_acc": e.val_acc, "seconds": e.seconds, "lr": e.lr, **({"terms": e.terms} if e.terms else {})}
                   for e in r.records],
@@ -187,6 +190,23 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
         "predict_ms_per_example": 1000 * predict_seconds / len(data.test) if len(data.test) else None,
         "test_pred": test_pred,
     }
+
+
+def _forgetting(spec: RaceSpec, data: RaceData, clf: Adapter, backbone: Any, backbone_options: dict[str, Any],
+                cache: FeatureCache) -> dict[str, Any] | None:
+    """How much pretrained competence the run kept (``race/forgetting.py``), for a run that moved a pretrained body;
+    a reference that cannot be had here is said in the record, never a failed run."""
+    if not clf.strategy_.pretrained or not (clf.result_.delta.get("l2") or 0.0) > 0:
+        return None
+    held = data.selection if len(data.selection) else data.test
+    if len(held) == 0:
+        return None
+    reference = reference_name(spec.reference, data.task.modality, data.task.name)
+    try:
+        return measure_forgetting(clf.model_, backbone, backbone_options, held, reference, cache)
+    except HeadstartError as exc:
+        log.warning("forgetting: %s", exc)
+        return {"error": str(exc)}
 
 
 def _cross_validated(spec: RaceSpec, data: RaceData, run: RunSpec, clf: Adapter, backbone: Any,

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import HeadstartError
 from ..paths import given_path
-from ..race.analysis import best_per_budget, choice_line, negative_transfer, recommend, summarize
+from ..race.analysis import best_per_budget, choice_line, least_forgetting, negative_transfer, recommend, summarize
 from ..race.grid import race_entries
 from ..race.runner import grid_records
 from ..race.store import ResultStore
@@ -89,17 +89,21 @@ def write_report(out: str | Path) -> Path:
         configs={s: next(({"config": r.get("config"), "stages": r.get("stages"), "device": r.get("device"),
                            "threads": r.get("threads")} for r in records if r["strategy"] == s), None)
                  for s in entries},
-        versions=versions(), command=reproduce_command(spec, str(out)), hidden=hidden)
+        versions=versions(), command=reproduce_command(spec, str(out)), hidden=hidden,
+        forgetting=least_forgetting(rows))
     (out / "report.html").write_text(render_html(page), encoding="utf-8")
     summary = {"chosen_on": page.choice, "table": [r.to_dict() for r in rows], "chance": chance_acc,
                "negative_transfer": verdict.message, "pretraining_helps": verdict.pretraining_helps,
                "verdict": [asdict(c) for c in verdict.comparisons],
                "recommendation": None if rec is None else rec.to_dict(),
                "advice": advice, "advice_check": page.advice_check, "runs_not_shown": hidden,
+               "forgetting": page.forgetting,
                "reproduce": page.command}
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     _write_csv(out / "results.csv", [r.to_dict() for r in rows])
-    _write_csv(out / "runs.csv", [{k: v for k, v in r.items() if k in RUN_COLUMNS} for r in records])
+    _write_csv(out / "runs.csv", [{**{k: v for k, v in r.items() if k in RUN_COLUMNS},
+                                   "kept": (r.get("forgetting") or {}).get("kept"),
+                                   "drift": (r.get("forgetting") or {}).get("drift")} for r in records])
     return out / "report.html"
 
 

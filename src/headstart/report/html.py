@@ -54,6 +54,7 @@ class Page:
     versions: dict[str, str] = field(default_factory=dict)
     command: str = ""
     hidden: int = 0
+    forgetting: str | None = None  # which strategy kept the most pretrained competence at equal accuracy
 
 
 def _img(path: Path | None, alt: str) -> str:
@@ -71,7 +72,8 @@ def _table(p: Page) -> str:
     chooses = "cross-validated accuracy" if p.rows and p.rows[0].cross_validated else "selection accuracy"
     head = (f"<tr><th>strategy</th><th>labels/class</th><th>seeds</th><th>{chooses}</th>"
             "<th>test accuracy</th><th>test macro-F1</th><th>trainable params</th><th>s / run</th><th>s / epoch</th>"
-            "<th>epochs</th><th>ms / prediction</th><th>stopped</th><th>Δθ (L2)</th><th>Δθ / ‖θ₀‖</th></tr>")
+            "<th>epochs</th><th>ms / prediction</th><th>stopped</th><th>Δθ (L2)</th><th>Δθ / ‖θ₀‖</th>"
+            "<th>kept</th><th>drift</th></tr>")
     body = []
     for r in p.rows:
         cls = ' class="best"' if p.best.get(r.budget) == r.strategy else ""
@@ -84,8 +86,21 @@ def _table(p: Page) -> str:
             f"<td>{accuracy_text(r.f1_mean, r.f1_std)}</td>"
             f"<td>{r.trainable_params:,}</td><td>{r.seconds:.1f}</td><td>{per_epoch}</td><td>{r.epochs:.1f}</td>"
             f"<td>{latency}</td><td>{html.escape(p.stop_reasons.get((r.strategy, r.budget), ''))}</td>"
-            f"<td>{r.delta_l2:.3f}</td><td>{r.delta_relative:.4f}</td></tr>")
+            f"<td>{r.delta_l2:.3f}</td><td>{r.delta_relative:.4f}</td>"
+            f"<td>{'–' if r.kept_mean is None else f'{r.kept_mean:.1%} ± {r.kept_std or 0:.1%}'}</td>"
+            f"<td>{'–' if r.drift_mean is None else f'{r.drift_mean:.3f}'}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
+
+
+def _kept_words(p: Page) -> str:
+    """What the kept and drift columns measure, from the rows that measured them."""
+    what = next((r.kept_what for r in p.rows if r.kept_what), None)
+    if what is None and not any(r.drift_mean is not None for r in p.rows):
+        return ""
+    kept = f"Kept: how much pretrained competence a run kept, {what}. " if what else ""
+    return (kept + "Drift: 1 − the mean cosine between the run's and the pretrained body's features of held "
+            "examples. Both are measured only where a pretrained body moved (–: nothing moved, or from scratch), "
+            "and never choose. ")
 
 
 def _card(kind: str, title: str, body: str) -> str:
@@ -147,6 +162,8 @@ def render_html(p: Page) -> str:
     lines = p.verdict.message.split("\n")
     parts.append(_card(kind, "Negative-transfer check", f"<p><b>{html.escape(lines[0])}</b></p><ul>"
                        + "".join(f"<li>{html.escape(x)}</li>" for x in lines[1:]) + "</ul>"))
+    if p.forgetting:
+        parts.append(_card("warn", "Forgetting", f"<p>{html.escape(p.forgetting)}</p>"))
     if p.advice is not None:
         reasons = "".join(f"<li>{html.escape(x)}</li>" for x in p.advice["reasons"])
         parts.append(_card("warn", f"Advice before the race: <code>{html.escape(p.advice['strategy'])}</code>",
@@ -159,6 +176,7 @@ def render_html(p: Page) -> str:
                  "selection accuracy (test accuracy is only reported). Labels/class counts every label a run saw, "
                  "validation included. s / run is the wall-clock of one fit, ms / prediction the time to predict one "
                  "test example; Δθ is how far the backbone's weights moved from where they started. "
+                 f"{html.escape(_kept_words(p))}"
                  f"<span class='chance'>≈ chance</span>: not clearly above the majority-class rate. "
                  f"{html.escape(p.noise_rule)}</p>" + _table(p))
     parts.append("<h2>Cost against accuracy</h2>" + _img(p.plots.get("cost_accuracy"), "cost against accuracy"))

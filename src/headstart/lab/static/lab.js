@@ -145,6 +145,13 @@ function drawRace() {
   drawCounters();
 }
 
+// how much pretrained competence a run that moved a pretrained body kept (race/forgetting.py), in words
+function keptText(r) {
+  const f = r.forgetting;
+  if (!f || f.kept == null) return "";
+  return ` · kept ${(100 * f.kept).toFixed(0)}% ${f.what} (drift ${f.drift.toFixed(3)})`;
+}
+
 function drawCounters() {
   if (!state.setting) return;
   const now = Date.now() / 1000;
@@ -162,7 +169,8 @@ function drawCounters() {
       meta = (r.seconds_per_epoch ? `${r.seconds_per_epoch.toFixed(2)} s/epoch · ${r.epochs} epochs · ` : "closed form · ")
         + `Δθ ${r.delta_l2 == null ? "–" : r.delta_l2.toFixed(3)}`
         + (r.delta_relative ? ` (${(100 * r.delta_relative).toFixed(2)}%)` : "")
-        + ` · selection ${r.sel_acc.toFixed(3)} · test ${r.test_acc.toFixed(3)} · ${fmt(r.trainable_params)} trainable`;
+        + ` · selection ${r.sel_acc.toFixed(3)} · test ${r.test_acc.toFixed(3)} · ${fmt(r.trainable_params)} trainable`
+        + keptText(r);
     } else if (job && job.state === "running") {
       clock = `${(now - job.started).toFixed(1)} s`;
       status = "training";
