@@ -48,7 +48,7 @@ BACKBONE = {"text": ("minilm-l6", {}), "image": ("mobilenetv2", {"image_size": 6
 # what the benchmark keeps of a run's record: what `summarize` reads, nothing per epoch
 KEEP = ("strategy", "budget", "seed", "per_class", "from_scratch", "sel_acc", "test_acc", "test_macro_f1",
         "n_selection", "n_test", "n_train", "n_val", "trainable_params", "seconds", "seconds_per_epoch", "epochs",
-        "delta_l2", "delta_relative", "stop_reason")
+        "delta_l2", "delta_relative", "stop_reason", "forgetting")
 # the thresholds calibration searches over
 SIZE_LINES = (8, 16, 24, 32, 48, 64, 100, 128, 256)
 CLOSE_LINES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)

@@ -37,7 +37,7 @@ RATES = {"lora": (2e-4, 5e-4, 1e-3, 2e-3), "dora": (2e-4, 5e-4, 1e-3, 2e-3), "ad
 CONV = ["lora", "dora", "adapter", "ia3", "ln-tuning", "bitfit"]
 SEEDS = 3
 KEEP = ("strategy", "budget", "seed", "sel_acc", "test_acc", "seconds", "trainable_params", "n_train", "n_val",
-        "n_test", "epochs", "delta_relative")
+        "n_test", "epochs", "delta_relative", "forgetting")
 
 
 def _key(data: str, spec: str, budget: int, seed: int, lr: float | None) -> str:

@@ -157,8 +157,10 @@ def _open(out: Path, spec: ContinualSpec) -> None:
 
 
 def run_continual(spec: ContinualSpec, tasks: Sequence[Task], out: str | Path, *,
-                  progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Every setting × seed over ``tasks`` in order; the rows of this spec (resumed ones included)."""
+                  progress: Callable[[str], None] | None = None,
+                  only_seeds: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """Every setting × seed over ``tasks`` in order (``only_seeds``: those seeds alone); the rows of this spec (resumed
+    ones included)."""
     from .adapter import Adapter
 
     out = Path(out)
@@ -177,7 +179,7 @@ def run_continual(spec: ContinualSpec, tasks: Sequence[Task], out: str | Path, *
     done = {r["key"]: r for r in read_rows(out)}
     rows = []
     for setting in spec.settings:
-        for seed in range(spec.seeds):
+        for seed in (range(spec.seeds) if only_seeds is None else only_seeds):
             key = _key(setting, seed)
             if key in done:
                 rows.append(done[key])
