@@ -120,7 +120,7 @@ def test_coral_without_target_examples_is_one_sentence():
     with pytest.raises(HeadstartError, match=r"^coral trains on unlabelled examples of the deployment domain; give "
                                              r"them with --target FILE"):
         RaceSpec("toy", "minilm-l6", strategies=["full", "coral"], budgets=[8])
-    with pytest.raises(HeadstartError, match=r"coral trains on unlabelled 'target' examples through its coral term"):
+    with pytest.raises(HeadstartError, match=r"coral trains on unlabelled 'target' examples; give them"):
         Adapter(TEXT, "coral", epochs=1).fit([f"good {i}" if i % 2 else f"bad {i}" for i in range(8)], [0, 1] * 4)
 
 

@@ -291,6 +291,31 @@ class Adapter(ClassifierMixin, BaseEstimator):
             return model.train(), previous
         return self._new_model(strategy, len(train.classes), train.modality), []
 
+    def adapt(self, target: Task | Sequence[Any], method: str = "tent") -> Adapter:
+        """Adjust this fitted model, in place, to unlabelled examples of the deployment domain (test-time adaptation,
+        ``strategies/test_time.py``): ``"bn-adapt"`` recomputes BatchNorm statistics on them, ``"tent"`` trains the
+        normalisation layers' scale and shift to make its predictions on them confident. Returns ``self``; the
+        step is in ``result_.notes``. A model adapted this way predicts; to save one, adapt it again after loading."""
+        from .strategies.runner import run_test_time
+        from .strategies.test_time import test_time_stage
+
+        self._check_fitted()
+        stage = test_time_stage(method)
+        inputs = target.inputs if isinstance(target, Task) else self._inputs(target, "target")
+        if len(inputs) == 0:
+            raise HeadstartError("target takes a non-empty list of unlabelled inputs (or a Task).")
+        inputs = inputs if isinstance(inputs, np.ndarray) else list(inputs)
+        input_modality(inputs, "target", self.modality_)
+        task = Task(inputs, np.zeros(len(inputs), dtype=np.int64), tuple(str(c) for c in self.classes_),
+                    self.modality_, "target", "target")
+        model = self.model_
+        with torch.random.fork_rng(devices=[]):
+            run_test_time(model, stage, task, self.config_, next(model.parameters()).device, self.result_)
+        model.eval()
+        self.adapted_ = method
+        self.result_.boundary = 0  # the body's statistics changed: no cached bottom is this model's any more
+        return self
+
     # -- predicting ----------------------------------------------------------------------------
     def predict_proba(self, X: Task | Sequence[Any]) -> np.ndarray:
         """Class probabilities, columns in ``classes_`` order.
@@ -329,6 +354,9 @@ class Adapter(ClassifierMixin, BaseEstimator):
         from .persist import save_adapter
 
         self._check_fitted()
+        if getattr(self, "adapted_", None):
+            raise HeadstartError(f"This model was adapted at test time ({self.adapted_}) to one set of target "
+                                 "examples; save it before adapting, and adapt it again after loading.")
         return save_adapter(self, given_path(folder, "The folder to save in"))
 
     def merge_adapters(self) -> Adapter:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -248,13 +249,27 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         given_path(item, "an input", "a text, a file or a folder")
     if bank and not folders:
         raise HeadstartError("--adapters is empty; name the model folders, e.g. --adapters tickets/,sentiment/.")
+    if (args.adapt is None) != (args.target is None):
+        raise HeadstartError("--adapt and --target go together: --adapt tent (or bn-adapt) adapts the model to the "
+                             "unlabelled examples --target FILE gives, before predicting.")
     if bank:
+        if args.adapt:
+            raise HeadstartError("--adapt adapts one model's body, and --adapters share one body between several; "
+                                 "adapt one model at a time (headstart predict MODEL --adapt ... --target ...).")
         return _predict_bank(folders, items, args)
     if not items:
         raise HeadstartError("Nothing to predict: give the model folder, then texts, a CSV/JSONL file, image files or "
                              "a folder of images (or --adapters a/,b/ then the inputs).")
     adapter = Adapter.load(folders[0])
     inputs = _expand_inputs(items, adapter.modality_, args.text_column, args.encoding)
+    if args.adapt:
+        from .data import load_unlabelled
+
+        target = load_unlabelled(args.target, tuple(str(c) for c in adapter.classes_), adapter.modality_,
+                                 text_column=args.text_column, encoding=args.encoding)
+        adapter.adapt(target, args.adapt)
+        if not args.json:
+            print(adapter.result_.notes[-1], file=sys.stderr)
     proba = adapter.predict_proba(inputs)
     rows = [{"input": _shown_input(x), **_scored(adapter.classes_, p)} for x, p in zip(inputs, proba)]
     if args.json:
@@ -381,6 +396,12 @@ def add_train_commands(sub: Any, data_options: Any) -> None:
     p.add_argument("--adapters", metavar="A/,B/",
                    help="several model folders of one backbone, loaded onto one body: each input gets every "
                         "model's label")
+    p.add_argument("--adapt", choices=("tent", "bn-adapt"),
+                   help="adapt the model to the deployment domain before predicting (test-time adaptation, no label "
+                        "needed): tent (normalisation layers made confident on the --target examples) or bn-adapt "
+                        "(BatchNorm statistics recomputed on them: conv nets)")
+    p.add_argument("--target", help="with --adapt: unlabelled examples of the deployment domain (a file like the "
+                   "training data, labels never read, or a folder of images)")
     p.add_argument("--text-column", help="column with the texts in a CSV/JSONL input (default: guessed)")
     p.add_argument("--encoding", default="utf-8", help="encoding of a CSV/TSV/JSONL input")
     p.add_argument("--json", action="store_true", help="print JSON")

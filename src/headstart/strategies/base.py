@@ -28,6 +28,8 @@ adapt a backbone; the runner and the loop do the work. Every hook is declared he
   runs with no labelled examples at all;
 - ``uses_descriptions``: as configured, it reads per-class descriptions (zero-shot; prototype's prior; contrastive's
   synthetic texts), so the CLI's ``--class-descriptions`` reaches it;
+- ``test_time`` with ``adapt(...)``: a stage that adjusts the fitted model on unlabelled target examples only
+  (``bn-adapt``, ``tent``: ``strategies/test_time.py``), after the recipe's stages or on any fitted model;
 - ``terms()``: loss terms added to the stage's data term (a guard such as ``l2sp``, a domain-adaptation
   term such as ``coral``: ``headstart/terms/``); each may prepare once, draw batches from an extra source
   of the fit context, own parameters and report its value per epoch;
@@ -123,6 +125,9 @@ class Strategy(ABC):
     trains: ClassVar[str] = "body"
     #: the modalities it applies to (prompt tuning: text only); elsewhere it is refused in one sentence, before work
     modalities: ClassVar[tuple[str, ...]] = ("text", "image")
+    #: a stage that learns from unlabelled target examples only, after the recipe's stages (test-time adaptation:
+    #: ``adapt(model, target, device, batch_size, seed)``, ``strategies/test_time.py``)
+    test_time: ClassVar[bool] = False
     #: the name of a module its ``configure`` adds to blocks (a bottleneck adapter, a soft prompt, a layer's prefix),
     #: whose forward hooks do nothing where a block lacks it: a bank of models on one body attaches each member's
     #: modules while it is active (``bank.py``)
@@ -181,8 +186,10 @@ class Strategy(ABC):
         return not self.uses_labels or self.makes_examples
 
     def sources(self) -> set[str]:
-        """The extra sources (``target``, ...) that some stage's terms draw from: a fit must be given them."""
-        return {t.source for s in self.stages() for t in s.terms() if t.source is not None}
+        """The extra sources (``target``, ...) that some stage's terms, or a test-time stage, draw from: a fit must be
+        given them."""
+        return ({t.source for s in self.stages() for t in s.terms() if t.source is not None}
+                | {"target" for s in self.stages() if s.test_time})
 
     def solve(self, model: AdaptedModel, x_train: torch.Tensor, y_train: np.ndarray, x_val: torch.Tensor,
               y_val: np.ndarray, *, seed: int = 0, classes: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from ..train.model import AdaptedModel, build_param_groups, count_trainable, fir
 from .base import Strategy
 
 __all__ = ["cached_source", "check_modality", "check_sources", "check_validation", "fit_model", "prepare_model",
-           "stack_states", "with_made"]
+           "run_test_time", "stack_states", "with_made"]
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +94,12 @@ def _may_train(model: AdaptedModel, strategy: Strategy) -> set[str]:
 
 
 def check_sources(strategy: Strategy, sources: dict[str, Task]) -> None:
-    """Every extra source a stage's terms draw from was given (one sentence before any training)."""
-    for stage in strategy.stages():
-        for term in stage.terms():
-            if term.source is not None and term.source not in sources:
-                how = " (--target FILE, or Adapter.fit(..., target=...))" if term.source == "target" else ""
-                raise HeadstartError(f"{strategy.spec} trains on unlabelled {term.source!r} examples through its "
-                                     f"{term.name} term; give them{how}.")
+    """Every extra source the strategy draws from (its stages' terms, a test-time stage) was given (one sentence
+    before any training)."""
+    for name in sorted(strategy.sources()):
+        if name not in sources:
+            how = " (--target FILE, or Adapter.fit(..., target=...))" if name == "target" else ""
+            raise HeadstartError(f"{strategy.spec} trains on unlabelled {name!r} examples; give them{how}.")
 
 
 def check_validation(strategy: Strategy, cfg: TrainConfig, val: Task | None) -> None:
@@ -154,7 +153,9 @@ def _fit(model: AdaptedModel, strategy: Strategy, train: Task, val: Task | None,
     result = FitResult(strategy=strategy.spec)
     tic = time.perf_counter()
     for n, stage in enumerate(strategy.stages()):
-        if stage.closed_form:
+        if stage.test_time:
+            run_test_time(model, stage, sources["target"], cfg, device, result)
+        elif stage.closed_form:
             _plan_stage(model, stage, cfg, result, n)
             # features of a body tuned in this run are never reused: keep them in memory, not on disk
             _solve(model, stage, train, val, cfg, cache if n == 0 else FeatureCache(), device, result)
@@ -166,6 +167,15 @@ def _fit(model: AdaptedModel, strategy: Strategy, train: Task, val: Task | None,
     result.seconds = time.perf_counter() - tic
     result.delta = weight_distance(model.backbone, start_weights)
     return result
+
+
+def run_test_time(model: AdaptedModel, stage: Strategy, target: Task, cfg: TrainConfig, device: torch.device,
+                  result: FitResult) -> None:
+    """A test-time stage on the unlabelled ``target`` examples (raw inputs: the body's statistics change)."""
+    source = BatchSource(target.inputs, target.labels, model.backbone.preprocess)
+    note = stage.adapt(model, source, device, cfg.batch_size, cfg.seed)
+    result.stages.append({"stage": stage.spec, "test_time": True})
+    result.notes.append(note)
 
 
 def check_label_free(strategy: Strategy) -> None:

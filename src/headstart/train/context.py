@@ -42,6 +42,9 @@ class FitContext:
     #: frozen heads of the task(s) the model learned before this fit (continual learning), empty for a fit from the
     #: pretrained body: what a guard against forgetting keeps (``train/reference.py``)
     previous: list[torch.nn.Module] = field(default_factory=list)
+    #: optimiser steps the stage plans (set by the loop once it has planned its epochs): a term's schedule (DANN's
+    #: gradient-reversal coefficient) reads its progress against it
+    total_steps: int = 0
     _cursors: dict[str, _Cursor] = field(default_factory=dict, repr=False)
 
     @property

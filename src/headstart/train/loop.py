@@ -219,9 +219,11 @@ class _Run:
         self.model, self.ctx, self.objective, self.terms, self.result = model, ctx, objective, terms, result
         self.cfg, self.stage, self.device, self.boundary = cfg, stage, ctx.device, ctx.boundary
         self.validates = objective.validates and ctx.val is not None
+        objective.bind(ctx)
         objective.prepare(model, ctx.train, ctx.boundary, ctx.device)
         self.steps_per_epoch = objective.steps_per_epoch(len(ctx.train), cfg.batch_size)
         self.epochs = cfg.plan_epochs(default_epochs, min_steps, self.steps_per_epoch)
+        ctx.total_steps = self.steps_per_epoch * self.epochs
         self.optimizer = torch.optim.AdamW(groups, lr=groups[0]["lr"], weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(self.steps_per_epoch * self.epochs, cfg.warmup))

@@ -6,9 +6,11 @@ callbacks, interrupts, the NaN policy); an ``Objective`` says only
 - ``steps(n, batch_size, generator)``: the index lists of one epoch (default: a shuffled partition);
 - ``loss(model, batch, boundary)``: the data term of one step (default: cross-entropy of the head);
 - ``penalty(model)``: a term on the weights added every step (L2-SP, EWC; default: none);
+- ``bind(ctx)``: the stage's fit context, before ``prepare`` (its extra sources, such as unlabelled target
+  examples drawn with ``ctx.draw``; a generator of its own); kept as ``self.ctx``;
 - ``prepare(model, train, boundary, device)``: called once before the first step, to snapshot the
-  starting weights, precompute a frozen teacher's outputs on the training items (LwF), or open a
-  second batch stream (unlabelled target data for domain adaptation) that ``loss`` then draws from;
+  starting weights, precompute a frozen teacher's outputs on the training items, estimate per-example
+  weights (importance weighting) or open a second batch stream that ``loss`` then draws from;
 - ``validates``: False for an objective with nothing held out (contrastive training sees the
   validation labels too): the loop then records training loss only and never early-stops.
 
@@ -59,6 +61,12 @@ class Objective:
 
     def steps_per_epoch(self, n: int, batch_size: int) -> int:
         return math.ceil(n / batch_size)
+
+    ctx = None  # the stage's FitContext, once bound
+
+    def bind(self, ctx) -> None:
+        """The stage's fit context (``FitContext``), before ``prepare``."""
+        self.ctx = ctx
 
     def prepare(self, model: AdaptedModel, train: BatchSource, boundary: int,  # noqa: B027 (optional hook)
               device: torch.device) -> None:
