@@ -35,15 +35,30 @@ def _table(rows: list[Any], best: dict[Any, str]) -> str:
     from .race.analysis import accuracy_text, budget_label
 
     w = max([13, *(len(r.strategy) for r in rows)])  # "probe on efficientnet-lite0" in a race over backbones
+    ood = any(r.ood_mean is not None for r in rows)
+    iwv = any(r.iwv_mean is not None for r in rows)
     lines = [f"{'strategy':<{w + 1}} {'labels/class':>12} {'selection':>9} {'test acc':>15} {'test macro-F1':>15} "
-             f"{'trainable':>12} {'s/run':>7} {'Δθ':>8} {'kept':>6}"]
+             f"{'trainable':>12} {'s/run':>7} {'Δθ':>8} {'kept':>6}"
+             + (f" {'OOD acc':>15} {'gap':>7}" if ood else "") + (f" {'IWV':>6}" if iwv else "")]
     for r in rows:
         mark = "*" if best.get(r.budget) == r.strategy else " "
         kept = "—" if r.kept_mean is None else f"{r.kept_mean:.0%}"
+        extra = ""
+        if ood:
+            extra += (f" {'—':>15} {'—':>7}" if r.ood_mean is None else
+                      f" {accuracy_text(r.ood_mean, r.ood_std):>15} {r.ood_mean - r.acc_mean:>+7.3f}")
+        if iwv:
+            extra += f" {'—' if r.iwv_mean is None else f'{r.iwv_mean:.3f}':>6}"
         lines.append(f"{r.strategy:<{w}}{mark} {budget_label(r.budget):>12} {r.sel_acc_mean:>9.3f} "
                      f"{accuracy_text(r.acc_mean, r.acc_std):>15} {accuracy_text(r.f1_mean, r.f1_std):>15} "
                      f"{r.trainable_params:>12,} {r.seconds:>7.1f} "
-                     f"{r.delta_l2:>8.3f} {kept:>6}")
+                     f"{r.delta_l2:>8.3f} {kept:>6}{extra}")
+    if ood:
+        lines.append("OOD acc: accuracy on the deployment test set (--ood-test), gap: OOD minus in-domain test; "
+                     "reported only, never used to choose")
+    if iwv:
+        lines.append("IWV: selection accuracy weighted towards the --target examples (importance-weighted "
+                     "validation): an estimate for the deployment domain that needs none of its labels")
     what = next((r.kept_what for r in rows if r.kept_what), None)
     if what:
         lines.append(f"kept: how much pretrained competence a run kept, {what} (— : nothing pretrained moved)")
@@ -55,9 +70,16 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
          executor: Any = None) -> None:
     """Advise (once), run what is missing of the grid, write the report, print the outcome."""
     from .race import RaceSpec, ResultStore, advise, prepare_race, run_race, summarize
-    from .race.analysis import best_per_budget, choice_line, least_forgetting, negative_transfer, recommend
+    from .race.analysis import (
+        best_per_budget,
+        choice_line,
+        deployment_lines,
+        least_forgetting,
+        negative_transfer,
+        recommend,
+    )
     from .race.grid import entry_label
-    from .report import advice_check, write_report
+    from .report import advice_check, gap_line, write_report
     from .tracking import make_trackers
 
     spec = RaceSpec(**spec_kwargs)
@@ -99,6 +121,12 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
     forgot = least_forgetting(rows)
     if forgot:
         print(forgot)
+    for line in deployment_lines(rows):
+        print(line)
+    with ResultStore(out / "results.sqlite") as store:
+        gap = store.get_meta("deployment_gap")
+    if gap:
+        print(gap_line(gap))
     if rec is not None:
         print(f"\nrecommendation: {rec.strategy}")
         for reason in rec.reasons:
@@ -134,7 +162,7 @@ def _cmd_compare(args: argparse.Namespace) -> None:
             "seeds": args.seeds, "split_seed": args.split_seed, "test_limit": args.test_limit, "test": args.test,
             "target": args.target, "train_options": options, "backbone_options": backbone_options(args, backbone),
             "backbones": [candidate_label(*c) for c in candidates], "choose": args.choose, "cv_folds": args.cv_folds,
-            "reference": args.reference}
+            "reference": args.reference, "ood_test": args.ood_test}
     race(spec, Path(args.out), advice=not args.no_advice, quiet=args.quiet, as_json=args.json,
          load_options=load_options, task=task, report_to=args.report_to, executor=executor)
 
@@ -239,6 +267,10 @@ def add_race_commands(sub: Any, data_options: Any) -> None:
                         "for backbones without their pretraining classifier: a named example or file of another task "
                         "(auto, default: 20newsgroups for text, digits for images, unless the race is on it), or none; "
                         "MobileNetV2 and EfficientNet-Lite are measured against their own ImageNet predictions")
+    p.add_argument("--ood-test", metavar="FILE",
+                   help="a labelled test set from the deployment domain (same columns as DATA): every run is also "
+                        "scored there, beside its in-domain test accuracy, with the gap; only reported, never used to "
+                        "choose. With --target or alone it also measures the deployment gap")
     p.add_argument("--test", help="your own test file (same format and columns as DATA): the test set, never "
                    "sampled from DATA; selection comes from DATA")
     p.add_argument("--target", help="unlabelled examples of the deployment domain (a file like DATA, labels not needed "

@@ -18,6 +18,7 @@ __all__ = ["PATH_ARGUMENTS", "check_path_arguments", "given_path"]
 #: attribute of a parsed command line -> how its message names it
 PATH_ARGUMENTS = {"data": "DATA", "out": "--out", "test": "--test", "target": "--target", "model": "MODEL",
                   "class_descriptions": "--class-descriptions", "from_model": "--from",
+                  "ood_test": "--ood-test",
                   "folder": "FOLDER", "inputs": "an input", "examples": "an --examples input"}
 
 

@@ -10,20 +10,20 @@ from .task import Task
 __all__ = ["align_test"]
 
 
-def align_test(task: Task, test: Task) -> tuple[Task, np.ndarray]:
+def align_test(task: Task, test: Task, what: str = "The test file") -> tuple[Task, np.ndarray]:
     """``test`` re-expressed in ``task``'s classes, and the indices of ``task`` that copy a test example.
 
     A test label the training data lack is an error (no run could predict it); exact copies of test
     texts or images in the training data are returned so that they are kept out of every run.
     """
     if test.modality != task.modality:
-        raise HeadstartError(f"The test file {test.source or test.name} holds {test.modality}s but the training data "
-                             f"hold {task.modality}s; give a test file of the same kind.")
+        raise HeadstartError(f"{what} {test.source or test.name} holds {test.modality}s but the training data "
+                             f"hold {task.modality}s; give a file of the same kind.")
     present = sorted({test.classes[i] for i in np.unique(test.labels)})
     unknown = [c for c in present if c not in task.classes]
     if unknown:
         raise HeadstartError(
-            f"The test file {test.source or test.name} has labels the training data lack: {unknown[:5]}. "
+            f"{what} {test.source or test.name} has labels the training data lack: {unknown[:5]}. "
             f"Training classes: {list(task.classes)[:20]}. Fix the labels, or remove those test rows.")
     index = {c: i for i, c in enumerate(task.classes)}
     labels = np.array([index[test.classes[i]] for i in test.labels], dtype=np.int64)

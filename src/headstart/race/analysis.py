@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["CHOICE_LINE", "Recommendation", "Row", "TransferVerdict", "accuracy_text", "best_per_budget",
-           "budget_label", "choice_line", "least_forgetting", "negative_transfer", "recommend", "summarize"]
+           "budget_label", "choice_line", "deployment_lines", "least_forgetting", "negative_transfer", "recommend",
+           "summarize"]
 
 CLEARLY = 2.0  # "clearly better": more than this many noise units ahead
 
@@ -56,6 +57,12 @@ class Row:
     kept_std: float | None = None
     drift_mean: float | None = None
     kept_what: str | None = None
+    #: the deployment domain (``--ood-test``: its labelled test set, only reported; ``--target``: importance-weighted
+    #: validation and the prediction entropy on its examples, which need none of its labels)
+    ood_mean: float | None = None
+    ood_std: float | None = None
+    iwv_mean: float | None = None
+    target_entropy: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _no_nan(asdict(self))
@@ -70,6 +77,13 @@ def _kept(rs: list[dict[str, Any]]) -> tuple[float | None, float | None, float |
     kept = [m["kept"] for m in measured]
     return (float(np.mean(kept)) if kept else None, _std(kept) if kept else None,
             float(np.mean(drifts)) if drifts else None, measured[0]["what"] if measured else None)
+
+
+def _measured(rs: list[dict[str, Any]], key: str, spread: bool = False) -> tuple[float | None, ...]:
+    """Mean (and spread) of a score only some races measure; None where none of the runs did."""
+    values = [r[key] for r in rs if r.get(key) is not None]
+    mean = float(np.mean(values)) if values else None
+    return (mean, _std(values) if values else None) if spread else (mean,)
 
 
 def _no_nan(d: dict[str, Any]) -> dict[str, Any]:
@@ -128,6 +142,7 @@ def summarize(records: list[dict[str, Any]], strategies: list[str] | None = None
             else None,
             "cv" in rs[0],
             *_kept(rs),
+            *_measured(rs, "ood_acc", spread=True), *_measured(rs, "iwv_acc"), *_measured(rs, "target_entropy"),
         ))
     return rows
 
@@ -266,6 +281,48 @@ def least_forgetting(rows: list[Row]) -> str | None:
     return (f"Forgetting at equal accuracy: of the strategies level on selection at {budget_label(top)}/class "
             f"(within ±{noise:.3f} of the best), {first.strategy} kept the most pretrained competence, "
             f"{first.kept_mean:.0%} {first.kept_what} ({rest}).")
+
+
+def deployment_lines(rows: list[Row]) -> list[str]:
+    """What the race says of the deployment domain: which entry keeps the most accuracy on its labelled test set
+    (LP-FT against plain fine-tuning where both ran), and which one importance-weighted validation picks without its
+    labels, with how often that matched the deployment test set's best. Nothing here chooses the recommendation."""
+    if not rows:
+        return []
+    lines = []
+    budgets = sorted({r.budget for r in rows}, key=_budget_order)
+    top = [r for r in rows if r.budget == budgets[-1]]
+    ood = [r for r in top if r.ood_mean is not None]
+    if ood:
+        best = max(ood, key=lambda r: r.ood_mean)
+        lines.append(f"Out of domain at {budget_label(budgets[-1])}/class: {best.strategy} keeps the most accuracy on "
+                     f"the deployment test set, {best.ood_mean:.3f} ({best.acc_mean:.3f} in domain, a gap of "
+                     f"{best.ood_mean - best.acc_mean:+.3f}); reported only, never used to choose.")
+        by = {r.strategy: r for r in ood}
+        if "full" in by and "full[head_init=random]" in by:
+            lp, plain = by["full"], by["full[head_init=random]"]
+            lines.append(f"LP-FT (full, from the probe's head) {lp.ood_mean:.3f} against plain fine-tuning "
+                         f"(full[head_init=random]) {plain.ood_mean:.3f} out of domain; in domain "
+                         f"{lp.acc_mean:.3f} against {plain.acc_mean:.3f}.")
+    picks = []
+    for b in budgets:
+        at = [r for r in rows if r.budget == b and r.iwv_mean is not None]
+        if at:
+            pick = max(at, key=lambda r: r.iwv_mean)
+            oracle = max((r for r in at if r.ood_mean is not None), key=lambda r: r.ood_mean, default=None)
+            picks.append((b, pick, oracle))
+    if picks:
+        b, pick, oracle = picks[-1]
+        line = (f"Without the deployment domain's labels, importance-weighted validation (selection accuracy weighted "
+                f"towards the --target examples) picks {pick.strategy} at {budget_label(b)}/class "
+                f"({pick.iwv_mean:.3f})")
+        judged = [(p, o) for _, p, o in picks if o is not None]
+        if judged:
+            agree = sum(p.strategy == o.strategy for p, o in judged)
+            line += (f"; the deployment test set's best there is {oracle.strategy} ({oracle.ood_mean:.3f}); the two "
+                     f"agreed at {agree} of {len(judged)} budget(s)")
+        lines.append(line + ".")
+    return lines
 
 
 @dataclass

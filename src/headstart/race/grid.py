@@ -89,6 +89,8 @@ class RaceSpec:
     test: str | None = None  # the user's own test file (None: a test part held out of ``data``)
     #: unlabelled examples of the deployment domain, for strategies whose terms draw from them (``coral``)
     target: str | None = None
+    #: a labelled test set from the deployment domain: every run is also scored there, and it never chooses
+    ood_test: str | None = None
     train_options: dict[str, Any] = field(default_factory=dict)
     backbone_options: dict[str, Any] = field(default_factory=dict)  # every candidate's, below its own
     #: two or more candidates raced side by side (``compare --backbones``), each ``name`` or ``name[key=value]``;
@@ -229,7 +231,7 @@ class RaceSpec:
         return "; ".join(parts) + "." if parts else None
 
     def run_identity(self, run: RunSpec, data_fingerprint: str, test_fingerprint: str | None = None,
-                     target_fingerprint: str | None = None) -> dict[str, Any]:
+                     target_fingerprint: str | None = None, ood_fingerprint: str | None = None) -> dict[str, Any]:
         """Everything that determines ``run``'s result, after every default is resolved (the target examples'
         fingerprint only for a strategy that trains on them, so no other run's key depends on them)."""
         cfg = TrainConfig(**{**self.train_options_for(run.strategy), "seed": run.seed})
@@ -248,15 +250,17 @@ class RaceSpec:
                 **({"draw": "unvalidated"} if run.budget is not None and 0 < run.budget < VALIDATED_FROM else {}),
                 # chosen by cross-validation: no selection part (another pool), and the score is out-of-fold
                 **({"choose": "cv", "cv_folds": self.cv_folds} if self.choose == "cv" else {}),
-                **({"target": target_fingerprint} if "target" in strategy.sources() else {})}
+                **({"target": target_fingerprint} if "target" in strategy.sources() else {}),
+                # scored on a deployment test set too: a run without those scores is not this run
+                **({"ood_test": ood_fingerprint} if ood_fingerprint else {})}
 
     def options_for(self, strategy: str) -> dict[str, Any]:
         """The training and strategy options of one strategy's runs (``--set lora.rank=4`` reaches lora only)."""
         return options_for(self.train_options, strategy)
 
     def run_key(self, run: RunSpec, data_fingerprint: str, test_fingerprint: str | None = None,
-                target_fingerprint: str | None = None) -> str:
-        payload = self.run_identity(run, data_fingerprint, test_fingerprint, target_fingerprint)
+                target_fingerprint: str | None = None, ood_fingerprint: str | None = None) -> str:
+        payload = self.run_identity(run, data_fingerprint, test_fingerprint, target_fingerprint, ood_fingerprint)
         return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
     def to_dict(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from ..strategies.runner import check_modality
 from ..tracking import Tracker
 from ..train import Callback, EpochRecord, FeatureCache, ProgressBar
 from .choosing import cross_validate, resolve_choice
+from .domains import deployment_gap, importance_weighted_accuracy, prediction_entropy, selection_weights
 from .executors import Executor, LocalExecutor
 from .forgetting import measure_forgetting, reference_name
 from .grid import RaceSpec, RunSpec, default_budgets
@@ -41,6 +42,7 @@ __all__ = ["RaceData", "grid_records", "prepare_race", "run_race"]
 log = logging.getLogger(__name__)
 
 BackboneFactory = Callable[[bool], Backbone]
+ENTROPY_EXAMPLES = 500  # target examples each run's prediction entropy is measured on
 
 
 @dataclass
@@ -56,6 +58,11 @@ class RaceData:
     target_fingerprint: str | None = None
     choose: str = "selection"  # or "cv": no selection part, each run cross-validated within its labels
     cv_folds: int = 5
+    ood: Task | None = None  # a labelled test set of the deployment domain (``--ood-test``): only scored
+    ood_fingerprint: str | None = None
+    #: per selection example, the density ratio of the deployment domain to the labelled one (with ``--target``):
+    #: importance-weighted validation scores a run's selection accuracy as if on the deployment domain
+    selection_weights: list[float] | None = None
 
     def describe(self) -> dict[str, Any]:
         """What the store keeps about the data (the report and the CLI read it): sizes, sources, and the test
@@ -69,7 +76,9 @@ class RaceData:
                 "fingerprint": self.fingerprint, "test_fingerprint": self.test_fingerprint, "notes": self.notes,
                 "choose": self.choose, **({"cv_folds": self.cv_folds} if self.choose == "cv" else {}),
                 **({} if self.target is None else {"target": len(self.target), "target_source": self.target.source,
-                                                   "target_fingerprint": self.target_fingerprint})}
+                                                   "target_fingerprint": self.target_fingerprint}),
+                **({} if self.ood is None else {"ood_test": len(self.ood), "ood_source": self.ood.source,
+                                                "ood_fingerprint": self.ood_fingerprint})}
 
 
 def prepare_race(spec: RaceSpec, task: Task | None = None, test_task: Task | None = None, *,
@@ -121,9 +130,34 @@ def prepare_race(spec: RaceSpec, task: Task | None = None, test_task: Task | Non
     target = None if spec.target is None else load_unlabelled(
         spec.target, task.classes, task.modality, **{k: v for k, v in (load_options or {}).items()
                                                      if k in ("text_column", "encoding")})
+    if target is not None and _has_labels(spec.target, load_options):
+        notes.append(f"--target {spec.target} has a label column: its examples are used unlabelled (labels never "
+                     "read; to score runs on the deployment domain's labels, give them as --ood-test)")
+        log.warning("%s", notes[-1])
+    ood = None
+    if spec.ood_test is not None:
+        check_source_kind(spec.ood_test, task.modality, "--ood-test")
+        ood, _ = align_test(task, load_task(spec.ood_test, **(load_options or {})), "The --ood-test file")
+        if spec.test_limit is not None:
+            ood = ood.subset(stratified_subset(ood, np.arange(len(ood)), spec.test_limit, seed=spec.split_seed))
     return RaceData(task, splits, task.subset(selection_index), test_task.subset(test_index), task.fingerprint(),
                     test_task.fingerprint() if test_task is not task else None, notes, target,
-                    None if target is None else target.fingerprint(), spec.choose, spec.cv_folds)
+                    None if target is None else target.fingerprint(), spec.choose, spec.cv_folds, ood,
+                    None if ood is None else ood.fingerprint())
+
+
+def _has_labels(source: str, load_options: dict[str, Any] | None) -> bool:
+    """A target file that holds labels too (a table with a label column, a folder of class folders)."""
+    from ..data.load import TABLE_SUFFIXES
+
+    path = Path(source)
+    if path.suffix.lower() not in TABLE_SUFFIXES and not path.is_dir():
+        return False
+    try:
+        labelled = load_task(source, **{k: v for k, v in (load_options or {}).items() if k != "label_column"})
+    except HeadstartError:
+        return False
+    return len(labelled.classes) > 1
 
 
 def _scores(clf: Adapter, part: Task) -> tuple[float | None, float | None, float, list[int]]:
@@ -156,15 +190,25 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
     else:  # below VALIDATED_FROM per class nothing is held out: only strategies that need no validation run there
         clf.fit(task.subset(train_idx), val=task.subset(val_idx) if len(val_idx) else None, target=target)
     fit_seconds = time.perf_counter() - tic
-    cv = None
+    cv, sel_pred = None, []
     if data.choose == "cv":  # the selection score: out-of-fold predictions of the run's own labels
         cv = _cross_validated(spec, data, run, clf, backbone, backbone_options, cache, train_idx, val_idx, target)
         sel_acc, sel_f1 = cv["acc"], cv["macro_f1"]
     else:
-        sel_acc, sel_f1, _, _ = _scores(clf, data.selection)
+        sel_acc, sel_f1, _, sel_pred = _scores(clf, data.selection)
     test_acc, test_f1, predict_seconds, test_pred = _scores(clf, data.test)
     r = clf.result_
     forgetting = _forgetting(spec, data, clf, backbone, backbone_options, cache)
+    deployment: dict[str, Any] = {}
+    if data.ood is not None:
+        deployment["ood_acc"], deployment["ood_macro_f1"], _, _ = _scores(clf, data.ood)
+        deployment["n_ood"] = len(data.ood)
+    if data.target is not None:
+        if data.selection_weights is not None and data.choose != "cv":
+            deployment["iwv_acc"] = importance_weighted_accuracy(sel_pred, data.selection.labels,
+                                                                 data.selection_weights)
+        shown = data.target.subset(np.arange(min(len(data.target), ENTROPY_EXAMPLES)))
+        deployment["target_entropy"] = prediction_entropy(clf.predict_proba(shown))
     epochs = len([e for e in r.records if e.epoch > 0])
     labelled = len(train_idx) + len(val_idx)
     return {
@@ -182,6 +226,7 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
         "delta_l2": r.delta.get("l2"), "delta_relative": r.delta.get("relative"),
         "delta_per_block": r.delta.get("per_block"),
         **({"forgetting": forgetting} if forgetting is not None else {}),
+        **deployment,
         "curve": [{"epoch": e.epoch, "stage": e.stage, "train_loss": e.train_loss, "val_loss": e.val_loss,
                    "val_acc": e.val_acc, "seconds": e.seconds, "lr": e.lr, **({"terms": e.terms} if e.terms else {})}
                   for e in r.records],
@@ -254,6 +299,11 @@ def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None, test_
         spec = replace(spec, backbone=pin(spec.backbone))
     data = data or prepare_race(spec, task, test_task, load_options=load_options)
     out.mkdir(parents=True, exist_ok=True)
+    if data.target is not None and data.selection_weights is None and len(data.selection):
+        name, options = spec.backbone_of(spec.backbones[0] if spec.backbones else None)
+        data.selection_weights = selection_weights(backbone or name, options, data.selection, data.target,
+                                                   feature_cache or FeatureCache(cache_dir() / "features"),
+                                                   seed=spec.split_seed)
     with _race_lock(out):
         return _run_grid(spec, out, data, backbone, progress, feature_cache, on_run_end, trackers, run_callbacks,
                          record_grid, executor or LocalExecutor())
@@ -282,11 +332,12 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
               trackers: Sequence[Tracker], run_callbacks: Callable[[RunSpec], Sequence[Callback]] | None,
               record_grid: bool, executor: Executor) -> list[dict[str, Any]]:
     store = ResultStore(out / "results.sqlite")
-    keys = {run: spec.run_key(run, data.fingerprint, data.test_fingerprint, data.target_fingerprint)
-            for run in spec.runs()}
+    keys = {run: spec.run_key(run, data.fingerprint, data.test_fingerprint, data.target_fingerprint,
+                              data.ood_fingerprint) for run in spec.runs()}
     if record_grid or store.get_meta("spec") is None:
         store.set_meta("spec", spec.to_dict())
         store.set_meta("data", data.describe())
+    _record_gap(store, spec, data, backbone, feature_cache)
     if record_grid:
         store.set_meta("grid", sorted(keys.values()))
     done = store.done_keys()
@@ -303,7 +354,8 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
 
     def callbacks_for(run: RunSpec) -> list[Callback]:
         """The run's training callbacks: the caller's, trackers' (started here, in the driver) and a bar."""
-        identity = spec.run_identity(run, data.fingerprint, data.test_fingerprint, data.target_fingerprint)
+        identity = spec.run_identity(run, data.fingerprint, data.test_fingerprint, data.target_fingerprint,
+                                     data.ood_fingerprint)
         params = {"run": {"strategy": run.entry, "budget": run.budget, "seed": run.seed}, "key": keys[run],
                   **identity}
         callbacks = list(run_callbacks(run)) if run_callbacks is not None else []
@@ -336,6 +388,26 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
     records = store.records(set(keys.values()))
     store.close()
     return records
+
+
+def _record_gap(store: ResultStore, spec: RaceSpec, data: RaceData, backbone: Any,
+                feature_cache: FeatureCache | None) -> None:
+    """The deployment gap (``race/domains.py``) between the pool and the deployment examples (``--target``, else the
+    ``--ood-test`` inputs), measured once per data and backbone and kept in the store."""
+    deployment, against = ((data.target, "target") if data.target is not None else
+                           (data.ood, "ood-test") if data.ood is not None else (None, None))
+    if deployment is None:
+        return
+    name, options = spec.backbone_of(spec.backbones[0] if spec.backbones else None)
+    wanted = {"data": data.fingerprint, "deployment": deployment.fingerprint(), "backbone": str(name),
+              "backbone_options": options}
+    saved = store.get_meta("deployment_gap")
+    if saved is not None and all(saved.get(k) == v for k, v in wanted.items()):
+        return
+    gap = deployment_gap(backbone or name, options, data.task.subset(data.splits.pool), deployment,
+                         feature_cache or FeatureCache(cache_dir() / "features"), against=against,
+                         seed=spec.split_seed)
+    store.set_meta("deployment_gap", {**gap, **wanted})
 
 
 def _replay(record: dict[str, Any], callbacks: Sequence[Callback]) -> None:

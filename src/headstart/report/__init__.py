@@ -10,7 +10,15 @@ from typing import Any
 
 from ..errors import HeadstartError
 from ..paths import given_path
-from ..race.analysis import best_per_budget, choice_line, least_forgetting, negative_transfer, recommend, summarize
+from ..race.analysis import (
+    best_per_budget,
+    choice_line,
+    deployment_lines,
+    least_forgetting,
+    negative_transfer,
+    recommend,
+    summarize,
+)
 from ..race.grid import race_entries
 from ..race.runner import grid_records
 from ..race.store import ResultStore
@@ -18,6 +26,7 @@ from .details import (
     chance,
     class_report,
     epoch_cap_warning,
+    gap_line,
     loss_terms,
     misclassified,
     near_chance,
@@ -29,7 +38,7 @@ from .details import (
 from .html import Page, render_html
 from .plots import cost_accuracy, learning_curve, training_curves
 
-__all__ = ["advice_check", "write_report"]
+__all__ = ["advice_check", "gap_line", "write_report"]
 
 
 def advice_check(advice: dict[str, Any] | None, recommended: str | None) -> str | None:
@@ -58,6 +67,7 @@ def write_report(out: str | Path) -> Path:
     with ResultStore(out / "results.sqlite") as store:
         spec, data = store.get_meta("spec"), store.get_meta("data")
         advice = store.get_meta("advice")
+        gap = store.get_meta("deployment_gap")
         records, hidden = grid_records(store)
     if not records:
         raise HeadstartError(f"{out} has no finished run of its grid yet; wait for the first one, then run again.")
@@ -90,14 +100,15 @@ def write_report(out: str | Path) -> Path:
                            "threads": r.get("threads")} for r in records if r["strategy"] == s), None)
                  for s in entries},
         versions=versions(), command=reproduce_command(spec, str(out)), hidden=hidden,
-        forgetting=least_forgetting(rows))
+        forgetting=least_forgetting(rows),
+        deployment=[*deployment_lines(rows), *([gap_line(gap)] if gap else [])])
     (out / "report.html").write_text(render_html(page), encoding="utf-8")
     summary = {"chosen_on": page.choice, "table": [r.to_dict() for r in rows], "chance": chance_acc,
                "negative_transfer": verdict.message, "pretraining_helps": verdict.pretraining_helps,
                "verdict": [asdict(c) for c in verdict.comparisons],
                "recommendation": None if rec is None else rec.to_dict(),
                "advice": advice, "advice_check": page.advice_check, "runs_not_shown": hidden,
-               "forgetting": page.forgetting,
+               "forgetting": page.forgetting, "deployment": page.deployment, "deployment_gap": gap,
                "reproduce": page.command}
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     _write_csv(out / "results.csv", [r.to_dict() for r in rows])

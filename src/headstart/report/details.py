@@ -101,6 +101,18 @@ def noise_rule(rows: list[Row]) -> str:
             "rate is marked as at chance.")
 
 
+def gap_line(gap: dict[str, Any]) -> str:
+    """The deployment gap (``race/domains.py``) in words a user reads."""
+    a = gap["a_distance"]
+    words = ("indistinguishable" if a < 0.2 else "close" if a < 0.8 else "clearly apart" if a < 1.6
+             else "almost entirely separable")
+    against = "the --target examples" if gap["against"] == "target" else "the --ood-test examples"
+    return (f"Deployment gap between the labelled data and {against}: proxy A-distance {a:.2f} ({words}; 0 when a "
+            f"domain classifier cannot tell them apart, 2 when it always can), MMD {gap['mmd']:.3f} (0: the same "
+            f"distribution), on the pretrained features of {gap['n_labelled']:,} and {gap['n_deployment']:,} "
+            "examples. The advisor's gap is another one: between the data and the backbone's pretraining.")
+
+
 def versions() -> dict[str, str]:
     import sklearn
     import torch
@@ -124,6 +136,11 @@ def reproduce_command(spec: dict[str, Any], out: str) -> str:
         args += ["--choose", "cv", "--cv-folds", str(spec.get("cv_folds", 5))]
     if spec.get("test"):
         args += ["--test", spec["test"]]
+    for key, flag in (("target", "--target"), ("ood_test", "--ood-test")):
+        if spec.get(key):
+            args += [flag, spec[key]]
+    if spec.get("reference", "auto") != "auto":
+        args += ["--reference", spec["reference"]]
     if spec.get("test_limit"):
         args += ["--test-limit", str(spec["test_limit"])]
     for key, value in (spec.get("backbone_options") or {}).items():

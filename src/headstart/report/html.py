@@ -55,6 +55,7 @@ class Page:
     command: str = ""
     hidden: int = 0
     forgetting: str | None = None  # which strategy kept the most pretrained competence at equal accuracy
+    deployment: list[str] = field(default_factory=list)  # out-of-domain accuracy, the unsupervised choice, the gap
 
 
 def _img(path: Path | None, alt: str) -> str:
@@ -70,10 +71,13 @@ def _budget(r: Row) -> str:
 
 def _table(p: Page) -> str:
     chooses = "cross-validated accuracy" if p.rows and p.rows[0].cross_validated else "selection accuracy"
+    ood = any(r.ood_mean is not None for r in p.rows)
+    iwv = any(r.iwv_mean is not None or r.target_entropy is not None for r in p.rows)
     head = (f"<tr><th>strategy</th><th>labels/class</th><th>seeds</th><th>{chooses}</th>"
             "<th>test accuracy</th><th>test macro-F1</th><th>trainable params</th><th>s / run</th><th>s / epoch</th>"
             "<th>epochs</th><th>ms / prediction</th><th>stopped</th><th>Δθ (L2)</th><th>Δθ / ‖θ₀‖</th>"
-            "<th>kept</th><th>drift</th></tr>")
+            "<th>kept</th><th>drift</th>" + ("<th>OOD accuracy</th><th>OOD − test</th>" if ood else "")
+            + ("<th>IWV</th><th>target entropy</th>" if iwv else "") + "</tr>")
     body = []
     for r in p.rows:
         cls = ' class="best"' if p.best.get(r.budget) == r.strategy else ""
@@ -88,8 +92,18 @@ def _table(p: Page) -> str:
             f"<td>{latency}</td><td>{html.escape(p.stop_reasons.get((r.strategy, r.budget), ''))}</td>"
             f"<td>{r.delta_l2:.3f}</td><td>{r.delta_relative:.4f}</td>"
             f"<td>{'–' if r.kept_mean is None else f'{r.kept_mean:.1%} ± {r.kept_std or 0:.1%}'}</td>"
-            f"<td>{'–' if r.drift_mean is None else f'{r.drift_mean:.3f}'}</td></tr>")
+            f"<td>{'–' if r.drift_mean is None else f'{r.drift_mean:.3f}'}</td>"
+            + (f"<td>{_or_dash(r.ood_mean, r.ood_std)}</td><td>{_signed(r.ood_mean, r.acc_mean)}</td>" if ood else "")
+            + (f"<td>{_or_dash(r.iwv_mean)}</td><td>{_or_dash(r.target_entropy)}</td>" if iwv else "") + "</tr>")
     return f"<table>{head}{''.join(body)}</table>"
+
+
+def _or_dash(mean: float | None, std: float | None = None) -> str:
+    return "–" if mean is None else accuracy_text(mean, std)
+
+
+def _signed(a: float | None, b: float) -> str:
+    return "–" if a is None or b != b else f"{a - b:+.3f}"
 
 
 def _kept_words(p: Page) -> str:
@@ -164,6 +178,9 @@ def render_html(p: Page) -> str:
                        + "".join(f"<li>{html.escape(x)}</li>" for x in lines[1:]) + "</ul>"))
     if p.forgetting:
         parts.append(_card("warn", "Forgetting", f"<p>{html.escape(p.forgetting)}</p>"))
+    if p.deployment:
+        parts.append(_card("warn", "The deployment domain", "<ul>" + "".join(f"<li>{html.escape(x)}</li>"
+                                                                              for x in p.deployment) + "</ul>"))
     if p.advice is not None:
         reasons = "".join(f"<li>{html.escape(x)}</li>" for x in p.advice["reasons"])
         parts.append(_card("warn", f"Advice before the race: <code>{html.escape(p.advice['strategy'])}</code>",

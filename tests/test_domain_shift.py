@@ -1,0 +1,211 @@
+"""The deployment domain: adaptation strategies (dann, iw, bn-adapt, tent), scores on a labelled deployment test set
+(``--ood-test``), the deployment gap, and choosing without the deployment domain's labels."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from headstart import Adapter
+from headstart.cli import main
+from headstart.data import Task
+from headstart.errors import HeadstartError
+from headstart.race import RaceSpec, run_race, summarize
+from headstart.race.analysis import deployment_lines
+from headstart.race.domains import importance_weighted_accuracy, mmd, prediction_entropy, proxy_a_distance
+from headstart.report import gap_line
+from headstart.terms.dann import reverse_gradient, reversal_coefficient
+from headstart.terms.importance import CLIP, density_ratio
+
+from .conftest import tiny_backbone
+from .race_child import toy_task
+from .test_race_backbones import A
+from .test_training import _image_task
+
+
+def test_gradient_reversal_is_the_identity_forward_and_flips_the_gradient_by_its_schedule():
+    x = torch.randn(3, 4, requires_grad=True)
+    y = reverse_gradient(x, 0.7)
+    assert torch.equal(y, x)
+    y.sum().backward()
+    assert torch.allclose(x.grad, torch.full_like(x, -0.7))
+    assert reversal_coefficient(0.0) == 0.0 and 0.99 < reversal_coefficient(1.0) <= 1.0
+    assert reversal_coefficient(0.1) < reversal_coefficient(0.5)
+
+
+def test_density_ratios_favour_the_source_examples_that_look_like_the_target():
+    rng = np.random.default_rng(0)
+    source = rng.normal(0, 1, (400, 2))
+    target = rng.normal(1.5, 1, (400, 2))
+    w = density_ratio(source, target)
+    assert w.mean() == pytest.approx(1.0) and w.min() >= CLIP[0] / w.max() * 0 and w.max() <= CLIP[1] * 10
+    near, far = source[:, 0] > 1, source[:, 0] < -1
+    assert w[near].mean() > 3 * w[far].mean()
+
+
+def test_the_iw_term_turns_the_data_term_into_the_importance_weighted_loss(text_task):
+    from headstart.strategies import create_strategy, prepare_model
+    from headstart.terms import create_term
+    from headstart.train import AdaptedModel, TrainConfig, build_param_groups
+    from headstart.train.context import FitContext
+    from headstart.train.loop import BatchSource
+    from headstart.train.objective import Batch, Objective
+
+    torch.manual_seed(0)
+    model = AdaptedModel(tiny_backbone("minilm-l6"), 2)
+    prepare_model(model, create_strategy("full"))
+    build_param_groups(model, create_strategy("full").plan(model.n_blocks), 1e-3, 1e-3, 0.0)
+    b = model.backbone
+    src = BatchSource(text_task.inputs, text_task.labels, b.preprocess)
+    target = BatchSource(["the plot was fun", "awful acting", "love it", "so bad"] * 3, np.zeros(12, dtype=np.int64),
+                         b.preprocess)
+    ctx = FitContext(model, TrainConfig(seed=0), torch.device("cpu"), 0, src, None, "iw", text_task.classes,
+                     {"target": target})
+    term = create_term("iw")
+    term.prepare(ctx)
+    assert term.weights.mean().item() == pytest.approx(1.0, rel=1e-5)
+    model.eval()
+    index = [0, 1, 2, 3]
+    state, labels = src.batch(index)
+    batch = Batch(index, state, labels)
+    data = Objective().loss(model, batch, 0)
+    weighted = (term.weights[index] * torch.nn.functional.cross_entropy(model(state), labels, reduction="none")).mean()
+    assert (data + term.value(model, batch, ctx)).item() == pytest.approx(weighted.item(), rel=1e-5)
+
+
+def test_tent_makes_the_predictions_on_the_target_more_confident_and_bn_adapt_needs_batchnorm(text_task):
+    clf = Adapter(lambda p: tiny_backbone("minilm-l6", p), "full", feature_cache=None, epochs=2, lr=1e-3)
+    clf.fit(text_task, val=text_task)
+    target = ["the plot was not fun", "a great actor", "awful film and dull plot", "love this very good movie"] * 4
+    before = prediction_entropy(clf.predict_proba(target))
+    clf.adapt(target, "tent")
+    assert prediction_entropy(clf.predict_proba(target)) < before
+    assert clf.result_.notes[-1].startswith("tent: ") and "prediction entropy" in clf.result_.notes[-1]
+    with pytest.raises(HeadstartError, match=r"^This model was adapted at test time \(tent\)"):
+        clf.save("nowhere")
+    with pytest.raises(HeadstartError, match=r"^bn-adapt recomputes BatchNorm statistics, and minilm-l6 has no "
+                                             r"BatchNorm"):
+        clf.adapt(target, "bn-adapt")
+    with pytest.raises(HeadstartError, match=r"^Unknown test-time adaptation 'tint'; use one of bn-adapt, tent"):
+        clf.adapt(target, "tint")
+
+
+def test_bn_adapt_sets_the_batchnorm_statistics_to_the_targets():
+    task = _image_task(40)
+    vision = lambda p: tiny_backbone("mobilenetv2", p)  # noqa: E731
+    clf = Adapter(vision, "probe", feature_cache=None).fit(task)
+    rng = np.random.default_rng(1)
+    target = [np.clip(rng.normal(200, 20, (24, 24, 3)), 0, 255).astype(np.uint8) for _ in range(20)]
+    first = next(m for m in clf.model_.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before = first.running_mean.clone()
+    clf.adapt(target, "bn-adapt")
+    assert not torch.allclose(first.running_mean, before)
+    again = Adapter(vision, "probe", feature_cache=None).fit(task).adapt(target, "bn-adapt")
+    assert torch.allclose(next(m for m in again.model_.backbone.modules()
+                                if isinstance(m, torch.nn.BatchNorm2d)).running_mean, first.running_mean)
+
+
+def test_the_gap_scores_are_zero_for_one_domain_and_large_for_two():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, (300, 8)), rng.normal(0, 1, (300, 8))
+    far = rng.normal(4, 1, (300, 8))
+    assert proxy_a_distance(a, b) < 0.3 and proxy_a_distance(a, far) > 1.8
+    assert mmd(a, b) < 0.02 < mmd(a, far)
+    line = gap_line({"a_distance": 1.9, "mmd": 0.8, "against": "target", "n_labelled": 300, "n_deployment": 300})
+    assert "proxy A-distance 1.90 (almost entirely separable" in line
+    assert importance_weighted_accuracy([0, 1, 1], np.array([0, 1, 0]), [1.0, 1.0, 2.0]) == pytest.approx(0.5)
+
+
+def _shifted(n: int, seed: int) -> Task:
+    """The toy task's labels on another kind of text: questions rather than statements."""
+    rng = np.random.default_rng(seed)
+    pos, neg = ["was it good", "is it great", "did you love it"], ["was it bad", "is it awful", "did you hate it"]
+    texts = [f"{rng.choice(pos if i % 2 == 0 else neg)} {i}" for i in range(n)]
+    return Task(texts, np.array([i % 2 for i in range(n)]), ("pos", "neg"), "text", "questions")
+
+
+def _write(path, task: Task, labelled: bool = True):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"] if labelled else ["text"])
+        for t, y in zip(task.inputs, task.labels):
+            w.writerow([t, task.classes[y]] if labelled else [t])
+    return str(path)
+
+
+def test_a_race_scores_every_run_out_of_domain_and_chooses_without_target_labels(tmp_path, toy_csv, capsys):
+    ood = _write(tmp_path / "ood.csv", _shifted(60, 1))
+    target = _write(tmp_path / "target.csv", _shifted(60, 2), labelled=False)
+    argv = ["compare", str(toy_csv), "--backbone", A, "--strategies", "probe,full,dann,iw,tent", "--budgets", "8",
+            "--seeds", "2", "--epochs", "1", "--no-advice", "--quiet", "--ood-test", ood, "--target", target,
+            "--out", str(tmp_path / "r")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("strategy"))
+    assert header.split()[-4:] == ["OOD", "acc", "gap", "IWV"]
+    assert "Out of domain at 8/class:" in out and "importance-weighted validation" in out
+    assert "Deployment gap between the labelled data and the --target examples: proxy A-distance" in out
+    summary = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert summary["deployment_gap"]["against"] == "target" and 0 <= summary["deployment_gap"]["a_distance"] <= 2
+    rows = {r["strategy"]: r for r in summary["table"]}
+    assert all(r["ood_mean"] is not None and r["iwv_mean"] is not None for r in rows.values())
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "<th>OOD accuracy</th>" in page and "The deployment domain" in page
+    assert "--ood-test" in summary["reproduce"] and "--target" in summary["reproduce"]
+
+
+def test_ood_scores_are_part_of_a_runs_key_and_never_choose(tmp_path):
+    task = toy_task()
+    ood = tmp_path / "ood.csv"
+    _write(ood, _shifted(40, 3))
+    spec = dict(strategies=["probe", "full"], budgets=[8], seeds=1, train_options={"epochs": 1})
+    plain = run_race(RaceSpec("toy", A, **spec), tmp_path / "a", task=task, progress=False)
+    scored = run_race(RaceSpec("toy", A, ood_test=str(ood), **spec), tmp_path / "a", task=task, progress=False)
+    assert {r["key"] for r in plain}.isdisjoint({r["key"] for r in scored})
+    assert all("ood_acc" not in r for r in plain) and all(0 <= r["ood_acc"] <= 1 for r in scored)
+    rows = summarize(scored)
+    swapped = [r.__class__(**{**r.__dict__, "ood_mean": 1.0 - (r.ood_mean or 0)}) for r in rows]
+    from headstart.race.analysis import TransferVerdict, recommend
+
+    assert recommend(rows, TransferVerdict()).strategy == recommend(swapped, TransferVerdict()).strategy
+    assert any(line.startswith("Out of domain at 8/class") for line in deployment_lines(rows))
+
+
+def test_deployment_inputs_that_cannot_be_used_are_one_sentence_each(tmp_path, toy_csv, capsys):
+    from headstart.race import prepare_race
+
+    wrong = _write(tmp_path / "wrong.csv", Task(["a", "b", "c", "d"], np.array([0, 1, 0, 1]), ("x", "y"), "text"))
+    with pytest.raises(HeadstartError, match=r"^The --ood-test file .* has labels the training data lack"):
+        prepare_race(RaceSpec(str(toy_csv), A, strategies=["probe"], budgets=[8], ood_test=wrong))
+    labelled = _write(tmp_path / "labelled.csv", _shifted(20, 4))
+    data = prepare_race(RaceSpec(str(toy_csv), A, strategies=["probe", "dann"], budgets=[8], target=labelled))
+    assert sum("has a label column: its examples are used unlabelled" in n for n in data.notes) == 1
+    assert main(["compare", str(toy_csv), "--backbone", A, "--strategies", "probe,iw", "--budgets", "8",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "iw trains on unlabelled examples of the deployment domain; give them with --target FILE" in \
+        capsys.readouterr().err
+    images = tmp_path / "imgs"
+    images.mkdir()
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(images / "a.png")
+    with pytest.raises(HeadstartError, match=r"--target .* is a folder, but the labelled data are texts"):
+        prepare_race(RaceSpec(str(toy_csv), A, strategies=["probe", "dann"], budgets=[8], target=str(images)))
+    with pytest.raises(HeadstartError, match=r"^bn-adapt applies to image backbones only; tiny-text-a is a text"):
+        prepare_race(RaceSpec(str(toy_csv), A, strategies=["probe", "bn-adapt"], budgets=[8], target=labelled))
+
+
+def test_predict_adapts_a_saved_model_to_the_target_before_predicting(tmp_path, toy_csv, capsys):
+    assert main(["fit", str(toy_csv), "--backbone", A, "--strategy", "full", "--epochs", "1", "--budget", "8",
+                 "--out", str(tmp_path / "m"), "--quiet"]) == 0
+    target = _write(tmp_path / "target.csv", _shifted(30, 5), labelled=False)
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "m"), "was it good", "--adapt", "tent", "--target", target, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["label"] in ("pos", "neg")
+    assert main(["predict", str(tmp_path / "m"), "was it good", "--adapt", "tent"]) == 2
+    assert "--adapt and --target go together" in capsys.readouterr().err
