@@ -30,13 +30,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import ROOT, merge_jsonl, read_jsonl, write_section  # noqa: E402
+from _rows import race_rows  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "forgetting.jsonl"
 GUARDS = ("l2sp", "ewc", "lwf")
@@ -51,35 +51,9 @@ def _entries(strategies: tuple[str, ...]) -> list[str]:
     return [f"{s}[guard={g}]" if g else s for s in strategies for g in (None, *GUARDS)]
 
 
-def _race(data: str, entries: list[str], budget: int, seeds: int, *, seed_from: int = 0) -> None:
-    """The entries' missing runs (by committed row), each row written as its run ends."""
-    from peers import MAX_LENGTH, TEST_LIMIT, _Remaining
-
-    from headstart.data import load_task
-    from headstart.fetch import cache_dir
-    from headstart.race import RaceSpec, prepare_race, run_race
-
-    image = data == "mnist-5k"
-    spec = RaceSpec(data, "mobilenetv2" if image else "minilm-l6", strategies=entries, budgets=[budget],
-                    seeds=seeds, test_limit=TEST_LIMIT,
-                    backbone_options={"image_size": 64} if image else {"max_length": MAX_LENGTH})
-    done = {r["key"] for r in read_jsonl(RESULTS)}
-    todo = tuple(r for r in spec.runs() if r.seed >= seed_from and _key(data, r.strategy, budget, r.seed) not in done)
-    if not todo:
-        return
-    task = load_task(data)
-    prepared = prepare_race(spec, task)
-
-    def write(record, *_):
-        row = {"key": _key(data, record["strategy"], budget, record["seed"]), "kind": "race", "data": data,
-               **{k: record.get(k) for k in KEEP}}
-        merge_jsonl(RESULTS, [row], order=lambda r: r["key"])
-        kept = (record.get("forgetting") or {}).get("kept")
-        print(row["key"], f"test {record['test_acc']:.3f}", f"kept {kept:.3f}" if kept is not None else "",
-              flush=True)
-
-    run_race(_Remaining(**{**asdict(spec), "only": todo}), cache_dir() / "bench-forgetting" / data, task=task,
-             data=prepared, progress=False, on_run_end=write, record_grid=False)
+def _race(data: str, entries: list[str], budget: int, seeds: int) -> None:
+    race_rows(RESULTS, lambda entry, seed: _key(data, entry, budget, seed), data, entries, budget, seeds, KEEP,
+              "bench-forgetting")
 
 
 def _key(data: str, entry: str, budget: int, seed: int) -> str:

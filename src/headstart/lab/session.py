@@ -37,7 +37,7 @@ _SPEC_FIELDS = {f.name for f in fields(RaceSpec)} - {"strategies", "budgets", "s
 _PUBLIC = ("key", "strategy", "budget", "seed", "per_class", "from_scratch", "n_train", "n_val", "n_selection",
            "n_test", "sel_acc", "test_acc", "test_macro_f1", "trainable_params", "seconds", "seconds_per_epoch",
            "epochs", "best_epoch", "stop_reason", "best_val_acc", "delta_l2", "delta_relative", "curve", "stages",
-           "notes", "finished", "forgetting")
+           "notes", "finished", "forgetting", "ood_acc", "iwv_acc", "target_entropy")
 
 
 def public_record(record: dict[str, Any]) -> dict[str, Any]:

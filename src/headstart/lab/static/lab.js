@@ -170,7 +170,8 @@ function drawCounters() {
         + `Δθ ${r.delta_l2 == null ? "–" : r.delta_l2.toFixed(3)}`
         + (r.delta_relative ? ` (${(100 * r.delta_relative).toFixed(2)}%)` : "")
         + ` · selection ${r.sel_acc.toFixed(3)} · test ${r.test_acc.toFixed(3)} · ${fmt(r.trainable_params)} trainable`
-        + keptText(r);
+        + keptText(r)
+        + (r.ood_acc == null ? "" : ` · out of domain ${r.ood_acc.toFixed(3)} (${(r.ood_acc - r.test_acc >= 0 ? "+" : "")}${(r.ood_acc - r.test_acc).toFixed(3)})`);
     } else if (job && job.state === "running") {
       clock = `${(now - job.started).toFixed(1)} s`;
       status = "training";

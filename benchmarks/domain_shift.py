@@ -1,0 +1,136 @@
+"""Domain shift: in-domain and target accuracy of source-only and adapted models, and the deployment gap.
+
+    python benchmarks/domain_shift.py            # the two pairs: every entry, 3 seeds
+    python benchmarks/domain_shift.py --gaps     # the deployment gap of every named example pair
+    python benchmarks/domain_shift.py --table    # only rebuild the section
+
+Two pairs with the same labels, labelled source → unlabelled target: vader-movies → vader-tweets
+(text, 128 labels per class, MiniLM-L6 at 64 tokens) and digits → mnist-5k (8×8 digits upscaled to
+64 px, 64 per class, MobileNetV2). Each is one race on the source with ``--target`` the target's
+inputs (labels never read) and ``--ood-test`` the target with its labels, scored only: the usual
+unsupervised-domain-adaptation protocol, in which the unlabelled target examples an adaptation sees
+are the ones it is scored on (transductive). Entries: source-only ``probe``, ``full`` and plain
+fine-tuning (``full[head_init=random]``), then ``coral``, ``dann``, ``iw``, ``bn-adapt`` (images) and
+``tent``, each with seconds and trainable parameters. The unsupervised choice (importance-weighted
+validation, which needs no target label) is set against the oracle (the entry best on the labelled
+target). ``--gaps``: the proxy A-distance and MMD between every pair of named examples with shared
+labels, and, as a gap figure only, between pairs whose labels differ (mnist-5k and fashion-mnist).
+
+Rows land in ``benchmarks/results/domain_shift.jsonl`` as each run ends; stores live in
+``~/.cache/headstart/bench-domain-shift/`` and a fresh clone resumes from the committed rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import ROOT, merge_jsonl, read_jsonl, write_section  # noqa: E402
+from _rows import race_rows  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "domain_shift.jsonl"
+PAIRS = {"vader-movies → vader-tweets": ("vader-movies", "vader-tweets", 128),
+         "digits → mnist-5k": ("digits", "mnist-5k", 64)}
+ENTRIES = ["probe", "full", "full[head_init=random]", "coral", "dann", "iw", "bn-adapt", "tent"]
+SEEDS = 3
+KEEP = ("strategy", "budget", "seed", "sel_acc", "test_acc", "ood_acc", "iwv_acc", "target_entropy", "seconds",
+        "trainable_params")
+#: pairs the deployment gap is measured between: shared labels, then (as a figure only) labels that differ
+GAPS = [("vader-movies", "vader-tweets"), ("rotten-tomatoes", "vader-movies"), ("rotten-tomatoes", "vader-tweets"),
+        ("digits", "mnist-5k"), ("mnist-5k", "fashion-mnist")]
+
+
+def races() -> None:
+    for pair, (source, target, budget) in PAIRS.items():
+        entries = [e for e in ENTRIES if e != "bn-adapt" or source in ("digits", "mnist-5k")]
+        race_rows(RESULTS, lambda entry, seed, pair=pair: f"race|{pair}|{entry}|{seed}", source, entries, budget,
+                  SEEDS, KEEP, "bench-domain-shift", target=target, ood_test=target)
+
+
+def gaps() -> None:
+    from peers import MAX_LENGTH
+
+    from headstart.data import load_task, make_splits
+    from headstart.fetch import cache_dir
+    from headstart.race.domains import deployment_gap
+    from headstart.train import FeatureCache
+
+    cache = FeatureCache(cache_dir() / "features")
+    for source, target in GAPS:
+        key = f"gap|{source}|{target}"
+        if key in {r["key"] for r in read_jsonl(RESULTS)}:
+            continue
+        a, b = load_task(source), load_task(target)
+        image = a.modality == "image"
+        backbone, options = ("mobilenetv2", {"image_size": 64}) if image else ("minilm-l6", {"max_length": MAX_LENGTH})
+        gap = deployment_gap(backbone, options, a.subset(make_splits(a).pool), b, cache, against="target")
+        row = {"key": key, "kind": "gap", "source": source, "target": target, "backbone": backbone,
+               "shared_labels": set(a.classes) == set(b.classes), **gap}
+        merge_jsonl(RESULTS, [row], order=lambda r: r["key"])
+        print(key, f"A-distance {gap['a_distance']:.2f}, MMD {gap['mmd']:.3f}", flush=True)
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.3f} ± {spread:.3f}"
+
+
+def table(rows: list[dict]) -> str:
+    parts = []
+    for pair, (source, target, budget) in PAIRS.items():
+        at = [r for r in rows if r["key"].startswith(f"race|{pair}|")]
+        if not at:
+            continue
+        lines = ["| entry | seeds | in-domain test | target (OOD) | IWV (no target label) | target entropy | s/run | "
+                 "trainable |", "|---|---|---|---|---|---|---|---|"]
+        means = {}
+        for entry in dict.fromkeys(r["strategy"] for r in at):
+            rs = [r for r in at if r["strategy"] == entry]
+            means[entry] = (statistics.fmean(r["ood_acc"] for r in rs), statistics.fmean(r["iwv_acc"] for r in rs))
+            lines.append(f"| `{entry}` | {len(rs)} | {_mean([r['test_acc'] for r in rs])} | "
+                         f"{_mean([r['ood_acc'] for r in rs])} | {_mean([r['iwv_acc'] for r in rs])} | "
+                         f"{_mean([r['target_entropy'] for r in rs])} | {statistics.fmean(r['seconds'] for r in rs):.0f}"
+                         f" | {max(r['trainable_params'] for r in rs):,} |")
+        oracle = max(means, key=lambda e: means[e][0])
+        pick = max(means, key=lambda e: means[e][1])
+        parts.append(f"**{pair}** ({budget} labels per class of {source}; {target} unlabelled for adaptation and "
+                     "labelled for scoring only):\n\n" + "\n".join(lines) + f"\n\nThe oracle (best on the labelled "
+                     f"target) is `{oracle}` ({means[oracle][0]:.3f}); importance-weighted validation picks `{pick}` "
+                     f"({means[pick][0]:.3f} on the target): they {'agree' if pick == oracle else 'disagree'}.")
+    gap_rows = [r for r in rows if r["kind"] == "gap"]
+    if gap_rows:
+        lines = ["| labelled | deployment | shared labels | proxy A-distance | MMD | examples |", "|---|---|---|---|---|---|"]
+        for r in gap_rows:
+            lines.append(f"| {r['source']} | {r['target']} | {'yes' if r['shared_labels'] else 'no (a figure only)'} | "
+                         f"{r['a_distance']:.2f} | {r['mmd']:.3f} | {r['n_labelled']:,} / {r['n_deployment']:,} |")
+        parts.append("**The deployment gap** on the pretrained features (MiniLM-L6 for text, MobileNetV2 at 64 px for "
+                     "images): proxy A-distance 0 when a domain classifier cannot tell the two apart, 2 when it always "
+                     "can; MMD 0 for one distribution.\n\n" + "\n".join(lines))
+    if not parts:
+        return "Not measured yet (`python benchmarks/domain_shift.py`, `--gaps`)."
+    return "\n\n".join(parts) + "\n\nRows: `benchmarks/results/domain_shift.jsonl`."
+
+
+def write() -> None:
+    write_section("domain_shift", "Domain shift: source-only against adapted, and the deployment gap",
+                  table(read_jsonl(RESULTS)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gaps", action="store_true", help="the deployment gap of every named example pair")
+    ap.add_argument("--table", action="store_true", help="only rebuild BENCHMARKS.md's section from the rows")
+    args = ap.parse_args()
+    if not args.table:
+        gaps() if args.gaps else races()
+    write()
+
+
+if __name__ == "__main__":
+    main()
