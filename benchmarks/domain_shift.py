@@ -95,8 +95,9 @@ def table(rows: list[dict]) -> str:
             means[entry] = (statistics.fmean(r["ood_acc"] for r in rs), statistics.fmean(r["iwv_acc"] for r in rs))
             lines.append(f"| `{entry}` | {len(rs)} | {_mean([r['test_acc'] for r in rs])} | "
                          f"{_mean([r['ood_acc'] for r in rs])} | {_mean([r['iwv_acc'] for r in rs])} | "
-                         f"{_mean([r['target_entropy'] for r in rs])} | {statistics.fmean(r['seconds'] for r in rs):.0f}"
-                         f" | {max(r['trainable_params'] for r in rs):,} |")
+                         f"{_mean([r['target_entropy'] for r in rs])} | "
+                         f"{statistics.fmean(r['seconds'] for r in rs):.0f} | "
+                         f"{max(r['trainable_params'] for r in rs):,} |")
         oracle = max(means, key=lambda e: means[e][0])
         pick = max(means, key=lambda e: means[e][1])
         parts.append(f"**{pair}** ({budget} labels per class of {source}; {target} unlabelled for adaptation and "
@@ -105,7 +106,8 @@ def table(rows: list[dict]) -> str:
                      f"({means[pick][0]:.3f} on the target): they {'agree' if pick == oracle else 'disagree'}.")
     gap_rows = [r for r in rows if r["kind"] == "gap"]
     if gap_rows:
-        lines = ["| labelled | deployment | shared labels | proxy A-distance | MMD | examples |", "|---|---|---|---|---|---|"]
+        lines = ["| labelled | deployment | shared labels | proxy A-distance | MMD | examples |",
+                 "|---|---|---|---|---|---|"]
         for r in gap_rows:
             lines.append(f"| {r['source']} | {r['target']} | {'yes' if r['shared_labels'] else 'no (a figure only)'} | "
                          f"{r['a_distance']:.2f} | {r['mmd']:.3f} | {r['n_labelled']:,} / {r['n_deployment']:,} |")
