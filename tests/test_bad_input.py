@@ -24,7 +24,7 @@ from headstart.data import Task, load_task
 from headstart.errors import HeadstartError
 from headstart.options import parse_options
 from headstart.race import run_race
-from headstart.race.runner import _race_lock
+from headstart.race.runner import race_lock
 from headstart.train import AdaptedModel, FeatureCache
 
 from .conftest import tiny_backbone
@@ -284,7 +284,7 @@ def test_cli_mistakes_end_in_one_sentence_before_any_work(tmp_path, args, messag
 
 # -- concurrency ------------------------------------------------------------------------------------------------
 def test_a_second_race_on_the_same_folder_is_refused(tmp_path):
-    with _race_lock(tmp_path):
+    with race_lock(tmp_path):
         with pytest.raises(HeadstartError, match="is in use by another race .* use another --out"):
             run_race(toy_spec(budgets=(4,), seeds=1, strategies=("probe",)), tmp_path, task=toy_task(),
                      backbone=TEXT, progress=False)

@@ -18,7 +18,7 @@ from headstart.race import RaceSpec, run_race, summarize
 from headstart.race.analysis import deployment_lines
 from headstart.race.domains import importance_weighted_accuracy, mmd, prediction_entropy, proxy_a_distance
 from headstart.report import gap_line
-from headstart.terms.dann import reverse_gradient, reversal_coefficient
+from headstart.terms.dann import reversal_coefficient, reverse_gradient
 from headstart.terms.importance import CLIP, density_ratio
 
 from .conftest import tiny_backbone

@@ -74,8 +74,17 @@ def test_train_all_three_streams_epochs_and_keeps_every_run_once(lab):
     done = client.post("/api/train", json={"frozen": 0, "budget": 8, "lr": "1e-4"})
     assert done.status_code == 202
     queued = done.json()["queued"]
-    assert [j["strategy"] for j in queued] == ["scratch", "probe", "full"] and queued[2]["lr"] == 1e-4
+    assert [j["strategy"] for j in queued] == ["scratch-small", "probe", "full"] and queued[2]["lr"] == 1e-4
     assert app.queue.wait_idle(180)
+    # a race, not a queue: the three trained side by side, taking turns, so every one had its first point (an epoch,
+    # or the probe's solution) before any of them finished
+    events = list(app.hub._history)
+    first_point = {j["id"]: next(i for i, e in enumerate(events) if e.get("job") == j["id"]
+                                 and e["type"] in ("epoch", "solved")) for j in queued}
+    first_end = min(i for i, e in enumerate(events) if e["type"] == "job" and e["state"] == "done")
+    assert max(first_point.values()) < first_end
+    waits = [e for e in events if e["type"] == "wait"]
+    assert {e["job"] for e in waits} >= {queued[0]["id"], queued[2]["id"]}
     setting = client.get("/api/setting", params={"frozen": 0, "budget": 8, "lr": "1e-4"}).json()
     assert all(e["record"] is not None for e in setting["entrants"])
     full = setting["entrants"][2]["record"]
@@ -100,6 +109,15 @@ def test_train_all_three_streams_epochs_and_keeps_every_run_once(lab):
     with ResultStore(app.session.folder / "results.sqlite") as store:
         records = store.records()
     assert len(records) == len({r["key"] for r in records}) == 4
+    # each run's seconds are its own compute, the figure its live events counted up to (waits left out)
+    for job in queued:
+        if job["strategy"] == "probe":
+            continue
+        stored = next(r for r in records if r["key"] == job["key"])["seconds"]
+        scored = next(e for e in events if e.get("job") == job["id"] and e.get("phase") == "scoring")
+        live = [e["compute"] for e in events if e.get("job") == job["id"] and e.get("compute") is not None
+                and e["id"] <= scored["id"]]
+        assert abs(scored["compute"] - stored) < 1.0 and max(live) <= scored["compute"] + 1e-6
 
 
 def test_a_page_reads_the_event_stream_over_http(lab):
@@ -137,18 +155,60 @@ def test_two_watchers_of_one_run_see_the_same_events():
 def test_cancel_a_queued_and_a_running_job(toy_csv, tmp_path):
     app = create_app(open_lab(toy_csv, tmp_path / "lab", epochs=400, patience=400), poll_seconds=0.1)
     with TestClient(app) as client:
-        queued = client.post("/api/train", json={"frozen": 0, "budget": 8}).json()["queued"]
-        scratch, _, full = queued
+        first = client.post("/api/train", json={"frozen": 0, "budget": 8}).json()["queued"]
+        later = client.post("/api/train", json={"frozen": 1, "budget": 8, "only": "finetune"}).json()["queued"]
+        scratch, _, full = first
         wait_for(lambda: app.queue.get(scratch["id"]).state == "running" and app.queue.get(scratch["id"]).live)
-        assert client.post(f"/api/jobs/{full['id']}/cancel").json()["state"] == "cancelled"
+        assert app.queue.get(later[0]["id"]).state == "queued"  # three train at once: the fourth waits
+        assert client.post(f"/api/jobs/{later[0]['id']}/cancel").json()["state"] == "cancelled"
         client.post(f"/api/jobs/{scratch['id']}/cancel")
+        client.post(f"/api/jobs/{full['id']}/cancel")
         wait_for(lambda: app.queue.get(scratch["id"]).state == "cancelled")
         assert app.queue.wait_idle(60)
         states = {j["strategy"]: j["state"] for j in client.get("/api/jobs").json()["jobs"]}
-        assert states == {"scratch": "cancelled", "probe": "done", "full": "cancelled"}
+        assert states == {"scratch-small": "cancelled", "probe": "done", "full": "cancelled",
+                          later[0]["strategy"]: "cancelled"}
         assert client.post(f"/api/jobs/{full['id']}/cancel").status_code == 409
         keys = {r["key"] for r in client.get("/api/runs").json()["runs"]}
         assert scratch["key"] not in keys and full["key"] not in keys  # nothing of a cancelled run is stored
+
+
+def test_pause_holds_the_race_resume_plays_on_and_reset_cancels_it(toy_csv, tmp_path):
+    app = create_app(open_lab(toy_csv, tmp_path / "lab", epochs=60), poll_seconds=0.1)
+    with TestClient(app) as client:
+        queued = client.post("/api/train", json={"frozen": 0, "budget": 8}).json()["queued"]
+        scratch = queued[0]
+        wait_for(lambda: any(e["type"] == "epoch" and e["job"] == scratch["id"] for e in app.hub._history))
+        assert client.post("/api/race/pause").json() == {"paused": True}
+        time.sleep(1.0)  # the running runs reach their hand-over and hold there
+        held = [e["id"] for e in app.hub._history if e["type"] == "epoch"]
+        time.sleep(1.5)
+        assert [e["id"] for e in app.hub._history if e["type"] == "epoch"] == held
+        assert client.get("/api/setting", params={"frozen": 0, "budget": 8}).json()["paused"] is True
+        assert client.post("/api/race/resume").json() == {"paused": False}
+        wait_for(lambda: [e["id"] for e in app.hub._history if e["type"] == "epoch"] != held)
+        reset = client.post("/api/race/reset").json()
+        assert reset["paused"] is False
+        assert app.queue.wait_idle(60)
+        assert all(app.queue.get(j["id"]).state in ("cancelled", "done") for j in queued)
+        assert client.post("/api/race/jump").status_code == 404
+
+
+def test_early_stopping_and_the_wider_learning_rates_reach_the_fine_tune_only(lab):
+    client, app = lab
+    info = client.get("/api/lab").json()
+    assert max(info["lr_choices"]) == 0.01 and info["patience_choices"] and info["chance"] > 0
+    assert info["settings"]["train"]["min_steps"] == 30 and info["settings"]["scratch"] == "scratch-small"
+    assert info["colors"]["probe"] != info["colors"]["full"]
+    client.post("/api/train", json={"frozen": 0, "budget": 8, "lr": "0.01", "patience": 3})
+    assert app.queue.wait_idle(180)
+    entrants = client.get("/api/setting", params={"frozen": 0, "budget": 8, "lr": "0.01", "patience": 3}).json()
+    full = entrants["entrants"][2]["record"]
+    assert full["lr"] == 0.01 and full["stages"][-1]["monitor"] == "val_acc" and full["stages"][-1]["patience"] == 3
+    scratch = entrants["entrants"][0]["record"]
+    assert scratch["stages"][-1].get("patience") != 3 or scratch["config"]["patience"] is None
+    bad = client.get("/api/setting", params={"frozen": 0, "budget": 8, "patience": 4})
+    assert bad.status_code == 422 and "patience must be 'off' or one of" in bad.json()["error"]
 
 
 def test_a_restarted_lab_finishes_the_job_it_was_running(toy_csv, tmp_path):
@@ -255,6 +315,33 @@ def test_the_lab_folder_is_named_after_the_data_and_reused(toy_csv, tmp_path, mo
     first = LabSession.open(str(toy_csv), train_options=FAST, backbone_factory=tiny, test_limit=40)
     assert first.folder == Path("runs") / "lab-toy-minilm-l6"
     again = LabSession.open(str(first.folder), backbone_factory=tiny)
-    assert again.spec.test_limit == 40 and again.spec.train_options == FAST and again.scratch == "scratch"
+    assert again.spec.test_limit == 40 and again.scratch == "scratch-small"
+    assert again.spec.train_options == {"min_steps": 30, **FAST}  # the lab's own defaults, then what was given
     assert again.key("probe", 8) == first.key("probe", 8)
     assert np.array_equal(again.data.selection.labels, first.data.selection.labels)
+
+
+def test_turns_alternate_epoch_by_epoch_and_leave_waits_out_of_each_threads_compute():
+    from headstart.lab.turns import Turns
+    from headstart.train.clock import compute_time
+
+    turns, order, computed = Turns(), [], {}
+
+    def run(job: int) -> None:
+        turns.enter(job)
+        start = compute_time()
+        for epoch in range(3):
+            time.sleep(0.1)  # this run's compute for one epoch
+            order.append((job, epoch))
+            turns.hand_over(job)
+        computed[job] = compute_time() - start
+        turns.leave(job)
+
+    threads = [threading.Thread(target=run, args=(j,)) for j in (1, 2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.02)
+    for t in threads:
+        t.join(10)
+    assert [job for job, _ in order] == [1, 2, 1, 2, 1, 2]
+    assert all(0.28 < c < 0.45 for c in computed.values())  # its own three epochs, not the other's three

@@ -6,7 +6,9 @@ Endpoints (all JSON unless noted; every input is validated and a bad one is a 4x
   (files of the package's ``static`` folder only);
 - ``GET /api/lab`` the data, backbone, blocks and their parameter counts, budgets and learning rates;
 - ``GET /api/setting?frozen=F&budget=B&lr=X`` the three entrants of a setting, with their stored runs;
-- ``POST /api/train`` ``{"frozen", "budget", "lr", "only"}`` queues the setting's runs that are missing;
+- ``POST /api/train`` ``{"frozen", "budget", "lr", "patience", "only"}`` queues the setting's runs that are
+  missing (they train side by side, taking turns epoch by epoch);
+- ``POST /api/race/pause``, ``/resume``, ``/reset``: hold the running runs, let them go on, cancel them all;
 - ``GET /api/jobs``, ``GET /api/jobs/<id>``, ``POST /api/jobs/<id>/cancel``;
 - ``GET /api/runs``, ``GET /api/runs/<key>`` stored runs (a race's too), with their training curves;
 - ``GET /api/curves`` learning curves, the negative-transfer verdict and the recommendation;
@@ -43,7 +45,7 @@ def create_app(session: LabSession, *, poll_seconds: float = 1.0):
         Route("/api/jobs", h.jobs), Route("/api/jobs/{job}", h.job),
         Route("/api/jobs/{job}/cancel", h.cancel, methods=["POST"]),
         Route("/api/runs", h.runs), Route("/api/runs/{key}", h.run), Route("/api/curves", h.curves),
-        Route("/api/events", h.events),
+        Route("/api/events", h.events), Route("/api/race/{action}", h.race, methods=["POST"]),
     ]
     app = Starlette(routes=routes, lifespan=h.lifespan,
                     exception_handlers={404: h.not_found, HTTPException: h.http_error})

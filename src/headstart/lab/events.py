@@ -13,7 +13,7 @@ __all__ = ["EventHub"]
 
 
 class EventHub:
-    def __init__(self, history: int = 2000) -> None:
+    def __init__(self, history: int = 20000) -> None:
         self._lock = threading.Lock()
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = set()
         self._history: deque[dict[str, Any]] = deque(maxlen=history)

@@ -73,19 +73,21 @@ class Handlers:
     async def lab(self, request: Request) -> Response:
         return JSONResponse(await asyncio.to_thread(self.session.describe))
 
-    def parse_setting(self, params: Any) -> tuple[int, float | None, int]:
-        unknown = set(params) - {"frozen", "budget", "lr", "only"}
+    def parse_setting(self, params: Any) -> tuple[int, float | None, int, int | None]:
+        unknown = set(params) - {"frozen", "budget", "lr", "patience", "only"}
         if unknown:
-            raise ValueError(f"unknown field {sorted(unknown)[0]!r}; a setting has frozen, budget, lr (and only)")
+            raise ValueError(f"unknown field {sorted(unknown)[0]!r}; a setting has frozen, budget, lr, patience "
+                             "(and only)")
         budget, lr, frozen = self.session.check_setting(params.get("budget"), params.get("lr"), params.get("frozen"))
         if frozen is None:
             raise ValueError(f"frozen blocks are missing; give a whole number from 0 to {self.session.n_blocks}")
-        return budget, lr, frozen
+        return budget, lr, frozen, self.session.check_patience(params.get("patience"))
 
-    def entrants(self, budget: int, lr: float | None, frozen: int) -> list[dict[str, Any]]:
+    def entrants(self, budget: int, lr: float | None, frozen: int, patience: int | None = None) -> list[dict[str, Any]]:
         out = []
         for role, strategy in self.session.entrants(frozen):
-            key = self.session.key(strategy, budget, lr if role == "finetune" else None)
+            tune = role == "finetune"
+            key = self.session.key(strategy, budget, lr if tune else None, patience=patience if tune else None)
             record = self.session.record(key)
             job = next((j for j in self.queue.jobs() if j.key == key and j.state in ("queued", "running")), None)
             out.append({"role": role, "strategy": strategy, "key": key,
@@ -95,12 +97,13 @@ class Handlers:
 
     async def setting(self, request: Request) -> Response:
         try:
-            budget, lr, frozen = await asyncio.to_thread(self.parse_setting, dict(request.query_params))
+            budget, lr, frozen, patience = await asyncio.to_thread(self.parse_setting, dict(request.query_params))
         except ValueError as e:
             return _error(422, str(e).capitalize() + ".")
-        result = await asyncio.to_thread(self.entrants, budget, lr, frozen)
+        result = await asyncio.to_thread(self.entrants, budget, lr, frozen, patience)
         strip = await asyncio.to_thread(self.session.strip, result[-1]["strategy"])
-        return JSONResponse({"budget": budget, "lr": lr, "frozen": frozen, "entrants": result, "strip": strip})
+        return JSONResponse({"budget": budget, "lr": lr, "frozen": frozen, "patience": patience, "entrants": result,
+                             "strip": strip, "paused": self.queue.turns.paused})
 
     async def train(self, request: Request) -> Response:
         try:
@@ -111,19 +114,37 @@ class Handlers:
             return _error(400, "The request body must be a JSON object, e.g. {\"frozen\": 4, \"budget\": 8}.")
         only = body.get("only")
         try:
-            budget, lr, frozen = await asyncio.to_thread(self.parse_setting, body)
+            budget, lr, frozen, patience = await asyncio.to_thread(self.parse_setting, body)
             roles = [role for role, _ in self.session.entrants(frozen)]
             if only is not None and only not in roles:
                 raise ValueError(f"only must be one of {roles}; got {only!r}")
         except ValueError as e:
             return _error(422, str(e).capitalize() + ".")
         jobs = []
-        for item in await asyncio.to_thread(self.entrants, budget, lr, frozen):
+        for item in await asyncio.to_thread(self.entrants, budget, lr, frozen, patience):
             if (only is None or item["role"] == only) and item["record"] is None:
-                job = await asyncio.to_thread(self.queue.submit, item["strategy"], budget,
-                                              lr if item["role"] == "finetune" else None)
+                tune = item["role"] == "finetune"
+                job = await asyncio.to_thread(self.queue.submit, item["strategy"], budget, lr if tune else None,
+                                              patience if tune else None)
                 jobs.append(job.to_dict(live=False))
+        if jobs:
+            self.queue.resume()  # pressing Train after a pause plays on
         return JSONResponse({"queued": jobs}, status_code=202 if jobs else 200)
+
+    async def race(self, request: Request) -> Response:
+        """``POST /api/race/pause``, ``/resume``, ``/reset``: hold every running run at its next hand-over, let them
+        go on, or cancel every queued and running one."""
+        action = request.path_params["action"]
+        if action == "pause":
+            self.queue.pause()
+        elif action == "resume":
+            self.queue.resume()
+        elif action == "reset":
+            cancelled = await asyncio.to_thread(self.queue.reset)
+            return JSONResponse({"paused": False, "cancelled": [j.id for j in cancelled]})
+        else:
+            return _error(404, f"There is no race action {action!r}; use pause, resume or reset.")
+        return JSONResponse({"paused": self.queue.turns.paused})
 
     def job_of(self, request: Request):
         raw = request.path_params["job"]

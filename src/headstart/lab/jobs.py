@@ -1,11 +1,15 @@
-"""The lab's job queue: one worker trains one setting at a time (a CPU machine has no room for two).
+"""The lab's job queue: up to three runs train at once, taking turns epoch by epoch (``turns.py``).
 
-Jobs live in ``lab.sqlite`` beside the race store, so a restarted server finds its queue again: a job
-that was running when the server stopped is queued again (a run reaches the store only when it
-finishes, so nothing half-done is kept). Every job is an ordinary race run; a setting already in the
-store finishes at once without training. Cancelling a queued job drops it; cancelling the running one
-stops it at the end of the current epoch (or stage, for a probe solved in one go), and nothing of it is
-stored: the last check runs just before the run would reach the store.
+"Train all three" queues the three entrants together, and each starts in a worker thread of its own;
+one computes at a time and hands over at the end of every epoch, so the three curves grow side by side
+while each run gets the whole machine for its turn and counts only its own compute. Jobs live in
+``lab.sqlite`` beside the race store, so a restarted server finds its queue again: a job that was
+running when the server stopped is queued again (a run reaches the store only when it finishes, so
+nothing half-done is kept). Every job is an ordinary race run; a setting already in the store finishes
+at once without training. Cancelling a queued job drops it; cancelling a running one stops it at the end
+of its current epoch (or stage, for a probe solved in one go), and nothing of it is stored: the last
+check runs just before the run would reach the store. Pausing holds every running job at its next
+hand-over; resetting cancels every queued and running job.
 """
 
 from __future__ import annotations
@@ -13,15 +17,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import HeadstartError
+from ..race.runner import race_lock
 from ..storage import Database
 from ..train import Callback, EpochRecord, FitResult
+from ..train.clock import compute_time
 from .events import EventHub
 from .session import LabSession, public_record
+from .turns import Turns
 
 __all__ = ["Job", "JobCancelled", "JobQueue"]
 
@@ -35,7 +44,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     message TEXT, created REAL NOT NULL, started REAL, ended REAL
 );
 """
+#: columns added to the table since it was first written (a lab.sqlite from before is widened on open)
+ADDED = {"patience": "INTEGER"}
 ACTIVE = ("queued", "running")
+TOGETHER = 3  # runs training at once, taking turns: the three entrants of a race
 
 
 class JobCancelled(Exception):
@@ -54,6 +66,7 @@ class Job:
     created: float = 0.0
     started: float | None = None
     ended: float | None = None
+    patience: int | None = None  # early stopping on validation accuracy with this patience (None: the default)
     #: the live run: stages as they start, and every epoch with the early-stopping state after it
     live: list[dict[str, Any]] = field(default_factory=list)
 
@@ -65,23 +78,33 @@ class Job:
 
 
 class LiveCallback(Callback):
-    """Streams a run as it trains: each stage's plan, each epoch with the best epoch so far and the patience
-    left (the early-stopping state the loop's ``EarlyStopping`` callback wrote into the epoch's record), and
-    how each stage ended. Raises ``JobCancelled`` at the next epoch once the job is cancelled."""
+    """Streams a run as it trains: what it is doing between epochs (``phase``), each stage's plan, each epoch with
+    the best epoch so far and the patience left (the early-stopping state the loop's ``EarlyStopping`` callback
+    wrote into the epoch's record), and how each stage ended; every event carries the run's own compute so far
+    (``compute``: seconds since its fit began, its waits for the others' turns left out). At the end of each epoch
+    it hands the turn to the next run. Raises ``JobCancelled`` at the next epoch once the job is cancelled."""
 
     def __init__(self, queue: JobQueue, job: Job) -> None:
         self.queue, self.job = queue, job
         self._info: dict[str, Any] = {}
         self._tic = time.time()
+        self._zero: float | None = None  # compute_time() when the fit began
 
     def _emit(self, kind: str, payload: dict[str, Any]) -> None:
+        compute = None if self._zero is None else compute_time() - self._zero
         event = {"type": kind, "job": self.job.id, "key": self.job.key, "strategy": self.job.strategy,
-                 "time": time.time(), "elapsed": time.time() - self._tic, **payload}
+                 "time": time.time(), "elapsed": time.time() - self._tic, "compute": compute, **payload}
         self.job.live.append(self.queue.hub.publish(event))
 
     def _check(self) -> None:
         if self.queue.cancel_requested(self.job.id):
             raise JobCancelled()
+
+    def on_phase(self, phase: str, detail: str = "") -> None:
+        if phase == "training" and self._zero is None:
+            self._zero = compute_time()
+        self._emit("phase", {"phase": phase, "detail": detail})
+        self._check()
 
     def on_fit_start(self, info: dict[str, Any]) -> None:
         self._check()
@@ -92,6 +115,20 @@ class LiveCallback(Callback):
     def on_epoch_end(self, record: EpochRecord) -> None:
         self._emit("epoch", {**asdict(record), "patience": self._info.get("patience"),
                              "planned": self._info.get("epochs")})
+        self._take_turns()
+
+    def on_solved(self, info: dict[str, Any]) -> None:
+        self._emit("solved", info)  # the probe's point: its cross-validated accuracy, before it is scored
+        self._take_turns()
+
+    def _take_turns(self) -> None:
+        """Hand the turn to the next run and wait for it to come back (alone and not paused: carry on)."""
+        self._check()
+        turns = self.queue.turns
+        if turns.holder == self.job.id and (turns.waiting or turns.paused):
+            self._emit("wait", {})
+            turns.hand_over(self.job.id, lambda: self.queue.cancel_requested(self.job.id))
+            self._emit("turn", {})
         self._check()
 
     def on_fit_end(self, result: FitResult) -> None:
@@ -103,23 +140,60 @@ class LiveCallback(Callback):
         self._check()  # a cancel that came while the run was scored (or a one-shot probe solved): nothing is stored
 
 
+class SharedFolderLock:
+    """The folder's race lock, held while any of the lab's runs trains and released after the last: the runs the
+    lab trains side by side share it, and a ``compare`` into the folder meanwhile is refused, as ever."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._held: Any = None
+
+    def __call__(self, out: Path) -> Any:
+        return self._use(out)
+
+    @contextmanager
+    def _use(self, out: Path) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._held = race_lock(out)
+                self._held.__enter__()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    held, self._held = self._held, None
+                    held.__exit__(None, None, None)
+
+
 class JobQueue:
     def __init__(self, session: LabSession, hub: EventHub) -> None:
         self.session, self.hub = session, hub
+        self.turns = Turns()
         self._db_path = Path(session.folder) / "lab.sqlite"
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._cancel: set[int] = set()
         self._jobs: dict[int, Job] = {}
         self._closing = False
+        self._folder_lock = SharedFolderLock()
         with self._connect() as db:
+            columns = {row[1] for row in db.rows("PRAGMA table_info(jobs)")}
+            for name, kind in ADDED.items():  # a lab.sqlite written before these columns existed
+                if name not in columns:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
             # restart recovery: a job running when the server stopped left nothing in the store; run it again
             db.execute("UPDATE jobs SET state = 'queued', started = NULL WHERE state = 'running'")
-            for row in db.rows("SELECT id, strategy, budget, lr, key, state, message, created, started, ended "
-                               "FROM jobs ORDER BY id"):
+            for row in db.rows("SELECT id, strategy, budget, lr, key, state, message, created, started, ended, "
+                               "patience FROM jobs ORDER BY id"):
                 self._jobs[row[0]] = Job(*row)
-        self._worker = threading.Thread(target=self._work, name="headstart-lab-worker", daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._work, name=f"headstart-lab-worker-{i}", daemon=True)
+                         for i in range(TOGETHER)]
+        for worker in self._workers:
+            worker.start()
 
     def _connect(self) -> Database:
         """A short-lived connection: the worker thread and the request handlers each open their own."""
@@ -134,17 +208,17 @@ class JobQueue:
         self.hub.publish({"type": "job", "job": job.id, **job.to_dict(live=False)})
 
     # -- what the API calls ------------------------------------------------------------------------
-    def submit(self, strategy: str, budget: int, lr: float | None) -> Job:
+    def submit(self, strategy: str, budget: int, lr: float | None, patience: int | None = None) -> Job:
         """Queue a setting; the same setting already queued or running is that job, not a second one."""
-        key = self.session.key(strategy, budget, lr)
+        key = self.session.key(strategy, budget, lr, patience=patience)
         with self._lock:
             same = next((j for j in self._jobs.values() if j.key == key and j.state in ACTIVE), None)
             if same is not None:
                 return same
             with self._connect() as db:
-                cur = db.execute("INSERT INTO jobs (strategy, budget, lr, key, state, created) VALUES "
-                                 "(?, ?, ?, ?, 'queued', ?)", (strategy, budget, lr, key, time.time()))
-                job = Job(cur.lastrowid, strategy, budget, lr, key, "queued", created=time.time())
+                cur = db.execute("INSERT INTO jobs (strategy, budget, lr, key, state, created, patience) VALUES "
+                                 "(?, ?, ?, ?, 'queued', ?, ?)", (strategy, budget, lr, key, time.time(), patience))
+                job = Job(cur.lastrowid, strategy, budget, lr, key, "queued", created=time.time(), patience=patience)
             self._jobs[job.id] = job
             self._wake.notify_all()
         self._announce(job)
@@ -167,6 +241,22 @@ class JobQueue:
         with self._lock:
             return job_id in self._cancel or self._closing
 
+    def reset(self) -> list[Job]:
+        """Cancel every queued and running job (the race's reset); returns them."""
+        active = [j for j in self.jobs() if j.state in ACTIVE]
+        for job in active:
+            self.cancel(job.id)
+        self.resume()  # a paused job must reach its hand-over to stop
+        return active
+
+    def pause(self) -> None:
+        self.turns.pause()
+        self.hub.publish({"type": "race", "paused": True})
+
+    def resume(self) -> None:
+        self.turns.resume()
+        self.hub.publish({"type": "race", "paused": False})
+
     def get(self, job_id: int) -> Job:
         with self._lock:
             if job_id not in self._jobs:
@@ -187,11 +277,14 @@ class JobQueue:
         return False
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop the worker: the running job is stopped at its next epoch and stays queued for next time."""
+        """Stop the workers: a running job is stopped at its next epoch and stays queued for next time."""
         with self._lock:
             self._closing = True
             self._wake.notify_all()
-        self._worker.join(timeout)
+        self.turns.resume()
+        end = time.time() + timeout
+        for worker in self._workers:
+            worker.join(max(0.0, end - time.time()))
 
     # -- the worker ----------------------------------------------------------------------------------
     def _next(self) -> Job | None:
@@ -212,7 +305,11 @@ class JobQueue:
             try:
                 record = self.session.record(job.key)
                 if record is None:
-                    record = self.session.train(job.strategy, job.budget, job.lr, [LiveCallback(self, job)])
+                    self.turns.enter(job.id, lambda job=job: self.cancel_requested(job.id))
+                    if self.cancel_requested(job.id):
+                        raise JobCancelled()
+                    record = self.session.train(job.strategy, job.budget, job.lr, [LiveCallback(self, job)],
+                                                patience=job.patience, lock=self._folder_lock)
                 job.state, job.message = "done", None
                 self.hub.publish({"type": "run", "job": job.id, "record": public_record(record)})
             except JobCancelled:
@@ -229,6 +326,8 @@ class JobQueue:
             except Exception as e:  # a bug: the lab keeps serving, the job says what happened
                 log.exception("lab job %s failed", job.id)
                 job.state, job.message = "failed", f"{type(e).__name__}: {e}"
+            finally:
+                self.turns.leave(job.id)
             job.ended = time.time()
             try:
                 self._save(job)

@@ -21,18 +21,29 @@ from ..race import RaceSpec, ResultStore, prepare_race, run_race
 from ..race.analysis import best_per_budget, budget_label, choice_line, negative_transfer, recommend, summarize
 from ..race.executors import Executor
 from ..race.grid import RunSpec
+from ..report.colors import strategy_color
 from ..report.details import chance, near_chance
 from ..strategies import create_strategy
 from ..train import Callback
 from .architecture import finetune_for, strip
 
-__all__ = ["LR_CHOICES", "LabSession", "public_record"]
+__all__ = ["LR_CHOICES", "PATIENCE_CHOICES", "LabSession", "public_record"]
 
-#: learning rates the fine-tuning control offers (None: the strategy's default)
-LR_CHOICES: tuple[float, ...] = (1e-5, 3e-5, 5e-5, 1e-4, 3e-4, 1e-3)
+#: learning rates the fine-tuning control offers (None: the strategy's default); 1e-2 is where a fine-tune of a
+#: pretrained body visibly forgets or diverges
+LR_CHOICES: tuple[float, ...] = (1e-5, 3e-5, 5e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 #: a lab on a named dataset scores every run on at most this many selection and test examples each
 LAB_TEST_LIMIT = 500
 SCRATCH_OPTIONS = ("scratch", "scratch-small")
+#: the lab's own defaults on data it opens (a race folder keeps the race's settings), chosen for interaction and
+#: shown on the page: a fine-tune plans 30 optimiser steps rather than 100 (as the demo does), texts are read to 64
+#: tokens, and the from-scratch entrant is the small model (the random-init twin of the backbone, the same
+#: architecture as the fine-tune, is one click away: --scratch scratch)
+LAB_TRAIN_OPTIONS = {"min_steps": 30}
+LAB_TEXT_OPTIONS = {"max_length": 64}
+LAB_SCRATCH = "scratch-small"
+#: early stopping the page can turn on for the fine-tune: patience choices (epochs without a better validation score)
+PATIENCE_CHOICES = (3, 5, 10, 20)
 _SPEC_FIELDS = {f.name for f in fields(RaceSpec)} - {"strategies", "budgets", "seeds"}
 _PUBLIC = ("key", "strategy", "budget", "seed", "per_class", "from_scratch", "n_train", "n_val", "n_selection",
            "n_test", "sel_acc", "test_acc", "test_macro_f1", "trainable_params", "seconds", "seconds_per_epoch",
@@ -121,10 +132,11 @@ class LabSession:
         task = load_task(target, **(load_options or {}))
         name = backbone or DEFAULT_BACKBONE[task.modality]
         folder = Path(out) if out else Path("runs") / f"lab-{_slug(target)}-{_slug(name)}"
+        shown = {**(LAB_TEXT_OPTIONS if task.modality == "text" else {}), **(backbone_options or {})}
         spec = RaceSpec(target, name, strategies=["probe"], budgets=[None], seeds=1,
                         test_limit=test_limit if test_limit is not None else LAB_TEST_LIMIT,
-                        train_options=dict(train_options or {}), backbone_options=dict(backbone_options or {}))
-        return cls(folder, spec, scratch or "scratch", backbone=backbone_factory, load_options=load_options,
+                        train_options={**LAB_TRAIN_OPTIONS, **(train_options or {})}, backbone_options=shown)
+        return cls(folder, spec, scratch or LAB_SCRATCH, backbone=backbone_factory, load_options=load_options,
                    executor=executor)
 
     # -- settings --------------------------------------------------------------------------------
@@ -137,6 +149,16 @@ class LabSession:
         if strategy not in self._strips:
             self._strips[strategy] = strip(self.backbone, strategy, len(self.task.classes), self.spec.backbone_options)
         return self._strips[strategy]
+
+    def check_patience(self, patience: Any) -> int | None:
+        """Early stopping for the fine-tune as a browser sends it: off (None) or one of ``PATIENCE_CHOICES``."""
+        if patience in (None, "", "off"):
+            return None
+        p = _whole(patience)
+        if p is None or p not in PATIENCE_CHOICES:
+            raise ValueError(f"early-stopping patience must be 'off' or one of {list(PATIENCE_CHOICES)}; got "
+                             f"{patience!r}")
+        return p
 
     def check_setting(self, budget: Any, lr: Any = None, frozen: Any = None) -> tuple[int, float | None, int | None]:
         """Validate what a browser sends; a bad value is a ``ValueError`` with the fix in its message."""
@@ -163,17 +185,24 @@ class LabSession:
         tune = finetune_for(frozen, self.n_blocks)
         return [("scratch", self.scratch), ("frozen", "probe")] + ([("finetune", tune)] if tune != "probe" else [])
 
-    def job_spec(self, strategy: str, budget: int | None, lr: float | None = None) -> RaceSpec:
-        """The one-run race a setting is: the base settings, ``lr`` reaching the fine-tune only."""
+    def job_spec(self, strategy: str, budget: int | None, lr: float | None = None,
+                 patience: int | None = None) -> RaceSpec:
+        """The one-run race a setting is: the base settings, ``lr`` and early stopping (``patience``: on validation
+        accuracy, the best epoch restored) reaching the fine-tune only."""
         options = dict(self.spec.train_options)
-        if lr is not None and not create_strategy(strategy).from_scratch and strategy != "probe":
+        tunes = not create_strategy(strategy).from_scratch and strategy != "probe"
+        if lr is not None and tunes:
             options[f"{strategy}.lr"] = lr
+        if patience is not None and tunes:
+            options[f"{strategy}.monitor"], options[f"{strategy}.patience"] = "val_acc", patience
         base = {k: v for k, v in self.spec.to_dict().items() if k in _SPEC_FIELDS}
         return RaceSpec(**{**base, "train_options": options}, strategies=[strategy], budgets=[budget], seeds=1)
 
-    def key(self, strategy: str, budget: int | None, lr: float | None = None, seed: int = 0) -> str:
-        return self.job_spec(strategy, budget, lr).run_key(RunSpec(strategy, budget, seed), self.data.fingerprint,
-                                                           self.data.test_fingerprint)
+    def key(self, strategy: str, budget: int | None, lr: float | None = None, seed: int = 0,
+            patience: int | None = None) -> str:
+        d = self.data
+        return self.job_spec(strategy, budget, lr, patience).run_key(
+            RunSpec(strategy, budget, seed), d.fingerprint, d.test_fingerprint, d.target_fingerprint, d.ood_fingerprint)
 
     # -- results ---------------------------------------------------------------------------------
     def records(self, keys: set[str] | None = None) -> list[dict[str, Any]]:
@@ -189,11 +218,13 @@ class LabSession:
         with ResultStore(self.folder / "results.sqlite") as store:
             return store.version()
 
-    def train(self, strategy: str, budget: int, lr: float | None, callbacks: Sequence[Callback]) -> dict[str, Any]:
-        """Train one setting into the store (nothing if it is there already); returns its record."""
-        records = run_race(self.job_spec(strategy, budget, lr), self.folder, data=self.data, backbone=self.backbone,
-                           progress=False, run_callbacks=lambda run: callbacks, record_grid=False,
-                           executor=self.executor)
+    def train(self, strategy: str, budget: int, lr: float | None, callbacks: Sequence[Callback], *,
+              patience: int | None = None, lock: Callable[[Path], Any] | None = None) -> dict[str, Any]:
+        """Train one setting into the store (nothing if it is there already); returns its record. ``lock``: the
+        folder lock the lab's runs share (several train side by side)."""
+        records = run_race(self.job_spec(strategy, budget, lr, patience), self.folder, data=self.data,
+                           backbone=self.backbone, progress=False, run_callbacks=lambda run: callbacks,
+                           record_grid=False, executor=self.executor, lock=lock)
         return records[0]
 
     def base_records(self) -> list[dict[str, Any]]:
@@ -227,15 +258,22 @@ class LabSession:
                 "chosen_on": choice_line(len(self.data.selection), len(self.data.test),
                                          self.data.test.source if self.data.test_fingerprint else None,
                                          self.data.cv_folds if self.data.choose == "cv" else None),
-                "runs": len(records)}
+                "runs": len(records), "colors": {r.strategy: strategy_color(r.strategy) for r in rows}}
 
     def describe(self) -> dict[str, Any]:
         """What the page needs to draw its controls."""
         probe = self.strip("probe")
+        with ResultStore(self.folder / "results.sqlite") as store:
+            data = store.get_meta("data") or {}
         return {"data": self.task.name, "modality": self.task.modality, "classes": list(self.task.classes),
                 "backbone": self.spec.backbone, "folder": str(self.folder), "scratch": self.scratch,
                 "budgets": self.budgets, "largest_budget": self.largest_budget, "lr_choices": list(LR_CHOICES),
                 "default_lrs": {s: create_strategy(s).default_lr for s in ("full", "partial:1")},
+                "patience_choices": list(PATIENCE_CHOICES), "chance": chance(data) if data else None,
+                "colors": {s: strategy_color(s) for s in
+                           {self.scratch, "probe", "full", *(f"partial:{k}" for k in range(1, self.n_blocks))}},
+                "settings": {"train": self.spec.train_options, "backbone": self.spec.backbone_options,
+                             "test_limit": self.spec.test_limit, "scratch": self.scratch},
                 "blocks": [{"name": b["name"], "params": b["params"]} for b in probe["blocks"]],
                 "head": probe["head"], "n_selection": len(self.data.selection), "n_test": len(self.data.test),
                 "strips": {s: self.strip(s) for s in (self.scratch, "probe", "full")}}

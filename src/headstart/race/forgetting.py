@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from ..backbones import resolve_backbone
 from ..data import Task, load_task, stratified_subset
 from ..errors import HeadstartError
 from ..train import AdaptedModel, FeatureCache
+from ..train.clock import compute_time
 
 __all__ = ["HELD", "REFERENCE_SIZE", "measure_forgetting", "reference_name"]
 
@@ -100,7 +100,7 @@ def measure_forgetting(model: AdaptedModel, backbone: Any, backbone_options: dic
                        reference: str | None, cache: FeatureCache) -> dict[str, Any]:
     """``kept`` and ``drift`` of ``model``'s body against the pretrained one (built from ``backbone``), on ``held``
     (up to ``HELD`` of them) and, without a pretraining classifier, on the ``reference`` task."""
-    tic = time.perf_counter()
+    tic = compute_time()
     device = next(model.parameters()).device
     pre = AdaptedModel(resolve_backbone(backbone, True, **backbone_options), 2).to(device).eval()
     was_training = model.training
@@ -127,5 +127,5 @@ def measure_forgetting(model: AdaptedModel, backbone: Any, backbone_options: dic
                    reference_acc=acc_now, reference_acc_pretrained=acc_before, n_reference=len(task),
                    what=f"of the pretrained features' accuracy on {shown} (a probe, {len(task)} examples)")
     model.train(was_training)
-    out["seconds"] = time.perf_counter() - tic
+    out["seconds"] = compute_time() - tic
     return out

@@ -6,7 +6,6 @@ Every run is scored on two held-out parts: *selection* (what chooses) and *test*
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -30,6 +29,7 @@ from ..fetch import cache_dir
 from ..strategies.runner import check_modality
 from ..tracking import Tracker
 from ..train import Callback, EpochRecord, FeatureCache, ProgressBar
+from ..train.clock import compute_time
 from .choosing import cross_validate, resolve_choice
 from .domains import deployment_gap, importance_weighted_accuracy, prediction_entropy, selection_weights
 from .executors import Executor, LocalExecutor
@@ -37,7 +37,7 @@ from .forgetting import measure_forgetting, reference_name
 from .grid import RaceSpec, RunSpec, default_budgets
 from .store import ResultStore
 
-__all__ = ["RaceData", "grid_records", "prepare_race", "run_race"]
+__all__ = ["RaceData", "grid_records", "prepare_race", "race_lock", "run_race"]
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +165,9 @@ def _scores(clf: Adapter, part: Task) -> tuple[float | None, float | None, float
     part: a race on data too small to hold a test part out)."""
     if len(part) == 0:
         return None, None, 0.0, []
-    tic = time.perf_counter()
+    tic = compute_time()
     pred = clf.predict_proba(part).argmax(1)
-    seconds = time.perf_counter() - tic
+    seconds = compute_time() - tic
     return (float((pred == part.labels).mean()),
             float(f1_score(part.labels, pred, average="macro", labels=np.unique(part.labels))), seconds,
             pred.tolist())
@@ -183,13 +183,17 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
         backbone, backbone_options = spec.backbone_of(run.backbone)
     clf = Adapter(backbone, strategy, backbone_options=backbone_options, feature_cache=cache,
                   callbacks=list(callbacks), **{**spec.train_options_for(run.strategy), "seed": run.seed})
-    tic = time.perf_counter()
+    for cb in callbacks:
+        cb.on_phase("training", f"{run.entry} on {len(train_idx) + len(val_idx)} labelled examples")
+    tic = compute_time()
     target = data.target if "target" in strategy.sources() else None
     if run.budget == 0:  # no labels: a label-free strategy (zero-shot) from the class names alone
         clf.fit(None, classes=task.classes)
     else:  # below VALIDATED_FROM per class nothing is held out: only strategies that need no validation run there
         clf.fit(task.subset(train_idx), val=task.subset(val_idx) if len(val_idx) else None, target=target)
-    fit_seconds = time.perf_counter() - tic
+    fit_seconds = compute_time() - tic
+    for cb in callbacks:
+        cb.on_phase("scoring", f"{len(data.selection):,} selection and {len(data.test):,} test examples")
     cv, sel_pred = None, []
     if data.choose == "cv":  # the selection score: out-of-fold predictions of the run's own labels
         cv = _cross_validated(spec, data, run, clf, backbone, backbone_options, cache, train_idx, val_idx, target)
@@ -198,6 +202,9 @@ def _run_one(spec: RaceSpec, data: RaceData, run: RunSpec, backbone: str | Backb
         sel_acc, sel_f1, _, sel_pred = _scores(clf, data.selection)
     test_acc, test_f1, predict_seconds, test_pred = _scores(clf, data.test)
     r = clf.result_
+    if clf.strategy_.pretrained and (r.delta.get("l2") or 0.0) > 0:
+        for cb in callbacks:
+            cb.on_phase("measuring what it kept", "its features against the pretrained ones")
     forgetting = _forgetting(spec, data, clf, backbone, backbone_options, cache)
     deployment: dict[str, Any] = {}
     if data.ood is not None:
@@ -271,10 +278,10 @@ def _cross_validated(spec: RaceSpec, data: RaceData, run: RunSpec, clf: Adapter,
         fold.fit(task.subset(train), val=task.subset(val) if len(val) else None, target=target)
         return fold.predict_proba(task.subset(held)).argmax(1)
 
-    tic = time.perf_counter()
+    tic = compute_time()
     out = cross_validate(task, np.concatenate([train_idx, val_idx]), folds=spec.cv_folds, seed=run.seed,
                          validates=len(val_idx) > 0, fit_predict=fit_predict)
-    return {**out, "seconds": time.perf_counter() - tic}
+    return {**out, "seconds": compute_time() - tic}
 
 
 def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None, test_task: Task | None = None,
@@ -282,7 +289,8 @@ def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None, test_
              feature_cache: FeatureCache | None = None, load_options: dict[str, Any] | None = None,
              on_run_end: Callable[[dict[str, Any], int, int], None] | None = None,
              trackers: Sequence[Tracker] = (), run_callbacks: Callable[[RunSpec], Sequence[Callback]] | None = None,
-             record_grid: bool = True, executor: Executor | None = None) -> list[dict[str, Any]]:
+             record_grid: bool = True, executor: Executor | None = None,
+             lock: Callable[[Path], Any] | None = None) -> list[dict[str, Any]]:
     """Run what is missing of ``spec`` into ``out/results.sqlite``; returns this grid's records.
 
     ``backbone`` overrides ``spec.backbone`` with a factory (custom or test backbones); ``test_task``
@@ -292,7 +300,8 @@ def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None, test_
     ``record_grid=False`` adds runs to the store without making ``spec`` the folder's grid (what the
     report shows), as the lab does when it trains single settings beside a race;
     ``executor`` runs the runs (``LocalExecutor`` by default; ``RayExecutor`` spreads them over Ray), while
-    this process alone writes the store.
+    this process alone writes the store; ``lock(out)`` the context that keeps other races out of the folder
+    meanwhile (default: one race at a time; the lab shares one among the runs it trains side by side).
     """
     out = Path(out)
     if isinstance(spec.backbone, str):  # a hub id runs at one commit, which every run's key then names
@@ -304,13 +313,13 @@ def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None, test_
         data.selection_weights = selection_weights(backbone or name, options, data.selection, data.target,
                                                    feature_cache or FeatureCache(cache_dir() / "features"),
                                                    seed=spec.split_seed)
-    with _race_lock(out):
+    with (lock or race_lock)(out):
         return _run_grid(spec, out, data, backbone, progress, feature_cache, on_run_end, trackers, run_callbacks,
                          record_grid, executor or LocalExecutor())
 
 
 @contextmanager
-def _race_lock(out: Path) -> Iterator[None]:
+def race_lock(out: Path) -> Iterator[None]:
     """One race at a time per folder: a second one is refused at once (readers such as the report are not)."""
     from filelock import FileLock, Timeout
 

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure  # figures drawn to files, without pyplot: 
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
 
 from ..race.analysis import Row
+from .colors import CHANCE_COLOR, strategy_color
 
 __all__ = ["cost_accuracy", "learning_curve", "training_curves"]
 
@@ -42,10 +43,12 @@ def learning_curve(rows: list[Row], path: Path, title: str, chance: float | None
         x = np.array([r.per_class for r in rs])
         y = np.array([getattr(r, mean) for r in rs])
         s = np.array([getattr(r, std) for r in rs])
-        (line,) = ax.plot(x, y, marker="o", linestyle="--" if rs[0].from_scratch else "-", label=strategy)
+        (line,) = ax.plot(x, y, marker="o", linestyle="--" if rs[0].from_scratch else "-", label=strategy,
+                          color=strategy_color(strategy))
         ax.fill_between(x, y - s, y + s, color=line.get_color(), alpha=0.15)
     if chance is not None:
-        ax.axhline(chance, color="grey", linestyle=":", linewidth=1.2, label=f"chance (majority class) {chance:.3f}")
+        ax.axhline(chance, color=CHANCE_COLOR, linestyle=(0, (4, 3)), linewidth=1.2,
+                   label=f"chance (majority class) {chance:.3f}")
     xs = sorted({round(r.per_class) for r in rows})
     if xs and xs[0] == 0:  # a zero-label budget (zero-shot): linear from 0 to 1, log beyond
         ax.set_xscale("symlog", linthresh=1, linscale=0.5)
@@ -111,7 +114,7 @@ def cost_accuracy(rows: list[Row], path: Path) -> Path:
     mean, _, what = _measured(rows)
     for strategy, rs in _by_strategy(rows).items():
         ax.plot([r.seconds for r in rs], [getattr(r, mean) for r in rs], marker="o", linestyle="-", alpha=0.8,
-                label=strategy)
+                label=strategy, color=strategy_color(strategy))
         for r in rs:
             ax.annotate("all" if r.budget is None else str(r.budget), (r.seconds, getattr(r, mean)), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,6 +12,7 @@ from ..data import VALIDATED_FROM, Task
 from ..errors import HeadstartError
 from ..train.augment import augmenter_for
 from ..train.callbacks import Callback, FitResult, StopReason
+from ..train.clock import compute_time
 from ..train.config import TrainConfig
 from ..train.context import FitContext
 from ..train.delta import snapshot, weight_distance
@@ -151,20 +151,27 @@ def _fit(model: AdaptedModel, strategy: Strategy, train: Task, val: Task | None,
     cache = cache if cache is not None else FeatureCache()
     start_weights = snapshot(model.backbone, _may_train(model, strategy))
     result = FitResult(strategy=strategy.spec)
-    tic = time.perf_counter()
+    tic = compute_time()
     for n, stage in enumerate(strategy.stages()):
         if stage.test_time:
             run_test_time(model, stage, sources["target"], cfg, device, result)
         elif stage.closed_form:
+            for cb in callbacks:
+                cb.on_phase("extracting features", f"{len(train) + (len(val) if val is not None else 0)} examples "
+                            f"through the frozen body for {stage.spec}")
             _plan_stage(model, stage, cfg, result, n)
             # features of a body tuned in this run are never reused: keep them in memory, not on disk
+            solving = compute_time()
             _solve(model, stage, train, val, cfg, cache if n == 0 else FeatureCache(), device, result)
+            for cb in callbacks:
+                cb.on_solved({"stage": stage.spec, "val_acc": result.best_val_acc, "val_loss": result.best_val_loss,
+                              "seconds": compute_time() - solving})
         else:
             _train_stage(model, stage, train, val, sources, cfg, cache, device, callbacks, result, n, previous or [])
     if cfg.resolve_precision(device) is not None and not all(s.closed_form for s in strategy.stages()):
         result.notes.append(f"trained under bf16 autocast on {device.type} (precision={cfg.precision!r}); "
                             "weights, evaluation and predictions in fp32")
-    result.seconds = time.perf_counter() - tic
+    result.seconds = compute_time() - tic
     result.delta = weight_distance(model.backbone, start_weights)
     return result
 
@@ -211,14 +218,14 @@ def fit_without_examples(model: AdaptedModel, strategy: Strategy, classes: tuple
     model.to(device)
     start_weights = snapshot(model.backbone, _may_train(model, strategy))
     result = FitResult(strategy=strategy.spec)
-    tic = time.perf_counter()
+    tic = compute_time()
     empty, no_labels = torch.empty(0, model.backbone.feature_dim), np.zeros(0, dtype=np.int64)
     for n, stage in enumerate(strategy.stages()):
         _plan_stage(model, stage, cfg, result, n)
         chosen = stage.solve(model, empty, no_labels, empty, no_labels, seed=cfg.seed, classes=tuple(classes))
         _record_solved(model, stage, chosen, result)
     result.notes.append("no labelled examples: the model was built from the class names alone")
-    result.seconds = time.perf_counter() - tic
+    result.seconds = compute_time() - tic
     result.delta = weight_distance(model.backbone, start_weights)
     return result
 
@@ -243,6 +250,10 @@ def _train_stage(model: AdaptedModel, stage: Strategy, train: Task, val: Task | 
     """One stage through the loop: its sources (cached where the plan allows), its terms prepared, then train."""
     planned = first_trainable(model, stage.plan(model.n_blocks))  # where a cache of the frozen bottom stops
     fit_on, held_out = (_joined(train, val), None) if stage.trains_on_validation else (train, val)
+    if planned > 0 and cfg.cache_features and not cfg.augment:
+        for cb in callbacks:
+            cb.on_phase("extracting features",
+                        f"blocks 0..{min(planned, model.n_blocks) - 1} run once for {stage.spec}")
     boundary, train_src, val_src, extra = _sources(model, planned, fit_on, held_out, sources, cfg, cache, device)
     stage_cfg = cfg.resolve_monitor(stage.default_monitor)
     ctx = FitContext(model, stage_cfg, device, boundary, train_src, val_src, stage.spec, train.classes, extra,

@@ -103,6 +103,14 @@ class Callback:
         """A race run is finished and scored, and about to be stored (``record`` is what will be stored); raising
         here keeps it out of the store (the lab's cancel)."""
 
+    def on_solved(self, info: dict[str, Any]) -> None:  # noqa: B027
+        """A closed-form stage (the probe) was solved: ``info`` has its ``stage``, held-out ``val_acc`` and
+        ``val_loss`` (None when nothing could be held out) and the ``seconds`` it took."""
+
+    def on_phase(self, phase: str, detail: str = "") -> None:  # noqa: B027
+        """What a run is doing between epochs, in words (``training``: the fit starts; ``extracting features``,
+        ``scoring``, ``measuring what it kept``), so a live view never just says "starting"."""
+
 
 class ProgressBar(Callback):
     """A tqdm bar over epochs, with the latest losses and accuracy."""

@@ -10,7 +10,6 @@ holds each part (``EpochRecord.terms``) and the early-stopping state after the e
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from torch import Tensor, nn
 from ..backbones import State
 from ..errors import HeadstartError
 from .callbacks import Callback, EpochRecord, FitResult, StopReason
+from .clock import compute_time
 from .config import TrainConfig
 from .context import FitContext
 from .distributed import data_parallel
@@ -266,7 +266,7 @@ class _Run:
                                             self.cfg.eval_batch_size)
             self._end_epoch(EpochRecord(self.stage, 0, None, val_loss, val_acc, 0.0, 0.0, self.trainable))
         for epoch in range(1, self.epochs + 1):
-            tic = time.perf_counter()
+            tic = compute_time()
             train_loss, parts = self._epoch()
             if not math.isfinite(train_loss):
                 return self._non_finite(epoch)
@@ -275,7 +275,7 @@ class _Run:
                 recalibrate_batchnorm(self.model, self.ctx.train, self.boundary, self.device, self.cfg.eval_batch_size)
                 val_loss, val_acc, _ = evaluate(self.model, self.ctx.val, self.boundary, self.device,
                                                 self.cfg.eval_batch_size)
-            self._end_epoch(EpochRecord(self.stage, epoch, train_loss, val_loss, val_acc, time.perf_counter() - tic,
+            self._end_epoch(EpochRecord(self.stage, epoch, train_loss, val_loss, val_acc, compute_time() - tic,
                                         self.optimizer.param_groups[0]["lr"], self.trainable, terms=parts))
             if self.validates and self.stopper.stop_requested:
                 return StopReason.EARLY_STOPPED
