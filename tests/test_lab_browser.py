@@ -32,12 +32,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+#: the README's pictures are taken at the lab's own defaults (HEADSTART_SCREENSHOTS=docs); CI uses a smaller setting
+DOCS = os.environ.get("HEADSTART_SCREENSHOTS") == "docs"
+SMALL = [] if DOCS else ["--test-limit", "100", "--max-length", "32", "--set", "min_steps=12"]
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("lab")
     port = _free_port()
     cmd = [sys.executable, "-m", "headstart.cli", "lab", "rotten-tomatoes", "--port", str(port), "--out",
-           str(folder / "runs"), "--test-limit", "100", "--max-length", "32", "--set", "min_steps=12"]
+           str(folder / "runs"), *SMALL]
     log = open(folder / "lab.log", "w")  # noqa: SIM115 (open for the server's lifetime)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=folder)
     url = None
@@ -63,15 +68,15 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory) -> Path:
-    where = os.environ.get("HEADSTART_SCREENSHOTS")
-    folder = ROOT / "docs" if where == "docs" else tmp_path_factory.mktemp("shots")
+    folder = ROOT / "docs" if DOCS else tmp_path_factory.mktemp("shots")
     folder.mkdir(exist_ok=True)
     return folder
 
 
-def _set_slider(page, selector: str, value: int) -> None:
-    page.eval_on_selector(selector, "(el, v) => { el.value = String(v); el.dispatchEvent(new Event('input')); }",
-                          value)
+def _set_slider(page, selector: str, value: int, release: bool = False) -> None:
+    script = ("(el, [v, release]) => { el.value = String(v); el.dispatchEvent(new Event('input'));"
+              " if (release) el.dispatchEvent(new Event('change')); }")
+    page.eval_on_selector(selector, script, [value, release])
 
 
 def _wait_all_done(page, timeout_s: float = 600) -> None:
@@ -80,47 +85,71 @@ def _wait_all_done(page, timeout_s: float = 600) -> None:
                            timeout=timeout_s * 1000)
 
 
-def test_train_all_three_sliders_monitor_and_curves_in_chromium(server, shots):
+def _metrics(page) -> dict:
+    return page.evaluate("() => JSON.parse(JSON.stringify(window.labMetrics))")
+
+
+def test_the_race_in_chromium_three_curves_side_by_side_counters_monitor_and_curves(server, shots):
     from playwright.sync_api import sync_playwright
 
     url, port, _ = server
     assert Path(CHROMIUM).exists(), "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url)
         page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+
+        # the page's controls: learning rates up to 1e-2 with the default's value said, early stopping with patience
+        assert "0.01" in page.locator("#lr option").all_inner_texts()
+        assert re.search(r"default \(\d", page.locator("#lr option").first.inner_text())
+        assert page.locator("#early-stop").count() == 1 and page.locator("#patience").is_disabled()
+        assert "min_steps" in page.locator("#lab-settings").inner_text()
 
         # sliders: the strip recolours and the pill updates at once, to the count of the run it sets
         blocks = page.locator("#strip .block:not(.head)")
         n = blocks.count()
-        _set_slider(page, "#budget", 0)  # 4 labels per class
+        _set_slider(page, "#budget", 1)  # 8 labels per class
         _set_slider(page, "#frozen", n - 2)  # partial:2
-        assert page.locator("#budget-value").inner_text() == "4"
+        assert page.locator("#budget-value").inner_text() == "8"
         assert page.locator("#strip .block.trainable").count() == 2
-        expected = strip("minilm-l6", "partial:2", 2, {"max_length": 32})["trainable"]
+        expected = strip("minilm-l6", "partial:2", 2, {"max_length": 64 if DOCS else 32})["trainable"]
         assert int(page.locator("#pill").get_attribute("data-count")) == expected
         assert f"{expected:,}" in page.locator("#pill").inner_text()
         page.locator("#controls").screenshot(path=str(shots / "lab-sliders.png"))
 
-        # Train all three: three curves grow live, counters tick, each run ends stored
+        # ▷ Train all three: a race, not a queue: every curve has its first point before any run ends
         page.click("#train-all")
-        page.wait_for_function("() => [...document.querySelectorAll('.counter .state')]"
-                               ".some((s) => s.textContent === 'training' || s.textContent === 'done')",
-                               timeout=120_000)
+        page.wait_for_function("() => Object.keys(window.labMetrics.firstPoint).length === 3", timeout=300_000)
+        page.screenshot(path=str(shots / "lab-race.png"), full_page=True)  # the race mid-way
         _wait_all_done(page)
-        legend = page.locator("#race-chart .u-legend .u-series").all_inner_texts()
-        assert sum("scratch" in t for t in legend) >= 1 and sum("partial:2" in t for t in legend) >= 1
-        assert sum("probe" in t for t in legend) >= 1
+        m = _metrics(page)
+        assert max(m["firstPoint"].values()) < min(m["endedAt"].values())
+        for key, last in m["lastLive"].items():  # each counter's final value is its last live one
+            assert abs(m["ended"][key] - last) < 1.0, (key, last, m["ended"][key])
+        legend = " ".join(page.locator("#race-chart .u-legend .u-series").all_inner_texts())
+        assert "chance" in legend and "partial:2" in legend and "probe" in legend and "scratch-small" in legend
+        assert len(re.findall(r"\d\.\d{3}", legend)) >= 6  # every drawn series' value, without hovering
+        assert "on test" in page.locator("#race-story").inner_text()
         counters = page.locator(".counter .meta").all_inner_texts()
         assert all("Δθ" in t and "test" in t for t in counters)
-        page.screenshot(path=str(shots / "lab-race.png"), full_page=True)
 
-        # a second budget, so the learning curves have a slope (nested draws: 4/class is inside 8/class)
-        _set_slider(page, "#budget", 1)
-        page.wait_for_function("() => document.querySelector('#race-note').textContent.includes('at 8 labels')")
-        page.click("#train-all")
+        # another learning rate: the trained fine-tune stays on the chart as a faded overlay, which can be cleared
+        page.select_option("#lr", "0.001")
+        page.wait_for_function("() => [...document.querySelectorAll('#race-chart .u-legend .u-series')]"
+                               ".some((s) => s.textContent.includes('earlier: partial:2'))")
+        assert page.locator("#clear-overlays").is_visible()
+        page.click("#clear-overlays")
+        assert "earlier:" not in " ".join(page.locator("#race-chart .u-legend .u-series").all_inner_texts())
+        page.select_option("#lr", "default")
+
+        # the budget slider asks before it races, then every budget trained shows together
+        _set_slider(page, "#budget", 0, release=True)  # 4 labels per class
+        page.wait_for_selector("#confirm:not([hidden])")
+        assert "Race at 4 labels per class?" in page.locator("#confirm-text").inner_text()
+        page.click("#confirm-yes")
         _wait_all_done(page)
+        page.wait_for_function("() => document.querySelectorAll('#budgets-chart .u-legend .u-series').length >= 4")
 
         # the training monitor: losses per epoch, the best epoch marked, why it stopped, what was restored
         page.click("button[data-view='monitor']")
@@ -138,7 +167,7 @@ def test_train_all_three_sliders_monitor_and_curves_in_chromium(server, shots):
 
         # moving back to a trained setting shows it from the store, without training
         page.click("button[data-view='race']")
-        _set_slider(page, "#budget", 0)
+        _set_slider(page, "#budget", 1)
         page.wait_for_function("() => document.querySelector('#race-note').textContent.includes('3 of 3 runs stored')")
         browser.close()
 

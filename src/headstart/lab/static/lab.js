@@ -13,7 +13,7 @@ const state = {
   curves: null, lastEvent: 0, requestSeq: 0, paused: false, overlays: [], pendingBudget: null,
   // what the browser tests and benchmarks/lab.py read: seconds from an epoch's end (server clock) to its point
   // drawn here, when each setting was last drawn, and each counter's shown seconds as it ticked
-  metrics: { epochLatency: [], redraws: [], firstPoint: {}, lastLive: {}, ended: {} },
+  metrics: { epochLatency: [], redraws: [], firstPoint: {}, lastLive: {}, ended: {}, endedAt: {} },
 };
 window.labMetrics = state.metrics;
 
@@ -183,8 +183,25 @@ function keptEpoch(entrant, curve) {
   return r.best_epoch != null && curve.some((e) => e.epoch === r.best_epoch) ? r.best_epoch : curve[curve.length - 1].epoch;
 }
 
+function lastValues(series, data) {
+  // each series' legend shows its value at the cursor, or its own last value (never "--" for a drawn series)
+  series.forEach((s, i) => {
+    if (i === 0 || s.value) return;
+    const values = data[i];
+    s.value = (u, v, si, idx) => {
+      let shown = v;
+      if (shown == null) {
+        for (let j = (idx == null ? values.length : idx + 1) - 1; j >= 0 && shown == null; j--) shown = values[j];
+        if (shown == null) for (let j = values.length - 1; j >= 0 && shown == null; j--) shown = values[j];
+      }
+      return shown == null ? "–" : Number(shown).toFixed(3);
+    };
+  });
+}
+
 function makeChart(id, opts, data, legendAt) {
   const el = $(id);
+  lastValues(opts.series, data);
   if (state.charts[id]) state.charts[id].destroy();
   el.replaceChildren();
   const width = Math.max(320, el.clientWidth || el.parentElement.clientWidth - 20);
@@ -281,6 +298,8 @@ function drawStory() {
     const low = done.filter((e) => state.lab.chance != null && e.record.test_acc <= state.lab.chance + 0.01);
     if (low.length) parts.push(`${low.map((e) => e.strategy).join(" and ")} ${low.length > 1 ? "are" : "is"} at chance.`);
   }
+  const racing = entrants.some((e) => !e.record && Object.values(state.jobs).some((j) => j.key === e.key && j.state === "running"));
+  if (racing) parts.unshift("The three are racing: each trains one epoch in turn, and each clock counts only its own compute.");
   el.textContent = parts.join(" ") || "Press ▷ Train all three: the three curves grow side by side.";
 }
 
@@ -324,6 +343,7 @@ function drawCounters() {
       clock = `${r.seconds.toFixed(1)} s`;
       status = "done";
       state.metrics.ended[en.key] = r.seconds;
+      if (!(en.key in (state.metrics.endedAt))) state.metrics.endedAt[en.key] = Date.now() / 1000;
       meta = (r.seconds_per_epoch ? `${r.seconds_per_epoch.toFixed(2)} s/epoch · ${r.epochs} epochs · ` : "closed form · ")
         + `Δθ ${r.delta_l2 == null ? "–" : r.delta_l2.toFixed(3)}`
         + (r.delta_relative ? ` (${(100 * r.delta_relative).toFixed(2)}%)` : "")
