@@ -78,7 +78,7 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
         negative_transfer,
         recommend,
     )
-    from .race.grid import entry_label
+    from .race.grid import entry_label, expected_cells
     from .report import advice_check, gap_line, write_report
     from .tracking import make_trackers
 
@@ -111,7 +111,7 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
         return
     rows = summarize(records, spec.entries())
     verdict = negative_transfer(records)
-    rec = recommend(rows, verdict)
+    rec = recommend(rows, verdict, expected_cells(spec))
     chose = choice_line(len(data.selection), len(data.test), data.test.source if data.test_fingerprint else None,
                         spec.cv_folds if data.choose == "cv" else None)
     print(chose)

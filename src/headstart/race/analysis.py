@@ -17,13 +17,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from functools import cmp_to_key
 from typing import Any
 
 import numpy as np
 
 __all__ = ["CHOICE_LINE", "Recommendation", "Row", "TransferVerdict", "accuracy_text", "best_per_budget",
-           "budget_label", "choice_line", "deployment_lines", "least_forgetting", "negative_transfer", "recommend",
-           "summarize"]
+           "budget_label", "choice_line", "complete_budgets", "deployment_lines", "least_forgetting", "missing_cells",
+           "negative_transfer", "recommend", "summarize"]
 
 CLEARLY = 2.0  # "clearly better": more than this many noise units ahead
 
@@ -338,27 +339,71 @@ class Recommendation:
         return _no_nan(asdict(self))
 
 
-def recommend(rows: list[Row], verdict: TransferVerdict) -> Recommendation | None:
-    """At the largest budget raced: the strategy with the best selection accuracy, or a cheaper one within
-    selection noise of it. Its test accuracy is reported, never used."""
+#: when entries are level on selection, the tie-break: what a user pays to train (seconds per run), then to use
+#: (milliseconds per prediction), then to store (trainable parameters); a cost within 10% of another's counts as
+#: the same, so the next one decides
+TIE_BREAK = "the least seconds per run, then milliseconds per prediction, then trainable parameters (10% apart)"
+
+
+def _cheaper(a: Row, b: Row) -> int:
+    """``TIE_BREAK`` as a comparison: negative when ``a`` costs less than ``b``."""
+    for x, y in ((a.seconds, b.seconds), (a.predict_ms, b.predict_ms)):
+        if x is None or y is None or max(x, y) <= 1.1 * min(x, y):
+            continue  # within 10%: the same cost; the next one decides
+        return -1 if x < y else 1
+    return (a.trainable_params > b.trainable_params) - (a.trainable_params < b.trainable_params)
+
+
+def complete_budgets(rows: list[Row], expected: dict[tuple[str, int | None], int] | None) -> list[int | None]:
+    """The budgets at which every expected entry has all its seeds (``expected``: (entry, budget) -> seeds; None:
+    every budget with a row counts as complete)."""
+    budgets = sorted({r.budget for r in rows}, key=_budget_order)
+    if expected is None:
+        return budgets
+    have = {(r.strategy, r.budget): r.seeds for r in rows}
+    return [b for b in budgets if all(have.get(cell, 0) >= seeds for cell, seeds in expected.items() if cell[1] == b)]
+
+
+def missing_cells(rows: list[Row], expected: dict[tuple[str, int | None], int] | None) -> list[str]:
+    """The expected (entry, budget) cells without all their seeds, as ``full at 32/class (1 of 3 seeds)``."""
+    if expected is None:
+        return []
+    have = {(r.strategy, r.budget): r.seeds for r in rows}
+    return [f"{entry} at {budget_label(budget)}/class ({have.get((entry, budget), 0)} of {seeds} seeds)"
+            for (entry, budget), seeds in expected.items() if have.get((entry, budget), 0) < seeds]
+
+
+def recommend(rows: list[Row], verdict: TransferVerdict,
+              expected: dict[tuple[str, int | None], int] | None = None) -> Recommendation | None:
+    """At the largest budget every entry has finished (``expected``: the grid's cells; without it, the largest
+    raced): the strategy with the best selection accuracy, or one within selection noise of it that costs less
+    (``TIE_BREAK``). Its test accuracy is reported, never used."""
     if not rows:
         return None
-    top_budget = max({r.budget for r in rows}, key=_budget_order)
+    complete = complete_budgets(rows, expected)
+    if not complete:
+        return None
+    top_budget = complete[-1]
     at = [r for r in rows if r.budget == top_budget]
     best = max(at, key=lambda r: r.sel_acc_mean)
     # n_selection: the held-out examples, or under cross-validation the run's labels (each scored once)
     noise = _selection_noise(best)
     tied = [r for r in at if best.sel_acc_mean - r.sel_acc_mean <= noise]
-    choice = min(tied, key=lambda r: (r.trainable_params, r.seconds))
+    choice = min(tied, key=cmp_to_key(_cheaper))
     on = "in cross-validation within its labels" if best.cross_validated else "on the selection examples"
-    reasons = [f"at {budget_label(top_budget)} labels per class (the most this race tried), {best.strategy} scored "
+    raced = max({r.budget for r in rows}, key=_budget_order)
+    where = ("the most this race tried" if top_budget == raced else
+             f"the largest budget every entry has finished; {budget_label(raced)} is incomplete")
+    reasons = [f"at {budget_label(top_budget)} labels per class ({where}), {best.strategy} scored "
                f"highest {on}: {best.sel_acc_mean:.3f} over {best.seeds} seed(s)"]
     if choice is not best:
         how = "cross-validated" if best.cross_validated else "on selection"
+        costs = [f"{choice.seconds:.0f}s per run instead of {best.seconds:.0f}s"]
+        if choice.predict_ms is not None and best.predict_ms is not None:
+            costs.append(f"{choice.predict_ms:.2f} ms per prediction instead of {best.predict_ms:.2f}")
+        costs.append(f"{choice.trainable_params:,} trainable parameters instead of {best.trainable_params:,}")
         reasons.append(f"{choice.strategy} is within noise of it {how} ({choice.sel_acc_mean:.3f}, noise "
-                       f"±{noise:.3f}) with {choice.trainable_params:,} trainable parameters instead of "
-                       f"{best.trainable_params:,} and {choice.seconds:.0f}s per run instead of {best.seconds:.0f}s, "
-                       "so it is the better buy")
+                       f"±{noise:.3f}) and costs less by the tie-break ({TIE_BREAK}): {', '.join(costs)}")
     if math.isnan(choice.acc_mean):
         reasons.append(f"{choice.strategy}'s accuracy on unseen examples is not measured: there is no test part "
                        "(give a test file, --test)")

@@ -267,6 +267,19 @@ class RaceSpec:
         return asdict(self)
 
 
+def expected_cells(spec: RaceSpec | dict[str, Any]) -> dict[tuple[str, int | None], int] | None:
+    """(entry, budget) -> how many runs the race's grid holds there (its seeds; entries that do not run at a budget
+    are not cells), from a ``RaceSpec`` or a stored one; None when a stored spec cannot be read back."""
+    try:
+        race = spec if isinstance(spec, RaceSpec) else RaceSpec(**spec)
+    except (HeadstartError, TypeError):
+        return None
+    cells: dict[tuple[str, int | None], int] = {}
+    for run in race.runs():
+        cells[(run.entry, run.budget)] = cells.get((run.entry, run.budget), 0) + 1
+    return cells
+
+
 def _may_have_batchnorm(backbone: Any) -> bool:
     """Every registered text encoder is a transformer (LayerNorm only); image models and hub ids may have BatchNorm."""
     if not isinstance(backbone, str):

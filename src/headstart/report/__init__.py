@@ -15,16 +15,18 @@ from ..race.analysis import (
     choice_line,
     deployment_lines,
     least_forgetting,
+    missing_cells,
     negative_transfer,
     recommend,
     summarize,
 )
-from ..race.grid import race_entries
+from ..race.grid import expected_cells, race_entries
 from ..race.runner import grid_records
 from ..race.store import ResultStore
 from .details import (
     chance,
     class_report,
+    diverging_runs,
     epoch_cap_warning,
     gap_line,
     loss_terms,
@@ -33,6 +35,7 @@ from .details import (
     noise_rule,
     reproduce_command,
     stop_reasons,
+    timing_caveat,
     versions,
 )
 from .html import Page, render_html
@@ -74,7 +77,8 @@ def write_report(out: str | Path) -> Path:
     entries = race_entries(spec)
     rows = summarize(records, entries)
     verdict = negative_transfer(records)
-    rec = recommend(rows, verdict)
+    expected = expected_cells(spec)
+    rec = recommend(rows, verdict, expected)
     chance_acc = chance(data)
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
@@ -87,7 +91,7 @@ def write_report(out: str | Path) -> Path:
         stop_reasons={(r.strategy, r.budget): "; ".join(filter(None, (stop_reasons(records, r.strategy, r.budget),
                                                                      loss_terms(records, r.strategy, r.budget))))
                       for r in rows},
-        epoch_warning=epoch_cap_warning(records),
+        epoch_warning=epoch_cap_warning(records), diverging=diverging_runs(records), timing=timing_caveat(records),
         class_report=class_report(records, data, rec.strategy, rec.budget) if rec else None,
         misclassified=misclassified(records, data, rec.strategy, rec.budget) if rec else [],
         advice=advice, advice_check=advice_check(advice, rec.strategy if rec else None),
@@ -100,7 +104,7 @@ def write_report(out: str | Path) -> Path:
                            "threads": r.get("threads")} for r in records if r["strategy"] == s), None)
                  for s in entries},
         versions=versions(), command=reproduce_command(spec, str(out)), hidden=hidden,
-        forgetting=least_forgetting(rows),
+        forgetting=least_forgetting(rows), missing=missing_cells(rows, expected),
         deployment=[*deployment_lines(rows), *([gap_line(gap)] if gap else [])])
     (out / "report.html").write_text(render_html(page), encoding="utf-8")
     summary = {"chosen_on": page.choice, "table": [r.to_dict() for r in rows], "chance": chance_acc,
@@ -109,6 +113,7 @@ def write_report(out: str | Path) -> Path:
                "recommendation": None if rec is None else rec.to_dict(),
                "advice": advice, "advice_check": page.advice_check, "runs_not_shown": hidden,
                "forgetting": page.forgetting, "deployment": page.deployment, "deployment_gap": gap,
+               "missing_cells": page.missing,
                "reproduce": page.command}
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     _write_csv(out / "results.csv", [r.to_dict() for r in rows])

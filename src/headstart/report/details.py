@@ -48,6 +48,37 @@ def loss_terms(records: list[dict[str, Any]], strategy: str, budget: int | None)
         f"{n} {np.mean([parts[n] for parts in last if n in parts]):.4g}" for n in names)
 
 
+def diverging_runs(records: list[dict[str, Any]]) -> str | None:
+    """Runs whose training loss ended well above where it began (a rate too high for them), in one sentence."""
+    found = []
+    for r in records:
+        losses = [c["train_loss"] for c in r.get("curve") or [] if c.get("train_loss") is not None]
+        if len(losses) >= 3 and losses[-1] > 1.5 * min(losses[:2]):
+            found.append(f"{r['strategy']} at {budget_label(r['budget'])}/class seed {r['seed']}")
+    if not found:
+        return None
+    return (f"{len(found)} run(s) diverged, their training loss ending well above where it began: "
+            f"{', '.join(found[:8])}{' …' if len(found) > 8 else ''}. Lower the learning rate (--set NAME.lr=...).")
+
+
+def timing_caveat(records: list[dict[str, Any]]) -> str | None:
+    """A caveat when seeds of one cell took very different times: the machine was busy, the seconds are rough."""
+    spreads = []
+    cells: dict[tuple[str, Any], list[float]] = {}
+    for r in records:
+        if r.get("seconds"):
+            cells.setdefault((r["strategy"], r["budget"]), []).append(r["seconds"])
+    for (strategy, budget), seconds in cells.items():
+        if len(seconds) > 1 and min(seconds) > 0.5 and max(seconds) > 2 * min(seconds):
+            spreads.append((max(seconds) / min(seconds), strategy, budget))
+    if not spreads:
+        return None
+    ratio, strategy, budget = max(spreads)
+    return (f"Timings are noisy in this race: one cell's seeds took up to {ratio:.1f}× as long as each other "
+            f"({strategy} at {budget_label(budget)}/class), as on a machine busy with other work; read seconds as "
+            "rough, and compare costs side by side in one run.")
+
+
 def epoch_cap_warning(records: list[dict[str, Any]]) -> str | None:
     capped = [r for r in records if r["stop_reason"] == "max_epochs"]
     if not capped:

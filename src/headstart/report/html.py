@@ -56,6 +56,9 @@ class Page:
     hidden: int = 0
     forgetting: str | None = None  # which strategy kept the most pretrained competence at equal accuracy
     deployment: list[str] = field(default_factory=list)  # out-of-domain accuracy, the unsupervised choice, the gap
+    missing: list[str] = field(default_factory=list)  # cells of the grid without all their seeds (an incomplete race)
+    diverging: str | None = None  # runs whose training loss rose
+    timing: str | None = None  # the caveat when the seconds are noisy
 
 
 def _img(path: Path | None, alt: str) -> str:
@@ -166,8 +169,16 @@ def render_html(p: Page) -> str:
                      "settings (another grid, options or an older default); `headstart report` or `headstart "
                      "compare` with those settings shows them.</p>")
     parts += [f"<p class='sub'>note: {html.escape(n)}</p>" for n in data.get("notes", [])]
+    if p.missing:
+        shown = "; ".join(p.missing[:12]) + (f"; and {len(p.missing) - 12} more" if len(p.missing) > 12 else "")
+        parts.append(_card("warn", "This race is incomplete",
+                           f"<p>{len(p.missing)} cell(s) of its grid have not finished: {html.escape(shown)}. The "
+                           "recommendation is made at the largest budget every entry has finished, and the table "
+                           "shows only what ran; `headstart compare` with the same settings resumes the rest.</p>"))
     if p.epoch_warning:
         parts.append(_card("warn", "Runs that hit the epoch cap", f"<p>{html.escape(p.epoch_warning)}</p>"))
+    if p.diverging:
+        parts.append(_card("bad", "Diverging runs", f"<p>{html.escape(p.diverging)}</p>"))
     if p.recommendation is not None:
         reasons = "".join(f"<li>{html.escape(x)}</li>" for x in p.recommendation.reasons)
         parts.append(_card("good", f"Recommendation: <code>{html.escape(p.recommendation.strategy)}</code>",
@@ -195,11 +206,13 @@ def render_html(p: Page) -> str:
                  "test example; Δθ is how far the backbone's weights moved from where they started. "
                  f"{html.escape(_kept_words(p))}"
                  f"<span class='chance'>≈ chance</span>: not clearly above the majority-class rate. "
-                 f"{html.escape(p.noise_rule)}</p>" + _table(p))
+                 f"{html.escape(p.noise_rule)}</p>" + (f"<p class='sub'><b>{html.escape(p.timing)}</b></p>"
+                                                       if p.timing else "") + _table(p))
     parts.append("<h2>Cost against accuracy</h2>" + _img(p.plots.get("cost_accuracy"), "cost against accuracy"))
     parts.append(_details(p))
     parts.append("<h2>Training curves</h2><p class='sub'>every run of each strategy: colour is the budget, line "
-                 "style the seed; ★ marks the epoch whose weights early stopping kept (the run's result).</p>")
+                 "style the seed; ★ marks the epoch whose weights the run kept (its result): early stopping's best "
+                 "epoch, or, for a run that trained its planned epochs (monitor=none), the last.</p>")
     for strategy, path in p.curves.items():
         parts.append(_img(path, f"training curves of {strategy}") if path is not None else
                      f"<p><code>{html.escape(strategy)}</code>: fitted without epochs (closed form), no curve.</p>")

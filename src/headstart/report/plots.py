@@ -36,7 +36,7 @@ def _measured(rows: list[Row]) -> tuple[str, str, str]:
 def learning_curve(rows: list[Row], path: Path, title: str, chance: float | None = None) -> Path:
     """Test accuracy vs labelled examples per class (log x), one line per strategy, a band for ±1 std,
     and the chance (majority-class) rate as a dotted line."""
-    fig = Figure(figsize=(7.5, 4.6), dpi=110)
+    fig = Figure(figsize=(9.5, 4.6), dpi=110)
     ax = fig.subplots()
     mean, std, what = _measured(rows)
     for strategy, rs in _by_strategy(rows).items():
@@ -60,9 +60,9 @@ def learning_curve(rows: list[Row], path: Path, title: str, chance: float | None
     ax.set_xlabel("labelled examples per class, validation included (log scale" + (", 0 at the left)" if xs and
                                                                                      xs[0] == 0 else ")"))
     ax.set_ylabel(f"{what} (mean ± std over seeds)", fontsize=9 if mean != "acc_mean" else None)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10, wrap=True)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0, fontsize=8)  # beside: never over a point
     fig.tight_layout()
     fig.savefig(path)
     return path
@@ -73,7 +73,7 @@ def training_curves(records: list[dict[str, Any]], strategy: str, path: Path) ->
     runs = [r for r in records if r["strategy"] == strategy and r["curve"]]
     if not runs:
         return None
-    fig = Figure(figsize=(10, 3.6), dpi=100)
+    fig = Figure(figsize=(11.5, 3.9), dpi=100)
     ax_loss, ax_acc = fig.subplots(1, 2)
     cmap = colormaps["viridis"]
     budgets = sorted({r["per_class"] for r in runs})
@@ -93,14 +93,17 @@ def training_curves(records: list[dict[str, Any]], strategy: str, path: Path) ->
             i = [k for k, c in enumerate(r["curve"]) if c["epoch"] == r["best_epoch"]][-1]
             ax_loss.plot(epochs[i], r["curve"][i]["val_loss"], marker="*", color=color, markersize=11)
             ax_acc.plot(epochs[i], r["curve"][i]["val_acc"], marker="*", color=color, markersize=11)
-    ax_loss.set_title(f"{strategy}: loss (dotted: training; other lines: validation)", fontsize=9)
-    ax_acc.set_title(f"{strategy}: validation accuracy; ★ = the epoch whose weights early stopping kept", fontsize=9)
+    ax_loss.set_title(f"{strategy}: loss\n(dotted: training; other lines: validation)", fontsize=9)
+    kept = ("the epoch whose weights the run kept (early stopping's best)" if any(
+        r["stop_reason"] in ("early_stopped", "max_epochs") for r in runs) else "the last epoch, whose weights it kept")
+    ax_acc.set_title(f"{strategy}: validation accuracy\n★ = {kept}", fontsize=9)
     ax_loss.set_ylabel("cross-entropy")
     ax_acc.set_ylabel("validation accuracy")
     for ax in (ax_loss, ax_acc):
         ax.set_xlabel("epoch (an epoch 0 is the starting weights, scored before training)")
         ax.grid(True, alpha=0.3)
-    ax_acc.legend(fontsize=7, ncol=2 if len(runs) > 6 else 1)
+    ax_acc.legend(fontsize=7, ncol=2 if len(runs) > 6 else 1, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  borderaxespad=0)  # beside the axes: never over a curve
     fig.tight_layout()
     fig.savefig(path)
     return path
@@ -109,7 +112,7 @@ def training_curves(records: list[dict[str, Any]], strategy: str, path: Path) ->
 def cost_accuracy(rows: list[Row], path: Path) -> Path:
     """What each strategy costs against what it buys: seconds per run (log x) against test accuracy,
     one marker per strategy and budget, labelled with the budget."""
-    fig = Figure(figsize=(7.5, 4.4), dpi=100)
+    fig = Figure(figsize=(9.5, 4.4), dpi=100)
     ax = fig.subplots()
     mean, _, what = _measured(rows)
     for strategy, rs in _by_strategy(rows).items():
@@ -123,7 +126,7 @@ def cost_accuracy(rows: list[Row], path: Path) -> Path:
     ax.set_ylabel(f"{what} (mean over seeds)", fontsize=9 if mean != "acc_mean" else None)
     ax.set_title("cost against accuracy")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.tight_layout()
     fig.savefig(path)
     return path
