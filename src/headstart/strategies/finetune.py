@@ -21,7 +21,7 @@ stopping back; validation is measured either way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
 
 from ..declare import check_declared, option
 from ..errors import HeadstartError
@@ -128,3 +128,18 @@ class LLDR(FineTune):
 
 
 register_alias("lp-ft", "full", "every fine-tune starts from the probe's head (LP-FT), so lp-ft is full")
+
+
+def adaptation_strategy(term: str, *, order: int, summary: str) -> type[Full]:
+    """Register the strategy ``term``: ``full`` plus the domain-adaptation term of that name on unlabelled target
+    examples (``--target FILE``), so its source-only baseline is ``full`` on the same draws (``terms/coral.py``,
+    ``dann.py``, ``importance.py`` each register theirs beside the term)."""
+    help_text = f"the domain-adaptation term ({term}; another one: any fine-tune's adapt=)"
+    cls = make_dataclass(
+        f"{term.title()}FineTune",
+        [("adapt", str | None, option(term, help_text, choices=lambda: list_terms("adaptation"), neutral=None))],
+        bases=(Full,),
+        namespace={"name": term, "order": order, "summary": summary,
+                   "__doc__": f"``full`` plus the {term} term on unlabelled target examples (``--target FILE``)."})
+    cls.__module__ = __name__
+    return register_strategy(cls)

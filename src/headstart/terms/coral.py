@@ -18,10 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..declare import option
-from ..strategies.base import register_strategy
-from ..strategies.finetune import Full
-from .base import Term, list_terms, register_term
+from ..strategies.finetune import adaptation_strategy
+from .base import Term, register_term
 
 
 def coral_distance(source: Tensor, target: Tensor) -> Tensor:
@@ -51,13 +49,5 @@ class Coral(Term):
         return coral_distance(source, target)
 
 
-@register_strategy
-@dataclass
-class CoralFineTune(Full):
-    """``full`` plus the CORAL term on unlabelled target examples (``--target FILE``)."""
-
-    name = "coral"
-    order = 70
-    summary = "full fine-tune plus Deep CORAL on unlabelled target examples (source-only baseline: full)"
-    adapt: str | None = option("coral", "the domain-adaptation term (coral; another one: any fine-tune's adapt=)",
-                               choices=lambda: list_terms("adaptation"), neutral=None)
+adaptation_strategy("coral", order=70,
+                    summary="full fine-tune plus Deep CORAL on unlabelled target examples (source-only baseline: full)")

@@ -23,9 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from ..declare import option
-from ..strategies.base import register_strategy
-from ..strategies.finetune import Full
-from .base import Term, list_terms, register_term
+from ..strategies.finetune import adaptation_strategy
+from .base import Term, register_term
 
 
 class _Reverse(torch.autograd.Function):
@@ -89,13 +88,5 @@ class DANN(Term):
         return (nn.functional.binary_cross_entropy_with_logits(logits, domains, reduction="none") * weights).sum()
 
 
-@register_strategy
-@dataclass
-class DannFineTune(Full):
-    """``full`` plus the DANN term on unlabelled target examples (``--target FILE``)."""
-
-    name = "dann"
-    order = 71
-    summary = "full fine-tune plus a domain discriminator through gradient reversal (DANN; source-only baseline: full)"
-    adapt: str | None = option("dann", "the domain-adaptation term (dann; another one: any fine-tune's adapt=)",
-                               choices=lambda: list_terms("adaptation"), neutral=None)
+adaptation_strategy("dann", order=71, summary="full fine-tune plus a domain discriminator through gradient reversal "
+                                             "(DANN; source-only baseline: full)")

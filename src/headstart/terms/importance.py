@@ -22,9 +22,8 @@ import torch
 from torch import Tensor
 
 from ..declare import option
-from ..strategies.base import register_strategy
-from ..strategies.finetune import Full
-from .base import Term, list_terms, register_term
+from ..strategies.finetune import adaptation_strategy
+from .base import Term, register_term
 
 CLIP = (0.1, 10.0)
 
@@ -83,13 +82,5 @@ class ImportanceWeighting(Term):
         return ((w - 1.0) * losses).mean()
 
 
-@register_strategy
-@dataclass
-class ImportanceWeighted(Full):
-    """``full`` on importance-weighted labelled examples (``--target FILE`` estimates the weights)."""
-
-    name = "iw"
-    order = 72
-    summary = "full fine-tune on source examples weighted towards the target domain (importance weighting)"
-    adapt: str | None = option("iw", "the domain-adaptation term (iw; another one: any fine-tune's adapt=)",
-                               choices=lambda: list_terms("adaptation"), neutral=None)
+adaptation_strategy("iw", order=72, summary="full fine-tune on source examples weighted towards the target domain "
+                                           "(importance weighting)")
