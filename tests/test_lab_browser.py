@@ -121,6 +121,9 @@ def test_the_race_in_chromium_three_curves_side_by_side_counters_monitor_and_cur
         # ▷ Train all three: a race, not a queue: every curve has its first point before any run ends
         page.click("#train-all")
         page.wait_for_function("() => Object.keys(window.labMetrics.firstPoint).length === 3", timeout=300_000)
+        if DOCS:  # the README's picture: the race well under way
+            page.wait_for_function("() => [...document.querySelectorAll('.counter .phase')].some("
+                                   "(p) => /epoch (1\\d|[2-9]\\d)/.test(p.textContent))", timeout=300_000)
         page.screenshot(path=str(shots / "lab-race.png"), full_page=True)  # the race mid-way
         _wait_all_done(page)
         m = _metrics(page)

@@ -394,7 +394,13 @@ function drawBudgets() {
   const names = state.setting.entrants.map((e) => e.strategy);
   const rows = state.curves.rows.filter((r) => names.includes(r.strategy));
   const xs = [...new Set(rows.map((r) => r.per_class))].sort((a, b) => a - b);
-  if (!xs.length) { $("budgets-chart").textContent = "No budget of these three is trained yet."; return; }
+  if (!xs.length) {
+    if (state.charts["budgets-chart"]) { state.charts["budgets-chart"].destroy(); delete state.charts["budgets-chart"]; }
+    $("budgets-chart").textContent = "No budget of these three is trained yet.";
+    $("budgets-chart").classList.add("empty");
+    return;
+  }
+  $("budgets-chart").classList.remove("empty");
   const data = [xs], series = [{ label: "labels per class" }];
   for (const s of names) {
     data.push(xs.map((x) => { const r = rows.find((r) => r.strategy === s && r.per_class === x); return r ? r.acc_mean : null; }));
@@ -649,7 +655,8 @@ function onEvent(ev) {
   } else if (ev.type === "solved") {
     const live = track(ev);
     live.solved = ev.val_acc;
-    if (!(ev.key in state.metrics.firstPoint)) state.metrics.firstPoint[ev.key] = Date.now() / 1000;
+    // the probe's point is its solution; a fine-tune's first stage (LP-FT's probe) draws nothing: its epoch 0 does
+    if (ev.strategy === "probe" && !(ev.key in state.metrics.firstPoint)) state.metrics.firstPoint[ev.key] = Date.now() / 1000;
     drawRace();
   } else if (ev.type === "stage_end") {
     const live = track(ev);
