@@ -119,7 +119,8 @@ class LiveCallback(Callback):
 
     def on_solved(self, info: dict[str, Any]) -> None:
         self._emit("solved", info)  # the probe's point: its cross-validated accuracy, before it is scored
-        self._take_turns()
+        if info.get("stage") == self.job.strategy:  # the run's own point (a fine-tune's first stage has none: it
+            self._take_turns()  # keeps the turn until its epoch 0)
 
     def _take_turns(self) -> None:
         """Hand the turn to the next run and wait for it to come back (alone and not paused: carry on)."""
