@@ -16,7 +16,8 @@ over from one model to another.
 
 Avalanche (``avalanche.training.plugins.EWCPlugin``) and TLlib have the same computation; neither is a
 dependency: Avalanche's plugins drive their own training strategies and pin older torch releases, and the
-sum is short. The default weight is measured (BENCHMARKS.md, "Forgetting").
+sum is short. The default weight, 0.01, is L2-SP's (which the normalisation makes comparable);
+``benchmarks/forgetting.py --weights`` races it against 0.001 to 1 (BENCHMARKS.md, "Forgetting").
 """
 
 from __future__ import annotations
