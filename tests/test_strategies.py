@@ -96,7 +96,7 @@ def test_lldr_scales_decay_from_the_top():
 @pytest.mark.parametrize("spec,options,message", [
     ("dance", {}, "Unknown strategy 'dance'. Valid strategies: scratch, scratch-small, zero-shot, prototype, probe, "
                   "partial:K, full, lldr, lora, dora, vera, adapter, ia3, ln-tuning, bitfit, prefix, prompt, "
-                  "contrastive:SAMPLING, coral."),
+                  "contrastive:SAMPLING, coral, dann, iw, bn-adapt, tent."),
     ("contrastive", {"iterations": 0}, "The 'iterations' parameter of contrastive must be a positive integer."),
     ("contrastive:triplets", {},
      "The 'sampling' parameter of contrastive must be 'in-batch' or 'pairs'. Got 'triplets'"),

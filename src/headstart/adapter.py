@@ -281,7 +281,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
                                      f"{train.modality}s; fit a new Adapter instead.")
             previous = [frozen_copy(model.head)]
             old = tuple(str(c) for c in self.classes_)
-            if train.classes[: len(old)] == old and len(train.classes) > len(old):
+            if self.incremental == "class" and train.classes[: len(old)] == old and len(train.classes) > len(old):
                 model.grow_head(len(train.classes))
             elif old != train.classes:
                 name = _free_name(getattr(self, "task_name_", "task"), model.heads)
