@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..backbones import Backbone
+from ..backbones.options import check_backbone_options
 from ..errors import HeadstartError
 from ..race import RaceSpec, ResultStore, prepare_race, run_race
 from ..race.analysis import best_per_budget, budget_label, choice_line, negative_transfer, recommend, summarize
@@ -37,10 +38,11 @@ LAB_TEST_LIMIT = 500
 SCRATCH_OPTIONS = ("scratch", "scratch-small")
 #: the lab's own defaults on data it opens (a race folder keeps the race's settings), chosen for interaction and
 #: shown on the page: a fine-tune plans 30 optimiser steps rather than 100 (as the demo does), texts are read to 64
-#: tokens, and the from-scratch entrant is the small model (the random-init twin of the backbone, the same
-#: architecture as the fine-tune, is one click away: --scratch scratch)
+#: tokens and images at 64 px (a conv net at its native 224 px scores about 30 images a second here: the 1,000
+#: examples a run is scored on would take half a minute), and the from-scratch entrant is the small model (the
+#: random-init twin of the backbone, the same architecture as the fine-tune, is one click away: --scratch scratch)
 LAB_TRAIN_OPTIONS = {"min_steps": 30}
-LAB_TEXT_OPTIONS = {"max_length": 64}
+LAB_BACKBONE_OPTIONS = {"text": {"max_length": 64}, "image": {"image_size": 64}}
 LAB_SCRATCH = "scratch-small"
 #: early stopping the page can turn on for the fine-tune: patience choices (epochs without a better validation score)
 PATIENCE_CHOICES = (3, 5, 10, 20)
@@ -132,7 +134,12 @@ class LabSession:
         task = load_task(target, **(load_options or {}))
         name = backbone or DEFAULT_BACKBONE[task.modality]
         folder = Path(out) if out else Path("runs") / f"lab-{_slug(target)}-{_slug(name)}"
-        shown = {**(LAB_TEXT_OPTIONS if task.modality == "text" else {}), **(backbone_options or {})}
+        defaults = LAB_BACKBONE_OPTIONS[task.modality]
+        try:  # only where the backbone takes them (a backbone of one's own may not)
+            check_backbone_options(name, defaults)
+        except HeadstartError:
+            defaults = {}
+        shown = {**defaults, **(backbone_options or {})}
         spec = RaceSpec(target, name, strategies=["probe"], budgets=[None], seeds=1,
                         test_limit=test_limit if test_limit is not None else LAB_TEST_LIMIT,
                         train_options={**LAB_TRAIN_OPTIONS, **(train_options or {})}, backbone_options=shown)
