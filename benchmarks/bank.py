@@ -156,11 +156,11 @@ def table(rows: list[dict]) -> str:
 def _combined(rows: list[dict]) -> str:
     if not rows:
         return "What combining costs is not measured yet (`python benchmarks/bank.py --combine`).\n\n"
-    lines = ["| model (its own task) | test accuracy alone | with the LoRA members combined | cost |",
+    lines = ["| model (its own task) | test accuracy alone | with the LoRA members combined | combined − alone |",
              "|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} ({r['data']}) | {r['acc_alone']:.3f} | {r['acc_combined']:.3f} | "
-                     f"{r['acc_alone'] - r['acc_combined']:+.3f} |")
+                     f"{r['acc_combined'] - r['acc_alone']:+.3f} |")
     return ("**Combining**: both LoRA members on one adapter whose update is the exact sum of theirs "
             "(`bank.combine`, weights 1 and 1; each keeps its own head), scored on "
             f"{rows[0]['n_test']:,} test examples of its own task that neither fit saw:\n\n" + "\n".join(lines)
