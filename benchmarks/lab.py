@@ -131,7 +131,8 @@ def section(rows: list[dict]) -> str:
         stale = "setting" not in r  # measured before the race took turns and the lab had its own defaults
         firsts = ", ".join(f"{name.split(': ')[-1]} {s:.1f} s" for name, s in r.get("first_point_s", [])) or "–"
         load = " / ".join(f"{v:.2f}" for v in r["load"]) if "load" in r else "not kept"
-        note = " (stale: the queue, before the lab's own defaults)" if stale else ""
+        note = (" (stale: the queue, before the lab's own defaults)" if stale else
+                f" ({r['setting']})" if r["setting"] != "lab defaults" else "")
         lines.append(f"| {r['date']}{note} | "
                      f"{r.get('data', 'rotten-tomatoes')} | {load} | {r['first_paint_ms']:.0f} ms | "
                      f"{r['ready_ms']:.0f} ms | {r['epoch_latency_ms_median']:.0f} / "
