@@ -41,6 +41,7 @@ from .persist import check_versions, fill_adapter, read_config, read_tensors, re
 from .strategies import create_strategy
 from .strategies.tuner import ParameterEfficient
 from .train import AdaptedModel
+from .train.delta import tuner_layers
 
 __all__ = ["AdapterBank"]
 
@@ -338,6 +339,4 @@ def _added_tensor(modules: dict[int, nn.Module], key: str, adds: str | None) -> 
 
 
 def _tuner_layers(backbone: nn.Module) -> list[Any]:
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    return [m for m in backbone.modules() if isinstance(m, BaseTunerLayer)]
+    return [m for _, m in tuner_layers(backbone)]

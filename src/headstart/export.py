@@ -32,6 +32,7 @@ from torch import nn
 
 from . import __version__
 from .errors import HeadstartError
+from .train.delta import tuner_layers
 
 if TYPE_CHECKING:
     from .adapter import Adapter
@@ -50,15 +51,12 @@ def merge_adapters(model: AdaptedModel) -> int:
     PEFT's own merge does the arithmetic; the merged model computes the same function without the
     extra tensors (one matmul per layer at inference, and a plain architecture to export).
     """
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
     merged = 0
-    for name, module in list(model.named_modules()):
-        if isinstance(module, BaseTunerLayer):
-            module.merge(safe_merge=True)
-            parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
-            setattr(parent, name.rsplit(".", 1)[-1], module.get_base_layer())
-            merged += 1
+    for name, module in tuner_layers(model):
+        module.merge(safe_merge=True)
+        parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+        setattr(parent, name.rsplit(".", 1)[-1], module.get_base_layer())
+        merged += 1
     return merged
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,20 +21,23 @@ from torch import Tensor
 
 from ..backbones import Backbone
 
-__all__ = ["injected_names", "snapshot", "weight_distance"]
+__all__ = ["injected_names", "snapshot", "tuner_layers", "weight_distance"]
 
 
-def _tuner_layers(backbone: Backbone) -> list[tuple[str, Any]]:
-    try:
-        from peft.tuners.tuners_utils import BaseTunerLayer
-    except ImportError:  # pragma: no cover - PEFT is a dependency
+def tuner_layers(module: torch.nn.Module) -> list[tuple[str, Any]]:
+    """(name, layer) of every PEFT tuner layer in ``module``. A model can hold one only once PEFT has been imported
+    (the methods that inject them import it), so a model without any never pays PEFT's import (seconds, with
+    transformers' generation stack): the lab's first point of a conv net waited on it."""
+    if "peft.tuners.tuners_utils" not in sys.modules:
         return []
-    return [(n, m) for n, m in backbone.named_modules() if isinstance(m, BaseTunerLayer)]
+    base = sys.modules["peft.tuners.tuners_utils"].BaseTunerLayer
+    return [(n, m) for n, m in module.named_modules() if isinstance(m, base)]
+
 
 
 def injected_names(backbone: Backbone) -> set[str]:
     """Names of the tensors a parameter-efficient method injected (LoRA's A and B, IA3's vectors, ...)."""
-    return {f"{n}.{attr}.{pn}" for n, m in _tuner_layers(backbone) for attr in m.adapter_layer_names
+    return {f"{n}.{attr}.{pn}" for n, m in tuner_layers(backbone) for attr in m.adapter_layer_names
             if isinstance(getattr(m, attr, None), torch.nn.Module)
             for pn, _ in getattr(m, attr).named_parameters()}
 
@@ -65,7 +69,7 @@ def weight_distance(backbone: Backbone, start: dict[str, Tensor]) -> dict[str, o
     for n, p in backbone.named_parameters():
         if n in start and n.startswith("blocks."):
             per_block[int(n.split(".")[1])] += float(torch.linalg.vector_norm(p - start[n])) ** 2
-    for n, m in _tuner_layers(backbone):
+    for n, m in tuner_layers(backbone):
         delta = _effective_delta(m) if n.startswith("blocks.") else None
         if delta is not None:
             per_block[int(n.split(".")[1])] += float(torch.linalg.vector_norm(delta)) ** 2
