@@ -12,6 +12,15 @@ C in a small grid: closed-form quality in seconds. How C is chosen:
   validation split stays untouched for a later stage to early-stop on (LP-FT's first stage).
 
 ``solver="sgd"`` trains the head with the loop (AdamW) on the same cached features.
+
+With fewer examples than feature dimensions (a few labels per class on a 384- or 1,280-dimensional
+body: the usual case) every fit runs in the examples' own row space, which is exact: the L2-penalised
+solution is a combination of the examples (the representer theorem; the intercept is not penalised),
+so fitting on the coordinates ``x @ Vᵀ`` in an orthonormal basis ``V`` of the rows and mapping the
+coefficients back (``w = u @ V``) gives the same head, the same predictions and the same chosen C,
+with L-BFGS taking the same steps in ``r ≤ n`` dimensions instead of ``d`` (the dropped directions
+have zero gradient from the zero start). ``_RowSpace`` does it; ``tests/test_probe_rowspace.py``
+checks it against the plain fit.
 """
 
 from __future__ import annotations
@@ -31,6 +40,30 @@ from .base import Strategy, register_strategy
 log = logging.getLogger(__name__)
 
 SMALL = 4_000_000  # feature values (rows × dims) up to which the probe's fits run BLAS on one thread
+
+
+class _RowSpace:
+    """An orthonormal basis ``V`` (r × d) of the rows of ``x``, or none where ``x`` has no fewer rows than columns.
+    ``reduce`` maps features to their coordinates in it; ``expand`` maps a fitted classifier's coefficients back to
+    the full feature space. Exact for any features whose fit's solution lies in the row space of ``x``: those of
+    an L2-penalised linear model fitted on ``x`` or on any subset of its rows (cross-validation's folds)."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.basis: np.ndarray | None = None
+        if x.shape[0] < x.shape[1]:
+            _, s, vt = np.linalg.svd(x, full_matrices=False)
+            keep = s > s.max(initial=0.0) * max(x.shape) * np.finfo(x.dtype).eps  # numpy's matrix_rank rule
+            if keep.any():  # all-zero features have no row space to fit in: left as they are
+                self.basis = vt[keep]
+
+    def reduce(self, x: np.ndarray) -> np.ndarray:
+        return x if self.basis is None else x @ self.basis.T
+
+    def expand(self, clf):
+        if self.basis is not None:
+            clf.coef_ = clf.coef_ @ self.basis
+            clf.n_features_in_ = self.basis.shape[1]
+        return clf
 
 
 @register_strategy
@@ -102,36 +135,54 @@ class Probe(Strategy):
         return chosen
 
     def _fit_cv(self, x: np.ndarray, y: np.ndarray, seed: int):
-        """Held-out (cross-validated) predictions for every C; the best C is refit on everything."""
+        """Held-out (cross-validated) predictions for every C; the best C is refit on everything. Every fit runs in
+        the row space of ``x`` (which holds each fold's), exactly as in the full feature space."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import log_loss
-        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+        from sklearn.model_selection import StratifiedKFold
 
+        rows = _RowSpace(x)
+        x = rows.reduce(x)
         counts = np.bincount(y)
         if counts[counts > 0].min() < 2:  # one example of some class: nothing to cross-validate, keep C = 1
             clf = LogisticRegression(C=1.0, max_iter=3000, random_state=seed).fit(x, y)
-            return clf, {"C": 1.0, "val_loss": None, "val_acc": None, "folds": 0}
+            return rows.expand(clf), {"C": 1.0, "val_loss": None, "val_acc": None, "folds": 0}
         folds = int(max(2, min(5, counts[counts > 0].min())))
-        cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
         labels = np.unique(y)
+        held_out = self._held_out(x, y, labels, StratifiedKFold(folds, shuffle=True, random_state=seed), seed)
         best = None
         for c in self.C_grid:
-            held_out = cross_val_predict(LogisticRegression(C=c, max_iter=3000, random_state=seed), x, y, cv=cv,
-                                         method="predict_proba")
-            loss = float(log_loss(y, held_out, labels=labels))
-            acc = float((labels[held_out.argmax(1)] == y).mean())
+            loss = float(log_loss(y, held_out[c], labels=labels))
+            acc = float((labels[held_out[c].argmax(1)] == y).mean())
             score = loss - 1e-9 * acc
             if best is None or score < best[0]:
                 best = (score, c, loss, acc)
         assert best is not None
         _, c, loss, acc = best
         clf = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(x, y)
-        return clf, {"C": c, "val_loss": loss, "val_acc": acc, "folds": folds}
+        return rows.expand(clf), {"C": c, "val_loss": loss, "val_acc": acc, "folds": folds}
+
+    def _held_out(self, x: np.ndarray, y: np.ndarray, labels: np.ndarray, cv, seed: int) -> dict[float, np.ndarray]:
+        """Every example's held-out class probabilities under each C (what ``cross_val_predict`` gives, C by C).
+        Within a fold the fits run along the grid from the strongest penalty, each starting from the last one's
+        solution (scikit-learn's regularisation path does the same): the same optima in about a quarter less time
+        on a probe's features (mobilenetv2 on 80 digits: 0.93 s to 0.69 s for the 25 fits)."""
+        from sklearn.linear_model import LogisticRegression
+
+        out = {c: np.zeros((len(y), len(labels))) for c in self.C_grid}
+        for train_idx, test_idx in cv.split(x, y):
+            clf = LogisticRegression(max_iter=3000, random_state=seed, warm_start=True)
+            for c in sorted(set(self.C_grid)):
+                clf.set_params(C=c).fit(x[train_idx], y[train_idx])
+                out[c][np.ix_(test_idx, np.searchsorted(labels, clf.classes_))] = clf.predict_proba(x[test_idx])
+        return out
 
     def _fit_val(self, xt, y_train, xv, y_val, n_classes: int, seed: int):
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import log_loss
 
+        rows = _RowSpace(xt)
+        xt, xv = rows.reduce(xt), rows.reduce(xv)
         best = None
         for c in self.C_grid:
             clf = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(xt, y_train)
@@ -145,7 +196,7 @@ class Probe(Strategy):
                 best = (score, c, loss, acc, clf)
         assert best is not None
         _, c, loss, acc, clf = best
-        return clf, {"C": c, "val_loss": loss, "val_acc": acc}
+        return rows.expand(clf), {"C": c, "val_loss": loss, "val_acc": acc}
 
     @staticmethod
     def _set_head(model: AdaptedModel, clf, n_classes: int, dim: int) -> None:
