@@ -1,13 +1,16 @@
 """The first labels: 0 to 32 per class, for the strategies built for them, on identical draws.
 
-    python benchmarks/few_labels.py [--only cheap|contrastive] [--datasets a,b] [--table]
+    python benchmarks/few_labels.py [--only cheap|contrastive|setfit] [--datasets a,b] [--table]
 
 MiniLM on the named text examples, the race's split (seed 0), scored on its test part; each seed is one
 budget draw (``draw``: the race's, nested), shared by every strategy. Below 4 per class nothing is held
 out and every label trains; from 4 a quarter validates (the probe's and prototype's closed forms use it
 too). Rows are written as each fit ends (``benchmarks/results/few_labels.jsonl``), so an interrupted run
 resumes where it stopped and a fresh clone rebuilds the table; the cheap strategies (closed forms on
-cached features) run before the contrastive ones, which train the body.
+cached features) run before the contrastive ones, which train the body, and SetFit (the ``bench`` extra:
+``pip install -e ".[bench]"``) runs last, as the peers benchmark runs it, on every label of the same draw.
+A SetFit row the peers benchmark already holds is reused, not rerun, where its draw and its test examples
+are provably the same as this benchmark's (the same pool and every test text equal, in order).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ SETTINGS = [
     ("contrastive, synthetic=8", "contrastive", {"synthetic": 8}, (0, 1, 2, 4, 8), False),
     ("contrastive", "contrastive", {}, (1, 2, 4, 8), False),
 ]
+#: (label, peer, budgets): tools a user would otherwise pick, run as ``benchmarks/peers.py`` runs them
+PEER_SETTINGS = [("SetFit", "setfit", (1, 2, 4, 8, 32))]
 
 
 def _key(data: str, label: str, budget: int, seed: int) -> str:
@@ -47,7 +52,7 @@ def _key(data: str, label: str, budget: int, seed: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=("cheap", "contrastive"), help="run one kind of strategy only")
+    ap.add_argument("--only", choices=("cheap", "contrastive", "setfit"), help="run one kind of setting only")
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--table", action="store_true", help="only rebuild BENCHMARKS.md's section from the rows")
     args = ap.parse_args()
@@ -56,7 +61,7 @@ def main() -> None:
     done = {r["key"] for r in read_jsonl(RESULTS)}
     cache = FeatureCache(cache_dir() / "features")
     for cheap_pass in (True, False):
-        if args.only and (args.only == "cheap") != cheap_pass:
+        if args.only and (args.only == "cheap") != cheap_pass or args.only == "setfit":
             continue
         for data in args.datasets.split(","):
             task = load_task(data)
@@ -74,7 +79,57 @@ def main() -> None:
                             merge_jsonl(RESULTS, [{"key": key, "data": data, "setting": label, **row}],
                                         order=lambda r: r["key"])
                             print(key, f"{row['test_acc']:.3f}", f"{row['fit_seconds']:.1f}s", flush=True)
+    if args.only in (None, "setfit"):
+        for data in args.datasets.split(","):
+            run_peers(data, done)
     write()
+
+
+def run_peers(data: str, done: set[str]) -> None:
+    """The peers' rows of ``data``: reused from ``peers.jsonl`` where provably the same, trained otherwise."""
+    import numpy as np
+    from peers import RESULTS as PEER_RESULTS
+    from peers import RUNNERS, _minilm_dir
+
+    task = load_task(data)
+    splits = make_splits(task, seed=0)
+    test = task.subset(splits.test)
+    same = _same_examples(data, task, splits, test)
+    committed = {(r["peer"], r["budget"], r["seed"]): r for r in read_jsonl(PEER_RESULTS)
+                 if r["data"] == data and r.get("peer")} if same else {}
+    for label, peer, budgets in PEER_SETTINGS:
+        for budget in budgets:
+            for seed in range(SEEDS):
+                key = _key(data, label, budget, seed)
+                if key in done:
+                    continue
+                tr, va = draw(task, splits, budget, seed=seed)
+                index = np.concatenate([tr, va])  # a peer trains on every label of the draw, as in peers.py
+                if (peer, budget, seed) in committed:
+                    had = committed[(peer, budget, seed)]
+                    row = {"test_acc": had["test_acc"], "fit_seconds": had["seconds"], "from": "peers.jsonl"}
+                else:
+                    tic = time.perf_counter()
+                    pred = RUNNERS[peer](str(_minilm_dir()), [task.inputs[i] for i in index], task.labels[index],
+                                         list(test.inputs), seed, classes=task.classes)
+                    row = {"test_acc": float((pred == test.labels).mean()), "fit_seconds": time.perf_counter() - tic}
+                row = {"key": key, "data": data, "setting": label, "strategy": None, "peer": peer, "options": {},
+                       "budget": budget, "seed": seed, "n_train": len(index), "n_val": 0, "n_test": len(test), **row}
+                merge_jsonl(RESULTS, [row], order=lambda r: r["key"])
+                print(key, f"{row['test_acc']:.3f}", f"{row['fit_seconds']:.1f}s", row.get("from", ""), flush=True)
+
+
+def _same_examples(data: str, task, splits, test) -> bool:
+    """Whether the peers benchmark drew from the same pool (so the same draws) and scored on the same test texts."""
+    from peers import MAX_LENGTH, TEST_LIMIT
+
+    from headstart.race import RaceSpec, prepare_race
+
+    spec = RaceSpec(data, "minilm-l6", strategies=["probe"], budgets=[8], seeds=1, test_limit=TEST_LIMIT,
+                    backbone_options={"max_length": MAX_LENGTH})
+    prepared = prepare_race(spec, task)
+    return (list(prepared.splits.pool) == list(splits.pool)
+            and list(prepared.test.inputs) == list(test.inputs))
 
 
 def write() -> None:
@@ -99,9 +154,19 @@ def _fit(task, splits, test, strategy, options, budget, seed, cache) -> dict:
             "fit_seconds": time.perf_counter() - tic}
 
 
+def _reused(rows: list[dict]) -> str:
+    """Which rows came from the peers benchmark (same draws, same test examples), for the section's text."""
+    reused: dict[str, set[int]] = {}
+    for r in rows:
+        if r.get("from") == "peers.jsonl":
+            reused.setdefault(r["data"], set()).add(r["budget"])
+    return "".join(f"; its rows for {data} at {', '.join(map(str, sorted(b)))}/class are the peers benchmark's, "
+                   "whose draws and test examples are the same" for data, b in sorted(reused.items()))
+
+
 def table(rows: list[dict]) -> str:
     budgets = sorted({r["budget"] for r in rows})
-    settings = [s[0] for s in SETTINGS]
+    settings = [s[0] for s in SETTINGS] + [s[0] for s in PEER_SETTINGS]
     out = []
     for data in [d for d in DATASETS if any(r["data"] == d for r in rows)]:
         lines = [f"**{data}** (test accuracy, mean ± sd over the seeds' draws; n = seeds; seconds per fit)", "",
@@ -121,7 +186,9 @@ def table(rows: list[dict]) -> str:
     return ("`minilm-l6`, the race's split (seed 0), scored on its test part; one budget draw per seed, the same for "
             "every setting. Below 4/class nothing is held out. `prototype, prior=names` starts each class at its "
             "name's prompt embedding (zero-shot's) counted as one example; `synthetic=8` adds SetFit's 8 templated "
-            "texts per class (\"This sentence is {}\").\n\n" + "\n\n".join(out)
+            "texts per class (\"This sentence is {}\"). SetFit (its defaults, pairs capped at `num_iterations=20` as "
+            "in the peers benchmark) trains on every label of the same draw" + _reused(rows) + ".\n\n"
+            + "\n\n".join(out)
             + "\n\nRows: `benchmarks/results/few_labels.jsonl` (`python benchmarks/few_labels.py` resumes them).")
 
 
