@@ -1,5 +1,5 @@
-"""``rank``: candidates scored on frozen features of the pool only, best first, by their mean rank over LogME,
-H-score and probe accuracy; a candidate that cannot be used keeps a row saying why."""
+"""``rank``: candidates scored on frozen features of the pool only (LogME, H-score, probe accuracy), best first by
+the probe's accuracy unless told another score; a candidate that cannot be used keeps a row saying why."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from headstart.data import Task
 from headstart.errors import HeadstartError
 from headstart.race import rank as rank_module
-from headstart.race.rank import hscore, parse_candidate, rank_backbones
+from headstart.race.rank import format_ranking, hscore, parse_candidate, rank_backbones
 
 
 def _labels(n=120, classes=3):
@@ -66,6 +66,43 @@ def test_the_candidate_whose_features_fit_the_labels_ranks_first(fake_features):
     first, second, third = fake_features
     assert first.inputs == second.inputs == third.inputs  # every candidate scored on the same examples
     assert len(first) == 90
+
+
+@pytest.fixture
+def scripted_scores(monkeypatch):
+    """Candidates whose three scores disagree: each candidate's features carry its index, each score is looked up."""
+    table = {"a": (3.0, 1.0, 0.70), "b": (1.0, 3.0, 0.80), "c": (2.0, 2.0, 0.90), "d": (0.5, 0.5, 0.60)}
+    names = list(table)
+    monkeypatch.setattr(rank_module, "_features",
+                        lambda task, sample, name, options, cache: np.full((len(sample), 2), names.index(name)))
+    for position, signal in enumerate(("logme", "hscore", "_cv_probe")):
+        monkeypatch.setattr(rank_module, signal,
+                            lambda f, y, *rest, position=position: table[names[int(f[0, 0])]][position])
+    y = _labels(120, 3)
+    return Task([f"text {i}" for i in range(len(y))], y, ("x", "y", "z"), "text", "toy"), names
+
+
+def test_candidates_are_ordered_by_the_probe_accuracy_unless_told_another_score(scripted_scores):
+    task, names = scripted_scores
+    order = {by: [r.backbone for r in rank_backbones(task, [(n, {}) for n in names], subset=90, by=by)]
+             for by in ("probe_acc", "mean_rank", "logme", "hscore")}
+    assert order["probe_acc"] == ["c", "b", "a", "d"]
+    assert order["logme"] == ["a", "c", "b", "d"] and order["hscore"] == ["b", "c", "a", "d"]
+    # mean ranks: a (1+3+2)/3 = 2, b (3+1+2)/3 = 2, c (2+2+1)/3 = 1.67, d 4; a and b tie: the probe breaks it
+    assert order["mean_rank"] == ["c", "b", "a", "d"]
+    default = rank_backbones(task, [(n, {}) for n in names], subset=90)
+    assert [r.backbone for r in default] == order["probe_acc"]
+    text = format_ranking(default, "toy")
+    assert "Race c and b: the best probe accuracy" in text and "--backbones c,b" in text
+    assert "Race a and c: the best LogME." in format_ranking(
+        rank_backbones(task, [(n, {}) for n in names], subset=90, by="logme"), by="logme")
+
+
+def test_an_unknown_order_is_one_sentence(scripted_scores):
+    task, names = scripted_scores
+    with pytest.raises(HeadstartError, match=r"rank orders candidates by one of probe_acc, mean_rank, logme, hscore; "
+                                             r"got 'accuracy'\."):
+        rank_backbones(task, [(names[0], {})], by="accuracy")
 
 
 def test_only_the_pool_is_looked_at(fake_features):
