@@ -94,7 +94,7 @@ def run_peers(data: str, done: set[str]) -> None:
     task = load_task(data)
     splits = make_splits(task, seed=0)
     test = task.subset(splits.test)
-    same = _same_examples(data, task, splits, test)
+    same, body = _same_examples(data, task, splits, test), str(_minilm_dir())
     committed = {(r["peer"], r["budget"], r["seed"]): r for r in read_jsonl(PEER_RESULTS)
                  if r["data"] == data and r.get("peer")} if same else {}
     for label, peer, budgets in PEER_SETTINGS:
@@ -110,7 +110,7 @@ def run_peers(data: str, done: set[str]) -> None:
                     row = {"test_acc": had["test_acc"], "fit_seconds": had["seconds"], "from": "peers.jsonl"}
                 else:
                     tic = time.perf_counter()
-                    pred = RUNNERS[peer](str(_minilm_dir()), [task.inputs[i] for i in index], task.labels[index],
+                    pred = RUNNERS[peer](body, [task.inputs[i] for i in index], task.labels[index],
                                          list(test.inputs), seed, classes=task.classes)
                     row = {"test_acc": float((pred == test.labels).mean()), "fit_seconds": time.perf_counter() - tic}
                 row = {"key": key, "data": data, "setting": label, "strategy": None, "peer": peer, "options": {},

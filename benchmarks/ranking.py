@@ -135,12 +135,10 @@ def table(rows: list[dict]) -> str:
                 continue
             accs = [truth[t][c]["test_acc"] for c in both]
             for s in scores:  # a lower mean rank is better: its τ is taken against minus the rank
-                values = [-mean_rank[c] if s == "mean rank" else ranks[c][s] for c in both]
-                tau = kendall(values, accs)
-                taus[(s, t)].append(tau)
+                score = {c: -mean_rank[c] if s == "mean rank" else ranks[c][s] for c in both}
+                taus[(s, t)].append(kendall([score[c] for c in both], accs))
                 # racing the two this score puts first (ties as rank breaks them): how far short of the best of all
-                top = sorted(both, key=lambda c, s=s: (-(-mean_rank[c] if s == "mean rank" else ranks[c][s]),
-                                                       mean_rank[c], -ranks[c]["probe_acc"]))[:2]
+                top = sorted(both, key=lambda c, score=score: (-score[c], mean_rank[c], -ranks[c]["probe_acc"]))[:2]
                 regrets[(s, t)].append((data, max(accs) - max(truth[t][c]["test_acc"] for c in top)))
             tau_cells.append(f"τ vs {t} ({len(both)} candidates): " + ", ".join(
                 f"{names[s]} {taus[(s, t)][-1]:+.2f}" for s in scores))

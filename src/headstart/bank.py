@@ -140,7 +140,7 @@ class AdapterBank:
         bank._targets = {name: sorted(c.target_modules) for name, c in targets.items()}
         for name, path, config, strategy in zip(bank.names, paths, configs, strategies):
             bank._add(name, path, config, strategy, state, identity, backbone)
-        for layer in _tuner_layers(body):  # nothing active until a member is
+        for _, layer in tuner_layers(body):  # nothing active until a member is
             layer.enable_adapters(False)
         model.eval()
         return bank
@@ -235,7 +235,7 @@ class AdapterBank:
                 delattr(blocks[i], self._members[self._active].strategy_.adds)
         for i, module in self._added[name].items():
             blocks[i].add_module(self._members[name].strategy_.adds, module)
-        for layer in _tuner_layers(self._model.backbone):
+        for _, layer in tuner_layers(self._model.backbone):
             if name in self._peft:
                 layer.enable_adapters(True)
                 layer.set_adapter(self._adapter_of[name])
@@ -268,14 +268,14 @@ class AdapterBank:
         ranks = [self._members[n].strategy_.rank for n in names]
         combined = "__".join(names)
         body = self._model.backbone
-        if combined not in {a for layer in _tuner_layers(body) for a in getattr(layer, "lora_A", {})}:
+        if combined not in {a for _, layer in tuner_layers(body) for a in getattr(layer, "lora_A", {})}:
             config = LoraConfig(r=sum(ranks), lora_alpha=sum(ranks), lora_dropout=0.0,  # scaling 1: folded into A
                                 target_modules=self._targets[names[0]], bias="none")
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Already found a `peft_config`")
                 self._members[names[0]].strategy_.inject(body, adapter_name=combined, config=config)
         with torch.no_grad():
-            for layer in _tuner_layers(body):
+            for _, layer in tuner_layers(body):
                 if combined not in getattr(layer, "lora_A", {}):
                     continue
                 a = torch.cat([layer.lora_A[n].weight * w * layer.scaling[n] for n, w in zip(names, weights)], dim=0)
@@ -338,5 +338,3 @@ def _added_tensor(modules: dict[int, nn.Module], key: str, adds: str | None) -> 
     return None
 
 
-def _tuner_layers(backbone: nn.Module) -> list[Any]:
-    return [m for _, m in tuner_layers(backbone)]
