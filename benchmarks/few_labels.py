@@ -187,8 +187,9 @@ def table(rows: list[dict]) -> str:
             "every setting. Below 4/class nothing is held out. `prototype, prior=names` starts each class at its "
             "name's prompt embedding (zero-shot's) counted as one example; `synthetic=8` adds SetFit's 8 templated "
             "texts per class (\"This sentence is {}\"). SetFit (its defaults, pairs capped at `num_iterations=20` as "
-            "in the peers benchmark) trains on every label of the same draw" + _reused(rows) + ". The peers benchmark's "
-            "`contrastive` rows are not reused: it reads texts to 64 tokens, this benchmark to the backbone's default."
+            "in the peers benchmark) trains on every label of the same draw" + _reused(rows)
+            + ". The peers benchmark's `contrastive` rows are not reused: it reads texts to 64 tokens, this benchmark "
+            "to the backbone's default."
             "\n\n"
             + "\n\n".join(out)
             + "\n\nRows: `benchmarks/results/few_labels.jsonl` (`python benchmarks/few_labels.py` resumes them).")

@@ -15,8 +15,8 @@ from .test_race_backbones import A  # a registered tiny text encoder
 
 @pytest.mark.parametrize(("per_class", "reduction", "lm", "expected"), [
     (SMALL_PER_CLASS - 1, CLOSE_ERROR_REDUCTION, (1.0, 0.0), ("small", "close", "probe")),
-    (SMALL_PER_CLASS - 1, CLOSE_ERROR_REDUCTION - 0.01, (1.0, 0.0), ("small", "far", "partial:2")),
-    (SMALL_PER_CLASS - 1, 0.9, (0.0, 1.0), ("small", "far", "partial:2")),  # LogME must agree as well
+    (SMALL_PER_CLASS - 1, CLOSE_ERROR_REDUCTION - 0.01, (1.0, 0.0), ("small", "far", "full")),
+    (SMALL_PER_CLASS - 1, 0.9, (0.0, 1.0), ("small", "far", "full")),  # LogME must agree as well
     (SMALL_PER_CLASS, 0.9, (1.0, 0.0), ("large", "close", "full")),
     (SMALL_PER_CLASS, 0.0, (1.0, 0.0), ("large", "far", "full")),
 ])
