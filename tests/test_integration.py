@@ -150,7 +150,7 @@ def test_advise_gives_a_recipe_from_frozen_features():
     from headstart.race import advise
 
     a = advise(load_task("rotten-tomatoes"), "minilm-l6", subset=300)
-    assert a.strategy in {"probe", "partial:2", "full"} and a.size == "large"
+    assert a.size == "large" and a.strategy == "full"  # every large pool gets a full fine-tune, whatever the gap
     assert a.probe_acc_pretrained > a.probe_acc_random and a.logme_pretrained > a.logme_random
 
 
