@@ -9,7 +9,10 @@ too). Rows are written as each fit ends (``benchmarks/results/few_labels.jsonl``
 resumes where it stopped and a fresh clone rebuilds the table; the cheap strategies (closed forms on
 cached features) run before the contrastive ones, which train the body, and SetFit (the ``bench`` extra:
 ``pip install -e ".[bench]"``) runs last, as the peers benchmark runs it, on every label of the same draw.
-A SetFit row the peers benchmark already holds is reused, not rerun, where its draw and its test examples
+20newsgroups' body-training settings (``contrastive`` and SetFit) run only with ``--costly``: 20 classes of
+128-token posts make every pass over a label about 0.3 s on 2 cores, so 40 contrastive epochs at 32/class take
+about an hour and a half per fit, and the two settings and SetFit at every budget and seed about 20 CPU-hours
+(``COSTLY``). A SetFit row the peers benchmark already holds is reused, not rerun, where its draw and its test examples
 are provably the same as this benchmark's (the same pool and every test text equal, in order).
 """
 
@@ -44,6 +47,8 @@ SETTINGS = [
 ]
 #: (label, peer, budgets): tools a user would otherwise pick, run as ``benchmarks/peers.py`` runs them
 PEER_SETTINGS = [("SetFit", "setfit", (1, 2, 4, 8, 32))]
+#: examples whose body-training settings (contrastive, SetFit) run only with ``--costly``, and what they would take
+COSTLY = {"20newsgroups": "about 20 CPU-hours on 2 cores"}
 
 
 def _key(data: str, label: str, budget: int, seed: int) -> str:
@@ -54,6 +59,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=("cheap", "contrastive", "setfit"), help="run one kind of setting only")
     ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--costly", action="store_true", help="train the COSTLY examples' contrastive and SetFit too")
     ap.add_argument("--table", action="store_true", help="only rebuild BENCHMARKS.md's section from the rows")
     args = ap.parse_args()
     if args.table:
@@ -64,6 +70,8 @@ def main() -> None:
         if args.only and (args.only == "cheap") != cheap_pass or args.only == "setfit":
             continue
         for data in args.datasets.split(","):
+            if not cheap_pass and not _trains(data, args.costly):
+                continue
             task = load_task(data)
             splits = make_splits(task, seed=0)
             test = task.subset(splits.test)
@@ -81,8 +89,17 @@ def main() -> None:
                             print(key, f"{row['test_acc']:.3f}", f"{row['fit_seconds']:.1f}s", flush=True)
     if args.only in (None, "setfit"):
         for data in args.datasets.split(","):
-            run_peers(data, done)
+            if _trains(data, args.costly):
+                run_peers(data, done)
     write()
+
+
+def _trains(data: str, costly: bool) -> bool:
+    """Whether ``data``'s body-training settings run (a COSTLY example's only with ``--costly``, said once)."""
+    if data in COSTLY and not costly:
+        print(f"{data}: contrastive and SetFit are not trained without --costly ({COSTLY[data]})", flush=True)
+        return False
+    return True
 
 
 def run_peers(data: str, done: set[str]) -> None:
@@ -164,6 +181,11 @@ def _reused(rows: list[dict]) -> str:
                    "whose draws and test examples are the same" for data, b in sorted(reused.items()))
 
 
+def _costly() -> str:
+    return "".join(f" {data}'s contrastive and SetFit are trained only with `--costly` ({cost})."
+                   for data, cost in COSTLY.items())
+
+
 def table(rows: list[dict]) -> str:
     budgets = sorted({r["budget"] for r in rows})
     settings = [s[0] for s in SETTINGS] + [s[0] for s in PEER_SETTINGS]
@@ -189,8 +211,7 @@ def table(rows: list[dict]) -> str:
             "texts per class (\"This sentence is {}\"). SetFit (its defaults, pairs capped at `num_iterations=20` as "
             "in the peers benchmark) trains on every label of the same draw" + _reused(rows)
             + ". The peers benchmark's `contrastive` rows are not reused: it reads texts to 64 tokens, this benchmark "
-            "to the backbone's default."
-            "\n\n"
+            "to the backbone's default." + _costly() + "\n\n"
             + "\n\n".join(out)
             + "\n\nRows: `benchmarks/results/few_labels.jsonl` (`python benchmarks/few_labels.py` resumes them).")
 
