@@ -211,7 +211,11 @@ def table(rows: list[dict]) -> str:
             "texts per class (\"This sentence is {}\"). SetFit (its defaults, pairs capped at `num_iterations=20` as "
             "in the peers benchmark) trains on every label of the same draw" + _reused(rows)
             + ". The peers benchmark's `contrastive` rows are not reused: it reads texts to 64 tokens, this benchmark "
-            "to the backbone's default." + _costly() + "\n\n"
+            "to the backbone's default." + _costly() + " At 1/class no two real texts share a class: SetFit pairs "
+            "each text with itself (already at similarity 1, so no signal) and its one different-class pair, and "
+            "scored exactly as the probe at every seed; `contrastive` pushes the classes apart without pulling any "
+            "together, and with `synthetic` the templated texts give each class its same-class pairs. At 0/class "
+            "only `synthetic` has anything to train on: the templated texts alone.\n\n"
             + "\n\n".join(out)
             + "\n\nRows: `benchmarks/results/few_labels.jsonl` (`python benchmarks/few_labels.py` resumes them).")
 
