@@ -80,8 +80,9 @@ def _mean(values):
     values = [v for v in values if v is not None]
     if not values:
         return "–"
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.3f} ± {spread:.3f}"
+    if len(values) == 1:  # one seed has no spread to show
+        return f"{values[0]:.3f}"
+    return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 def table(rows: list[dict]) -> str:
