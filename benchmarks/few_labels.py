@@ -66,12 +66,15 @@ def main() -> None:
         return write()
     done = {r["key"] for r in read_jsonl(RESULTS)}
     cache = FeatureCache(cache_dir() / "features")
+    datasets = args.datasets.split(",")
+    trained = [d for d in datasets if d not in COSTLY or args.costly]  # where contrastive and SetFit run
+    if args.only != "cheap":
+        for data in sorted(set(datasets) - set(trained)):
+            print(f"{data}: contrastive and SetFit are not trained without --costly ({COSTLY[data]})", flush=True)
     for cheap_pass in (True, False):
         if args.only and (args.only == "cheap") != cheap_pass or args.only == "setfit":
             continue
-        for data in args.datasets.split(","):
-            if not cheap_pass and not _trains(data, args.costly):
-                continue
+        for data in datasets if cheap_pass else trained:
             task = load_task(data)
             splits = make_splits(task, seed=0)
             test = task.subset(splits.test)
@@ -88,18 +91,9 @@ def main() -> None:
                                         order=lambda r: r["key"])
                             print(key, f"{row['test_acc']:.3f}", f"{row['fit_seconds']:.1f}s", flush=True)
     if args.only in (None, "setfit"):
-        for data in args.datasets.split(","):
-            if _trains(data, args.costly):
-                run_peers(data, done)
+        for data in trained:
+            run_peers(data, done)
     write()
-
-
-def _trains(data: str, costly: bool) -> bool:
-    """Whether ``data``'s body-training settings run (a COSTLY example's only with ``--costly``, said once)."""
-    if data in COSTLY and not costly:
-        print(f"{data}: contrastive and SetFit are not trained without --costly ({COSTLY[data]})", flush=True)
-        return False
-    return True
 
 
 def run_peers(data: str, done: set[str]) -> None:

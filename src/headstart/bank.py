@@ -336,5 +336,3 @@ def _added_tensor(modules: dict[int, nn.Module], key: str, adds: str | None) -> 
         except AttributeError:
             continue
     return None
-
-
