@@ -30,28 +30,16 @@ from .strategies import Strategy, create_strategy, fit_model, prepare_model
 from .strategies.runner import cached_source
 from .train import AdaptedModel, Callback, FeatureCache, FitResult, ProgressBar, TrainConfig
 from .train.loop import BatchSource, evaluate
-from .train.reference import frozen_copy
+from .warm_start import WarmStart, joined
 
 __all__ = ["Adapter"]
-
-
-def _joined(a: Task, b: Task) -> Task:
-    """Two tasks of the same classes as one."""
-    inputs = [*a.inputs, *b.inputs]
-    return Task(inputs, np.concatenate([a.labels, b.labels]), a.classes, a.modality, a.name, a.source, a.notes)
-
-
-def _free_name(name: str, taken: Any) -> str:
-    """``name``, or ``name-2``, ``name-3``... whichever is not taken yet."""
-    candidates = [name] + [f"{name}-{i}" for i in range(2, len(taken) + 3)]
-    return next(c for c in candidates if c not in taken)
 
 log = logging.getLogger(__name__)
 
 BackboneArg = str | Backbone | Callable[[bool], Backbone]
 
 
-class Adapter(ClassifierMixin, BaseEstimator):
+class Adapter(WarmStart, ClassifierMixin, BaseEstimator):
     """Adapt ``backbone`` to your labels with ``strategy``; a scikit-learn estimator.
 
     Every parameter is a constructor argument stored as given (``get_params``/``set_params``, ``clone``,
@@ -151,7 +139,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
             raise HeadstartError("classes= is for a fit without examples (X=None, zero-shot); with examples the "
                                  "classes are their labels.")
         train = self._as_task(X, y, "X")
-        continuing = self.warm_start and hasattr(self, "model_")
+        continuing = self._continuing()
         if continuing:
             train = self._continued_task(train)
         sources = {} if target is None else {"target": self._unlabelled(target, train)}
@@ -169,10 +157,10 @@ class Adapter(ClassifierMixin, BaseEstimator):
             train, val_task = train.subset(tr), train.subset(va)
         else:  # it chooses nothing on validation examples (the probe's cross-validation): every example trains
             val_task = None
-        learned = train if val_task is None else _joined(train, val_task)  # every labelled example this fit sees
+        learned = train if val_task is None else joined(train, val_task)  # every labelled example this fit sees
         memory = self._rehearsal(train) if continuing and self.replay else None
         if memory is not None:
-            train, sources = _joined(train, memory), {**sources, "replay": memory}
+            train, sources = joined(train, memory), {**sources, "replay": memory}
         train.require_classes()
         device = cfg.resolve_device()
         # The seed fixes everything the fit draws (a random init included) without touching the caller's
@@ -196,41 +184,6 @@ class Adapter(ClassifierMixin, BaseEstimator):
             self.__dict__.pop("memory_", None)
         return self
 
-    def _learned_classes(self, y: Sequence[Any] | None, train: Task, continuing: bool) -> np.ndarray:
-        """Labels as given (the original values: ints stay ints): the sorted order of ``train.classes``, or, when a
-        continued fit added classes to the head, the earlier classes first, then the new ones."""
-        given = np.unique(np.asarray(y)) if y is not None else np.asarray(train.classes)
-        if not continuing or tuple(str(c) for c in given) == train.classes:
-            return given
-        by_name = {str(c): c for c in [*self.classes_.tolist(), *given.tolist()]}
-        return np.asarray([by_name[c] for c in train.classes])
-
-    def _continued_task(self, train: Task) -> Task:
-        """``train`` in the classes of the model it continues: its own order when they are the same classes
-        (domain-incremental), the earlier classes and then the new ones (``incremental="class"``), or its own
-        classes on a new head (``incremental="task"``)."""
-        if self.incremental not in ("class", "task"):
-            raise HeadstartError(f"The 'incremental' parameter of Adapter must be 'class' or 'task'. Got "
-                                 f"{self.incremental!r} instead.")
-        old = tuple(str(c) for c in self.classes_)
-        if set(train.classes) <= set(old) and (self.incremental == "class" or set(train.classes) == set(old)):
-            return self._align_classes(train, old)
-        if self.incremental == "task":
-            return train
-        return self._align_classes(train, old + tuple(c for c in train.classes if c not in old))
-
-    def _rehearsal(self, train: Task) -> Task:
-        """The rehearsal buffer, in ``train``'s classes (one sentence when there is none to rehearse)."""
-        memory = getattr(self, "memory_", None)
-        if memory is None:
-            raise HeadstartError("replay rehearses the examples a model kept from its earlier task, and this one kept "
-                                 "none: fit the earlier task with replay=N too (headstart fit --replay N), or continue "
-                                 "without replay.")
-        if not set(memory.classes) <= set(train.classes):
-            raise HeadstartError("replay rehearses earlier classes through one head; with incremental='task' each "
-                                 "task has a head of its own: use incremental='class', or continue without replay.")
-        return self._align_classes(memory, train.classes)
-
     def _fit_without_examples(self, classes: Sequence[str] | None) -> Adapter:
         from .strategies.runner import check_label_free, fit_without_examples
 
@@ -240,7 +193,7 @@ class Adapter(ClassifierMixin, BaseEstimator):
         names = tuple(str(c) for c in classes)
         if len(set(names)) != len(names):
             raise HeadstartError(f"The class names must differ; {names} repeats one.")
-        if self.warm_start and hasattr(self, "model_"):
+        if self._continuing():
             raise HeadstartError("warm_start continues a fitted model on new examples; a fit without examples "
                                  "builds a new one: set warm_start=False.")
         cfg = self._train_config()
@@ -271,24 +224,10 @@ class Adapter(ClassifierMixin, BaseEstimator):
         return AdaptedModel(backbone, n_classes)
 
     def _model_for(self, strategy: Strategy, train: Task) -> tuple[AdaptedModel, list[torch.nn.Module]]:
-        """A new model on a freshly built backbone, or (``warm_start``) the fitted one, its head grown to new classes
-        (``incremental="class"``) or a new head beside the old one (``"task"``); and the frozen head(s) of what it
-        learned before, which guards keep."""
-        if self.warm_start and hasattr(self, "model_"):
-            model = self.model_
-            if train.modality != self.modality_:
-                raise HeadstartError(f"warm_start continues a {self.modality_} model, but these data are "
-                                     f"{train.modality}s; fit a new Adapter instead.")
-            previous = [frozen_copy(model.head)]
-            old = tuple(str(c) for c in self.classes_)
-            if self.incremental == "class" and train.classes[: len(old)] == old and len(train.classes) > len(old):
-                model.grow_head(len(train.classes))
-            elif old != train.classes:
-                name = _free_name(getattr(self, "task_name_", "task"), model.heads)
-                model.new_head(len(train.classes), keep_as=name)
-                model.fitted = False  # a new head: nothing of it was learned before
-                self.heads_ = {**getattr(self, "heads_", {}), name: list(old)}
-            return model.train(), previous
+        """A new model on a freshly built backbone, or (``warm_start``) the fitted one continued (``warm_start.py``);
+        and the frozen head(s) of what it learned before, which guards keep."""
+        if self._continuing():
+            return self._continued_model(train)
         return self._new_model(strategy, len(train.classes), train.modality), []
 
     def adapt(self, target: Task | Sequence[Any], method: str = "tent") -> Adapter:
