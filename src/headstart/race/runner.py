@@ -32,6 +32,7 @@ from ..train import Callback, EpochRecord, FeatureCache, ProgressBar
 from ..train.clock import compute_time
 from .choosing import cross_validate, resolve_choice
 from .domains import deployment_gap, importance_weighted_accuracy, prediction_entropy, selection_weights
+from .eta import RaceClock
 from .executors import Executor, LocalExecutor
 from .forgetting import measure_forgetting, reference_name
 from .grid import RaceSpec, RunSpec, default_budgets
@@ -360,6 +361,12 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
 
         bar = tqdm(total=len(keys), initial=len(keys) - len(todo), desc="race", unit="run")
     started: dict[RunSpec, list[Callback]] = {}
+    # the rest of the race, timed per entry on its own runs (a resumed race's finished ones included)
+    clock = RaceClock(store.records(set(keys.values()) & done) if bar is not None and executor.live else ())
+    left, whole_pool = list(todo), len(data.splits.pool) / len(data.task.classes)
+
+    def time_left() -> str:
+        return clock.left((r.entry, whole_pool if r.budget is None else r.budget) for r in left)
 
     def callbacks_for(run: RunSpec) -> list[Callback]:
         """The run's training callbacks: the caller's, trackers' (started here, in the driver) and a bar."""
@@ -371,7 +378,8 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
         callbacks += [t.start(run.label, params) for t in trackers]
         started[run] = callbacks
         if bar is not None:
-            bar.set_postfix_str(run.label)
+            eta = time_left() if executor.live else ""
+            bar.set_postfix_str(f"{run.label} · {eta}" if eta else run.label)
         return callbacks + ([ProgressBar(run.label)] if progress else [])
 
     try:
@@ -383,6 +391,8 @@ def _run_grid(spec: RaceSpec, out: Path, data: RaceData, backbone: str | Backbon
             for cb in started.get(run, []):
                 cb.on_run_end(record)
             store.add(keys[run], run.entry, run.budget, run.seed, record)
+            left.remove(run)
+            clock.observe_record(record)
             for t in trackers:
                 t.finish(record)
             if bar is not None:
