@@ -26,7 +26,7 @@ from ..errors import HeadstartError
 if TYPE_CHECKING:
     from ..train import Callback, FeatureCache
     from .grid import RaceSpec, RunSpec
-    from .runner import RaceData
+    from .prepare import RaceData
 
 __all__ = ["EXECUTORS", "Executor", "LocalExecutor", "RayExecutor", "make_executor", "warm_features"]
 
