@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from headstart import Adapter
-from headstart.cli_train import _expand_inputs
+from headstart.cli_predict import expand_inputs
 from headstart.data import Task, load_task
 from headstart.errors import HeadstartError
 from headstart.options import parse_options
@@ -173,8 +173,8 @@ def test_any_set_value_parses_or_ends_in_a_sentence(key, value):
 ])
 def test_path_like_inputs_to_a_text_model_are_never_classified_as_text(tmp_path, value, message):
     with pytest.raises(HeadstartError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        _expand_inputs([value.format(folder=tmp_path)], "text", None, "utf-8")
-    assert _expand_inputs(["great film, would watch again."], "text", None, "utf-8") == [
+        expand_inputs([value.format(folder=tmp_path)], "text", None, "utf-8")
+    assert expand_inputs(["great film, would watch again."], "text", None, "utf-8") == [
         "great film, would watch again."]
 
 

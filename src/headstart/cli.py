@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from .cli_continual import add_continual_command
 from .cli_lab import add_lab_command
+from .cli_predict import add_predict_commands
 from .cli_race import add_race_commands
 from .cli_train import add_train_commands, check_flags
 from .errors import HeadstartError
@@ -157,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_describe)
 
     add_train_commands(sub, _data_options)
+    add_predict_commands(sub)
     add_race_commands(sub, _data_options)
     add_continual_command(sub, _data_options)
     add_lab_command(sub, _data_options)
