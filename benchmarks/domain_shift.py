@@ -144,12 +144,15 @@ def table(rows: list[dict]) -> str:
                      statistics.fmean(r["iwv_acc"] for r in whole if r["strategy"] == e)) for e in means}
         oracle = max(means, key=lambda e: means[e][0])
         pick = max(means, key=lambda e: means[e][1])
-        parts.append(f"**{pair}** ({budget} labels per class of {source}; {target} unlabelled for adaptation and "
-                     "labelled for scoring only):\n\n" + "\n".join(lines) + f"\n\nOn the {len(_complete_seeds(at))} seed(s) every "
-                     f"entry has run, the oracle (best on the labelled target) is `{oracle}` ({means[oracle][0]:.3f}); importance-weighted validation picks `{pick}` "
-                     f"({means[pick][0]:.3f} on the target): they {'agree' if pick == oracle else 'disagree'}; "
-                     f"{_choices(at)}. \"vs `full`\": the paired difference on the target's {TEST_LIMIT:,} "
-                     "examples and its noise (the race's rule: ahead or behind by more than two noise units).")
+        k = len(_complete_seeds(at))
+        parts.append(
+            f"**{pair}** ({budget} labels per class of {source}; {target} unlabelled for adaptation and labelled for "
+            "scoring only):\n\n" + "\n".join(lines) + f"\n\nOn the {k} seed{'s' * (k != 1)} every entry has run, the "
+            f"oracle (best on the labelled target) is `{oracle}` ({means[oracle][0]:.3f}); importance-weighted "
+            f"validation picks `{pick}` ({means[pick][0]:.3f} on the target): they "
+            f"{'agree' if pick == oracle else 'disagree'}; {_choices(at)}. \"vs `full`\": the paired difference on "
+            f"the target's {TEST_LIMIT:,} examples and its noise (the race's rule: ahead or behind by more than two "
+            "noise units).")
     gap_rows = [r for r in rows if r["kind"] == "gap"]
     if gap_rows:
         lines = ["| labelled | deployment | shared labels | proxy A-distance | MMD | examples |",
