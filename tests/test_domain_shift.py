@@ -15,8 +15,8 @@ from headstart.cli import main
 from headstart.data import Task
 from headstart.errors import HeadstartError
 from headstart.race import RaceSpec, run_race, summarize
-from headstart.race.analysis import deployment_lines
 from headstart.race.domains import importance_weighted_accuracy, mmd, prediction_entropy, proxy_a_distance
+from headstart.race.findings import deployment_lines
 from headstart.report import gap_line
 from headstart.terms.dann import reversal_coefficient, reverse_gradient
 from headstart.terms.importance import CLIP, density_ratio

@@ -12,7 +12,7 @@ import torch
 from headstart.cli import main
 from headstart.data import Task
 from headstart.race import RaceSpec, run_race, summarize
-from headstart.race.analysis import least_forgetting
+from headstart.race.findings import least_forgetting
 from headstart.race.forgetting import measure_forgetting, reference_name
 from headstart.train import AdaptedModel, FeatureCache
 

@@ -73,11 +73,10 @@ def race(spec_kwargs: dict[str, Any], out: Path, *, advice: bool, quiet: bool, a
     from .race.analysis import (
         best_per_budget,
         choice_line,
-        deployment_lines,
-        least_forgetting,
         negative_transfer,
         recommend,
     )
+    from .race.findings import deployment_lines, least_forgetting
     from .race.grid import entry_label, expected_cells
     from .report import advice_check, gap_line, write_report
     from .tracking import make_trackers

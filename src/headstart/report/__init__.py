@@ -13,13 +13,12 @@ from ..paths import given_path
 from ..race.analysis import (
     best_per_budget,
     choice_line,
-    deployment_lines,
-    least_forgetting,
     missing_cells,
     negative_transfer,
     recommend,
     summarize,
 )
+from ..race.findings import deployment_lines, least_forgetting
 from ..race.grid import expected_cells, race_entries
 from ..race.runner import grid_records
 from ..race.store import ResultStore
