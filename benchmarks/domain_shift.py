@@ -119,6 +119,17 @@ def _choices(at: list[dict]) -> str:
     return f"seed by seed, it picks the oracle's entry (or one as good on the target) on {agree} of {len(seeds)}"
 
 
+def _spans(at: list[dict]) -> str:
+    """How far the target accuracy moves from seed to seed, for the source-only recipe and the probe."""
+    parts = []
+    for entry in ("full", "probe"):
+        values = [r["ood_acc"] for r in at if r["strategy"] == entry]
+        if len(values) > 1:
+            parts.append(f"`{entry}`'s {min(values):.3f}–{max(values):.3f}")
+    return f"Seed to seed (a new draw of the labels and a new training order), the target accuracy spans " \
+           f"{' and '.join(parts)}." if parts else ""
+
+
 def table(rows: list[dict]) -> str:
     from peers import TEST_LIMIT
 
@@ -152,7 +163,7 @@ def table(rows: list[dict]) -> str:
             f"validation picks `{pick}` ({means[pick][0]:.3f} on the target): they "
             f"{'agree' if pick == oracle else 'disagree'}; {_choices(at)}. \"vs `full`\": the paired difference on "
             f"the target's {TEST_LIMIT:,} examples and its noise (the race's rule: ahead or behind by more than two "
-            "noise units).")
+            f"noise units). {_spans(at)}")
     gap_rows = [r for r in rows if r["kind"] == "gap"]
     if gap_rows:
         lines = ["| labelled | deployment | shared labels | proxy A-distance | MMD | examples |",
