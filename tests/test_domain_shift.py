@@ -19,7 +19,7 @@ from headstart.race.domains import importance_weighted_accuracy, mmd, prediction
 from headstart.race.findings import deployment_lines
 from headstart.report import gap_line
 from headstart.terms.dann import reversal_coefficient, reverse_gradient
-from headstart.terms.importance import CLIP, density_ratio
+from headstart.terms.importance import CLIP, density_ratio, describe_weights
 
 from .conftest import tiny_backbone
 from .race_child import toy_task
@@ -47,6 +47,26 @@ def test_density_ratios_favour_the_source_examples_that_look_like_the_target():
     assert w[near].mean() > 3 * w[far].mean()
 
 
+def test_importance_weights_say_how_many_examples_they_count_as_and_when_they_change_nothing():
+    rng = np.random.default_rng(0)
+    source = rng.normal(0, 1, (400, 2))
+    spread = describe_weights(density_ratio(source, rng.normal(1.5, 1, (400, 2))))
+    assert spread.startswith("importance weights from") and "of the 400 labelled examples" in spread
+    ess = int(spread.split("counts as ")[1].split()[0])
+    assert 10 < ess < 400  # weighted towards a part of the source: fewer examples count
+    # domains a classifier separates completely: every ratio at the lower clip, flat after scaling
+    far = density_ratio(source, rng.normal(50, 1, (400, 2)))
+    assert np.ptp(far) < 1e-9 and "trained as its source-only recipe" in describe_weights(far)
+
+
+def test_what_a_term_found_when_it_prepared_joins_the_run_notes(text_task):
+    from headstart import Adapter
+
+    clf = Adapter(lambda p: tiny_backbone("minilm-l6", p), "iw", epochs=1, feature_cache=False)
+    clf.fit(text_task, target=["the plot was fun", "awful acting", "love it", "so bad"] * 3)
+    assert [n for n in clf.result_.notes if n.startswith("iw: importance weights from")]
+
+
 def test_the_iw_term_turns_the_data_term_into_the_importance_weighted_loss(text_task):
     from headstart.strategies import create_strategy, prepare_model
     from headstart.terms import create_term
@@ -66,7 +86,7 @@ def test_the_iw_term_turns_the_data_term_into_the_importance_weighted_loss(text_
     ctx = FitContext(model, TrainConfig(seed=0), torch.device("cpu"), 0, src, None, "iw", text_task.classes,
                      {"target": target})
     term = create_term("iw")
-    term.prepare(ctx)
+    assert "labelled examples" in term.prepare(ctx)  # one sentence on the weights, for the run's notes
     assert term.weights.mean().item() == pytest.approx(1.0, rel=1e-5)
     model.eval()
     index = [0, 1, 2, 3]
@@ -107,6 +127,29 @@ def test_bn_adapt_sets_the_batchnorm_statistics_to_the_targets():
     again = Adapter(vision, "probe", feature_cache=None).fit(task).adapt(target, "bn-adapt")
     assert torch.allclose(next(m for m in again.model_.backbone.modules()
                                 if isinstance(m, torch.nn.BatchNorm2d)).running_mean, first.running_mean)
+
+
+def test_bn_adapt_draws_its_examples_across_a_file_sorted_by_class():
+    from headstart.strategies.test_time import batchnorm_adapt
+    from headstart.train import AdaptedModel
+    from headstart.train.loop import BatchSource
+
+    model = AdaptedModel(tiny_backbone("mobilenetv2"), 2)
+    first = next(m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    dark, bright = np.full((24, 24, 3), 20, np.uint8), np.full((24, 24, 3), 230, np.uint8)
+
+    def mean_after(images, limit):
+        source = BatchSource(images, np.zeros(len(images), dtype=np.int64), model.backbone.preprocess)
+        batchnorm_adapt(model, source, torch.device("cpu"), 4, seed=0, limit=limit)
+        return first.running_mean.clone()
+
+    sorted_file = [dark] * 16 + [bright] * 16  # the first half all one kind, as a file sorted by class
+    only_dark, only_bright = mean_after([dark] * 16, 16), mean_after([bright] * 16, 16)
+    half = mean_after(sorted_file, 16)  # half the file: a draw across it, not its first 16 (dark) examples
+    assert not torch.allclose(half, only_dark, atol=1e-4)
+    between = (half - only_dark) / (only_bright - only_dark)
+    moved = (only_bright - only_dark).abs() > 1e-3
+    assert ((between[moved] > 0.1) & (between[moved] < 0.9)).float().mean() > 0.9
 
 
 def test_the_gap_scores_are_zero_for_one_domain_and_large_for_two():

@@ -261,7 +261,9 @@ def _train_stage(model: AdaptedModel, stage: Strategy, train: Task, val: Task | 
     groups, _ = _plan_stage(model, stage, cfg, result, n)  # what trains is set before the terms prepare
     terms = stage.terms()
     for term in terms:
-        term.prepare(ctx)
+        found = term.prepare(ctx)
+        if found:
+            result.notes.append(f"{stage.spec}: {found}")  # the sentence names what it describes
         for name, module in term.modules().items():
             groups += module_groups({f"{term.name}.{name}": module.to(device)}, result.stages[-1]["head_lr"],
                                     cfg.weight_decay)

@@ -44,8 +44,10 @@ def _to(state, device):
 
 @torch.no_grad()
 def batchnorm_adapt(model: AdaptedModel, target: BatchSource, device: torch.device, batch_size: int,
-                    limit: int = 2048) -> int:
-    """Every BatchNorm's running statistics over (up to ``limit``) target examples; returns how many layers."""
+                    seed: int = 0, limit: int = 2048) -> int:
+    """Every BatchNorm's running statistics over (up to ``limit``) target examples, drawn at random (``seed``) and
+    batched in a random order: a file sorted by class would otherwise give statistics of its first classes, batch
+    by batch of one class; returns how many layers."""
     norms = [m for m in model.backbone.modules() if isinstance(m, _BN)]
     if not norms:
         raise HeadstartError(f"bn-adapt recomputes BatchNorm statistics, and {model.backbone.name} has no BatchNorm "
@@ -58,10 +60,11 @@ def batchnorm_adapt(model: AdaptedModel, target: BatchSource, device: torch.devi
         m.reset_running_stats()
         m.momentum = None  # a cumulative average over the batches below
         m.train()
-    n = min(len(target), limit)
-    for start in range(0, n, batch_size):
-        state, _ = target.batch(range(start, min(start + batch_size, n)))
-        model.features(_to(state, device), 0)
+    picked = np.random.default_rng(seed).permutation(len(target))[:limit]
+    with torch.no_grad():
+        for start in range(0, len(picked), batch_size):
+            state, _ = target.batch(picked[start:start + batch_size].tolist())
+            model.features(_to(state, device), 0)
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
         m.eval()
@@ -98,9 +101,10 @@ class TestTimeStage(Strategy):
 class BatchNormStage(TestTimeStage):
     name = "bn-adapt/stage"
     summary = "BatchNorm statistics recomputed on the target examples"
+    behaviour_version = 2  # 2: over a random draw of the target in random batches, not its first examples in order
 
     def adapt(self, model, target, device, batch_size, seed) -> str:
-        n = batchnorm_adapt(model, target, device, batch_size)
+        n = batchnorm_adapt(model, target, device, batch_size, seed)
         return f"bn-adapt: {n} BatchNorm layers' statistics recomputed on {min(len(target), 2048)} target examples"
 
 
@@ -108,12 +112,13 @@ class BatchNormStage(TestTimeStage):
 class TentStage(TestTimeStage):
     name = "tent/stage"
     summary = "normalisation scale and shift trained to minimise prediction entropy on the target examples"
+    behaviour_version = 2  # 2: a conv net's BatchNorm statistics first, over a random draw of the target
     lr: float = option(1e-4, "Adam's rate for the normalisation layers' scale and shift", low=0.0, low_open=True)
     epochs: int = option(1, "passes over the target examples", low=1)
 
     def adapt(self, model, target, device, batch_size, seed) -> str:
         if any(isinstance(m, _BN) for m in model.backbone.modules()):
-            batchnorm_adapt(model, target, device, batch_size)
+            batchnorm_adapt(model, target, device, batch_size, seed)
         params = [p for m in model.backbone.modules() if isinstance(m, _NORMS) for p in m.parameters(recurse=False)]
         if not params:
             raise HeadstartError(f"tent trains the normalisation layers' scale and shift, and {model.backbone.name} "

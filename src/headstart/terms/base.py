@@ -84,8 +84,11 @@ class Term(ABC):
     def resolved_weight(self) -> float:
         return self.default_weight if self.weight is None else float(self.weight)
 
-    def prepare(self, ctx: FitContext) -> None:  # noqa: B027 (an optional hook, empty by default)
-        """Once, before the first step of the stage."""
+    def prepare(self, ctx: FitContext) -> str | None:
+        """Once, before the first step of the stage. May return one sentence on what it found (e.g. how spread its
+        weights are; the sentence names what it describes), which joins the run's notes (``FitResult.notes``, the
+        race's record and report)."""
+        return None
 
     def modules(self) -> dict[str, nn.Module]:
         """Modules of the term's own whose parameters train with the stage (default: none)."""

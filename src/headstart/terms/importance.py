@@ -30,7 +30,7 @@ CLIP = (0.1, 10.0)
 
 def density_ratio(source: np.ndarray, target: np.ndarray, *, seed: int = 0) -> np.ndarray:
     """``p_t(x) / p_s(x)`` at each source row from a balanced logistic-regression domain classifier, clipped to
-    ``CLIP`` and scaled to mean 1."""
+    ``CLIP`` and scaled to mean 1 (``describe_weights`` says what they came to)."""
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
@@ -41,6 +41,19 @@ def density_ratio(source: np.ndarray, target: np.ndarray, *, seed: int = 0) -> n
     p = np.clip(clf.predict_proba(source)[:, 1], 1e-6, 1 - 1e-6)
     w = np.clip(p / (1 - p), *CLIP)
     return w / w.mean()
+
+
+def describe_weights(weights: np.ndarray) -> str:
+    """One sentence: the weights' spread and effective sample size (Kish: ``(Σw)² / Σw²``); flat weights (every
+    ratio at one clip: the domain classifier told every example apart) mean the term changes nothing."""
+    w = np.asarray(weights, dtype=np.float64)
+    ess = float(w.sum() ** 2 / np.square(w).sum())
+    if np.ptp(w) < 1e-9:
+        return (f"every importance weight is the same ({len(w)} examples): the domain classifier tells every "
+                "labelled example from the target, so no labelled example looks like the target and this trained "
+                "as its source-only recipe; the domains are too far apart for reweighting")
+    return (f"importance weights from {w.min():.2f} to {w.max():.2f} (mean 1): the weighted loss counts as "
+            f"{ess:.0f} of the {len(w)} labelled examples")
 
 
 @torch.no_grad()
@@ -62,7 +75,7 @@ class ImportanceWeighting(Term):
     default_weight = 1.0
     limit: int = option(2000, "target examples the domain classifier sees at most", low=2)
 
-    def prepare(self, ctx) -> None:
+    def prepare(self, ctx) -> str:
         model, target = ctx.model, ctx.source("target")
         training = model.training
         model.eval()
@@ -72,8 +85,9 @@ class ImportanceWeighting(Term):
         subset = type(target)([target.items[i] for i in picked], target.labels[picked], target.to_state)
         target_features = _features(model, subset, ctx.boundary, ctx.device, size)
         model.train(training)
-        self.weights = torch.as_tensor(density_ratio(source_features, target_features, seed=ctx.cfg.seed),
-                                       dtype=torch.float32, device=ctx.device)
+        ratio = density_ratio(source_features, target_features, seed=ctx.cfg.seed)
+        self.weights = torch.as_tensor(ratio, dtype=torch.float32, device=ctx.device)
+        return describe_weights(ratio)
 
     def value(self, model, batch, ctx) -> Tensor:
         logits = model.head(batch.features(model, ctx.boundary)).float()
