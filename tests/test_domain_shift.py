@@ -152,6 +152,30 @@ def test_bn_adapt_draws_its_examples_across_a_file_sorted_by_class():
     assert ((between[moved] > 0.1) & (between[moved] < 0.9)).float().mean() > 0.9
 
 
+def test_target_batches_pass_batchnorm_as_the_model_predicts_and_leave_its_statistics():
+    from headstart.terms.base import target_features
+    from headstart.train import AdaptedModel, TrainConfig
+    from headstart.train.context import FitContext
+    from headstart.train.loop import BatchSource
+
+    model = AdaptedModel(tiny_backbone("mobilenetv2"), 2).train()
+    rng = np.random.default_rng(0)
+    images = [rng.integers(150, 255, (24, 24, 3), dtype=np.uint8) for _ in range(8)]
+    target = BatchSource(images, np.zeros(8, dtype=np.int64), model.backbone.preprocess)
+    ctx = FitContext(model, TrainConfig(seed=0), torch.device("cpu"), 0, target, None, "coral", ("a", "b"),
+                     {"target": target})
+    norms = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [m.running_mean.clone() for m in norms]
+    feats = target_features(model, ctx, 8)
+    assert feats.requires_grad  # the term's gradient reaches the body
+    assert all(torch.equal(m.running_mean, b) for m, b in zip(norms, before)) and all(m.training for m in norms)
+    state, _ = target.batch(range(8))
+    with torch.no_grad():
+        predicted = model.eval().features(state, 0).float()
+    order = ctx._cursors["target"].order  # the draw's order, the same eight examples
+    assert torch.allclose(feats.detach(), predicted[torch.as_tensor(order)], atol=1e-5)
+
+
 def test_the_gap_scores_are_zero_for_one_domain_and_large_for_two():
     rng = np.random.default_rng(0)
     a, b = rng.normal(0, 1, (300, 8)), rng.normal(0, 1, (300, 8))

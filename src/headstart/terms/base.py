@@ -21,6 +21,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
     from ..train.model import AdaptedModel
     from ..train.objective import Batch
 
-__all__ = ["TERMS", "Term", "create_term", "list_terms", "register_term"]
+__all__ = ["TERMS", "Term", "create_term", "list_terms", "predicting_batchnorm", "register_term", "target_features"]
 
 TERMS: dict[str, type[Term]] = {}
 KINDS = ("guard", "adaptation")
@@ -110,3 +112,28 @@ def _ensure_builtin() -> None:
     package = importlib.import_module(__package__)
     for info in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{__package__}.{info.name}")
+
+
+@contextmanager
+def predicting_batchnorm(model: nn.Module) -> Iterator[None]:
+    """Within: every BatchNorm layer that trains normalises with the statistics the model predicts with (its running
+    ones, not the batch's) and leaves them as they are. An unlabelled target batch run through a training model on
+    its own would otherwise be normalised by its own statistics, and move the running ones towards them, so that at
+    prediction the target's features are not the ones the term aligned."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    for m in norms:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.train()
+
+
+def target_features(model: AdaptedModel, ctx: FitContext, n: int) -> Tensor:
+    """The pooled features of the next ``n`` target examples (the fit context's ``target`` source), as the model will
+    compute them when it predicts (``predicting_batchnorm``); gradients flow through them."""
+    state = ctx.draw("target", n)
+    with predicting_batchnorm(model):
+        return model.features(state, ctx.boundary).float()
+
