@@ -252,7 +252,6 @@ class Adapter(WarmStart, ClassifierMixin, BaseEstimator):
             run_test_time(model, stage, task, self.config_, next(model.parameters()).device, self.result_)
         model.eval()
         self.adapted_ = method
-        self.result_.boundary = 0  # the body's statistics changed: no cached bottom is this model's any more
         return self
 
     # -- predicting ----------------------------------------------------------------------------

@@ -181,6 +181,7 @@ def run_test_time(model: AdaptedModel, stage: Strategy, target: Task, cfg: Train
     """A test-time stage on the unlabelled ``target`` examples (raw inputs: the body's statistics change)."""
     source = BatchSource(target.inputs, target.labels, model.backbone.preprocess)
     note = stage.adapt(model, source, device, cfg.batch_size, cfg.seed)
+    result.boundary = 0  # the body's statistics changed: a cached frozen bottom is not this model's any more
     result.stages.append({"stage": stage.spec, "test_time": True})
     result.notes.append(note)
 
