@@ -107,9 +107,8 @@ def _complete_seeds(at: list[dict]) -> list[int]:
     return sorted(s for s in {r["seed"] for r in at} if {r["strategy"] for r in at if r["seed"] == s} == entries)
 
 
-def _choices(at: list[dict]) -> str:
+def _choices(at: list[dict], seeds: list[int]) -> str:
     """Per seed, whether importance-weighted validation (no target label) picks the entry best on the target."""
-    seeds = _complete_seeds(at)
     agree = 0
     for seed in seeds:
         rs = [r for r in at if r["seed"] == seed]
@@ -140,30 +139,30 @@ def table(rows: list[dict]) -> str:
             continue
         lines = ["| entry | seeds | in-domain test | target (OOD) | vs `full` on the target | IWV (no target label) | "
                  "target entropy | s/run | trainable |", "|---|---|---|---|---|---|---|---|---|"]
-        means = {}
-        for entry in dict.fromkeys(r["strategy"] for r in at):
+        entries = list(dict.fromkeys(r["strategy"] for r in at))
+        for entry in entries:
             rs = [r for r in at if r["strategy"] == entry]
-            means[entry] = ()
             lines.append(f"| `{entry}` | {len(rs)} | {_mean([r['test_acc'] for r in rs])} | "
                          f"{_mean([r['ood_acc'] for r in rs])} | {_against_source_only(at, entry, TEST_LIMIT)} | "
                          f"{_mean([r['iwv_acc'] for r in rs])} | "
                          f"{_mean([r['target_entropy'] for r in rs])} | "
                          f"{statistics.fmean(r['seconds'] for r in rs):.0f} | "
                          f"{max(r['trainable_params'] for r in rs):,} |")
-        whole = [r for r in at if r["seed"] in _complete_seeds(at)]  # the oracle and the pick: like with like
+        seeds = _complete_seeds(at)
+        whole = [r for r in at if r["seed"] in seeds]  # the oracle and the pick: like with like
         means = {e: (statistics.fmean(r["ood_acc"] for r in whole if r["strategy"] == e),
-                     statistics.fmean(r["iwv_acc"] for r in whole if r["strategy"] == e)) for e in means}
+                     statistics.fmean(r["iwv_acc"] for r in whole if r["strategy"] == e)) for e in entries}
         oracle = max(means, key=lambda e: means[e][0])
         pick = max(means, key=lambda e: means[e][1])
-        k = len(_complete_seeds(at))
+        k = len(seeds)
         parts.append(
             f"**{pair}** ({budget} labels per class of {source}; {target} unlabelled for adaptation and labelled for "
             "scoring only):\n\n" + "\n".join(lines) + f"\n\nOn the {k} seed{'s' * (k != 1)} every entry has run, the "
             f"oracle (best on the labelled target) is `{oracle}` ({means[oracle][0]:.3f}); importance-weighted "
             f"validation picks `{pick}` ({means[pick][0]:.3f} on the target): they "
-            f"{'agree' if pick == oracle else 'disagree'}; {_choices(at)}. \"vs `full`\": the paired difference on "
-            f"the target's {TEST_LIMIT:,} examples and its noise (the race's rule: ahead or behind by more than two "
-            f"noise units). {_spans(at)}")
+            f"{'agree' if pick == oracle else 'disagree'}; {_choices(at, seeds)}. \"vs `full`\": the paired "
+            f"difference on the target's {TEST_LIMIT:,} examples and its noise (the race's rule: ahead or behind by "
+            f"more than two noise units). {_spans(at)}")
     gap_rows = [r for r in rows if r["kind"] == "gap"]
     if gap_rows:
         lines = ["| labelled | deployment | shared labels | proxy A-distance | MMD | examples |",

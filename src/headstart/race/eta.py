@@ -33,7 +33,7 @@ class RaceClock:
                          record["seconds"] + (record.get("predict_seconds") or 0.0))
 
     def observe(self, entry: str, per_class: float, seconds: float) -> None:
-        if seconds is not None and math.isfinite(seconds) and seconds >= 0:
+        if math.isfinite(seconds) and seconds >= 0:
             self._seen[entry][float(per_class)].append(float(seconds))
 
     def expect(self, entry: str, per_class: float) -> float | None:
