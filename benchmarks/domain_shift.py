@@ -3,6 +3,7 @@
     python benchmarks/domain_shift.py            # the two pairs: every entry, 3 seeds
     python benchmarks/domain_shift.py --gaps     # the deployment gap of every named example pair
     python benchmarks/domain_shift.py --table    # only rebuild the section
+    python benchmarks/domain_shift.py --pair digits   # one pair's races
 
 Two pairs with the same labels, labelled source → unlabelled target: vader-movies → vader-tweets
 (text, 128 labels per class, MiniLM-L6 at 64 tokens) and digits → mnist-5k (8×8 digits upscaled to
@@ -46,8 +47,10 @@ GAPS = [("vader-movies", "vader-tweets"), ("rotten-tomatoes", "vader-movies"), (
         ("digits", "mnist-5k"), ("mnist-5k", "fashion-mnist")]
 
 
-def races() -> None:
+def races(only: str | None = None) -> None:
     for pair, (source, target, budget) in PAIRS.items():
+        if only and only not in pair:
+            continue
         entries = [e for e in ENTRIES if e != "bn-adapt" or source in ("digits", "mnist-5k")]
         race_rows(RESULTS, lambda entry, seed, pair=pair: f"race|{pair}|{entry}|{seed}", source, entries, budget,
                   SEEDS, KEEP, "bench-domain-shift", target=target, ood_test=target)
@@ -187,9 +190,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gaps", action="store_true", help="the deployment gap of every named example pair")
     ap.add_argument("--table", action="store_true", help="only rebuild BENCHMARKS.md's section from the rows")
+    ap.add_argument("--pair", help="only the pair whose name holds this (e.g. digits)")
     args = ap.parse_args()
     if not args.table:
-        gaps() if args.gaps else races()
+        gaps() if args.gaps else races(args.pair)
     write()
 
 

@@ -114,19 +114,70 @@ def test_tent_makes_the_predictions_on_the_target_more_confident_and_bn_adapt_ne
         clf.adapt(target, "tint")
 
 
-def test_bn_adapt_sets_the_batchnorm_statistics_to_the_targets():
+def test_bn_adapt_on_a_body_trained_with_frozen_batchnorm_needs_the_training_data_and_is_repeatable():
     task = _image_task(40)
     vision = lambda p: tiny_backbone("mobilenetv2", p)  # noqa: E731
     clf = Adapter(vision, "probe", feature_cache=None).fit(task)
     rng = np.random.default_rng(1)
     target = [np.clip(rng.normal(200, 20, (24, 24, 3)), 0, 255).astype(np.uint8) for _ in range(20)]
+    with pytest.raises(HeadstartError, match=r"^bn-adapt maps the target's BatchNorm statistics onto those the model "
+                                             r"was trained around, .* pass examples of the training data as source="):
+        clf.adapt(target, "bn-adapt")
     first = next(m for m in clf.model_.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
     before = first.running_mean.clone()
-    clf.adapt(target, "bn-adapt")
+    clf.adapt(target, "bn-adapt", source=task)
     assert not torch.allclose(first.running_mean, before)
-    again = Adapter(vision, "probe", feature_cache=None).fit(task).adapt(target, "bn-adapt")
+    assert clf.result_.notes[-1].endswith("onto those of 80 training examples")
+    again = Adapter(vision, "probe", feature_cache=None).fit(task).adapt(target, "bn-adapt", source=task.inputs)
     assert torch.allclose(next(m for m in again.model_.backbone.modules()
                                 if isinstance(m, torch.nn.BatchNorm2d)).running_mean, first.running_mean)
+
+
+def _first_batchnorm_output(model, images):
+    from headstart.train.loop import BatchSource
+
+    first = next(m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    handle = first.register_forward_hook(lambda _m, _a, out: seen.append(out.transpose(0, 1).reshape(out.shape[1], -1)))
+    state, _ = BatchSource(images, np.zeros(len(images), dtype=np.int64), model.backbone.preprocess).batch(
+        range(len(images)))
+    model.eval()
+    with torch.no_grad():
+        logits = model(state, 0)
+    handle.remove()
+    return seen[0], logits
+
+
+def test_bn_adapt_maps_the_targets_statistics_onto_those_the_training_data_had_under_frozen_batchnorm():
+    """A pretrained body fine-tuned with frozen BatchNorm saw its training data normalised by pretraining statistics:
+    plain AdaBN (the target's own statistics) hands the layers above inputs they never saw; mapping onto the
+    training data's keeps them, and adapting to the training data itself changes nothing."""
+    from headstart.strategies.test_time import batchnorm_adapt
+    from headstart.train import AdaptedModel
+    from headstart.train.loop import BatchSource
+
+    rng = np.random.default_rng(0)
+    source = [np.clip(rng.normal(60, 30, (24, 24, 3)), 0, 255).astype(np.uint8) for _ in range(32)]
+    shifted = [np.clip(x.astype(float) * 0.5 + 120, 0, 255).astype(np.uint8) for x in source]
+
+    def adapted(target, given):
+        torch.manual_seed(0)
+        model = AdaptedModel(tiny_backbone("mobilenetv2"), 2)
+        raw = lambda xs: BatchSource(xs, np.zeros(len(xs), dtype=np.int64), model.backbone.preprocess)  # noqa: E731
+        out_before, logits_before = _first_batchnorm_output(model, source)
+        batchnorm_adapt(model, raw(target), torch.device("cpu"), 32, seed=0, source=raw(given) if given else None)
+        return out_before, logits_before, *_first_batchnorm_output(model, target)
+
+    out_source, logits, out_self, logits_self = adapted(source, source)
+    assert torch.allclose(logits_self, logits, atol=1e-3)  # onto itself: the model as it was
+    assert torch.allclose(out_self.mean(1), out_source.mean(1), atol=1e-3)
+    _, _, out_mapped, _ = adapted(shifted, source)
+    assert torch.allclose(out_mapped.mean(1), out_source.mean(1), atol=1e-3)
+    assert torch.allclose(out_mapped.std(1), out_source.std(1), rtol=1e-2, atol=1e-3)
+    _, _, out_plain, _ = adapted(shifted, None)  # plain AdaBN: standardised (mean β), not the training data's
+    first = next(m for m in tiny_backbone("mobilenetv2").modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert torch.allclose(out_plain.mean(1), first.bias.detach(), atol=1e-3)
+    assert not torch.allclose(out_plain.mean(1), out_source.mean(1), atol=1e-2)
 
 
 def test_bn_adapt_draws_its_examples_across_a_file_sorted_by_class():
@@ -276,3 +327,37 @@ def test_predict_adapts_a_saved_model_to_the_target_before_predicting(tmp_path, 
     assert rows[0]["label"] in ("pos", "neg")
     assert main(["predict", str(tmp_path / "m"), "was it good", "--adapt", "tent"]) == 2
     assert "--adapt and --target go together" in capsys.readouterr().err
+    # the training data's examples (a text model has no BatchNorm to map, but they load and pass through)
+    assert main(["predict", str(tmp_path / "m"), "was it good", "--adapt", "tent", "--target", target,
+                 "--source", str(toy_csv), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["label"] in ("pos", "neg")
+    assert main(["predict", str(tmp_path / "m"), "was it good", "--source", str(toy_csv)]) == 2
+    assert "--source goes with --adapt" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "m"), "was it good", "--adapt", "tent", "--target", target,
+                 "--source", str(tmp_path / "missing.csv")]) == 2
+    assert "--source " in (err := capsys.readouterr().err) and "missing.csv: the file does not exist" in err
+
+
+def test_a_terms_own_modules_learn_at_a_new_heads_rate_whatever_the_bodys(text_task, monkeypatch):
+    """DANN's discriminator is born with the stage: at a fitted body's rate (5e-5 for a conv net's full) it barely
+    learned in a run, its domain loss stayed at log 2 and its reversed gradient was noise to the body."""
+    import headstart.strategies.runner as runner
+    from headstart.strategies.finetune import RANDOM_HEAD_LR
+
+    seen = {}
+    monkeypatch.setattr(runner, "run_training", lambda model, groups, *a, **k: seen.update(
+        {g["name"]: g["lr"] for g in groups}))
+    Adapter(lambda p: tiny_backbone("minilm-l6", p), "dann", feature_cache=None, epochs=1, lr=2e-5).fit(
+        text_task, val=text_task, target=["an odd film", "a plot"] * 4)
+    assert seen["term.dann.discriminator"] == RANDOM_HEAD_LR
+    assert {lr for name, lr in seen.items() if not name.startswith("term.")} == {2e-5}
+
+
+def test_coral_aligns_the_means_as_well_as_the_covariances():
+    from headstart.terms.coral import coral_distance
+
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    assert coral_distance(x, x).item() == pytest.approx(0.0, abs=1e-7)
+    shifted = coral_distance(x, x + 3.0).item()  # the same covariance, the cloud moved
+    assert shifted == pytest.approx(9.0, rel=1e-5)
+    assert coral_distance(x, 2 * x).item() > 0  # the same mean, a wider cloud

@@ -142,7 +142,8 @@ class Adapter(WarmStart, ClassifierMixin, BaseEstimator):
         continuing = self._continuing()
         if continuing:
             train = self._continued_task(train)
-        sources = {} if target is None else {"target": self._unlabelled(target, train)}
+        sources = ({} if target is None else
+                   {"target": self._unlabelled(target, "target", train.classes, train.modality)})
         cfg = self._train_config()
         if not isinstance(self.strategy_options, (dict, type(None))):
             raise HeadstartError(f"strategy_options must be a dict of the strategy's options (e.g. {{'rank': 4}}); "
@@ -230,26 +231,33 @@ class Adapter(WarmStart, ClassifierMixin, BaseEstimator):
             return self._continued_model(train)
         return self._new_model(strategy, len(train.classes), train.modality), []
 
-    def adapt(self, target: Task | Sequence[Any], method: str = "tent") -> Adapter:
+    def adapt(self, target: Task | Sequence[Any], method: str = "tent", *,
+              source: Task | Sequence[Any] | None = None) -> Adapter:
         """Adjust this fitted model, in place, to unlabelled examples of the deployment domain (test-time adaptation,
         ``strategies/test_time.py``): ``"bn-adapt"`` recomputes BatchNorm statistics on them, ``"tent"`` trains the
-        normalisation layers' scale and shift to make its predictions on them confident. Returns ``self``; the
-        step is in ``result_.notes``. A model adapted this way predicts; to save one, adapt it again after loading."""
+        normalisation layers' scale and shift to make its predictions on them confident. ``source``: examples of the
+        training data (labels not read); a conv net whose BatchNorm stayed frozen in training (the default for a
+        pretrained body) needs them, to map the target's statistics onto those it was trained around. Returns
+        ``self``; the step is in ``result_.notes``. A model adapted this way predicts; to save one, adapt it again
+        after loading."""
         from .strategies.runner import run_test_time
         from .strategies.test_time import test_time_stage
 
         self._check_fitted()
         stage = test_time_stage(method)
-        inputs = target.inputs if isinstance(target, Task) else self._inputs(target, "target")
-        if len(inputs) == 0:
-            raise HeadstartError("target takes a non-empty list of unlabelled inputs (or a Task).")
-        inputs = inputs if isinstance(inputs, np.ndarray) else list(inputs)
-        input_modality(inputs, "target", self.modality_)
-        task = Task(inputs, np.zeros(len(inputs), dtype=np.int64), tuple(str(c) for c in self.classes_),
-                    self.modality_, "target", "target")
+        target_task = self._unlabelled(target, "target", self.classes_, self.modality_)
+        source_task = None if source is None else self._unlabelled(source, "source", self.classes_, self.modality_)
         model = self.model_
+        frozen = self.config_.resolve_batchnorm(model.backbone.pretrained) == "frozen"
+        if source_task is None and frozen and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                                  for m in model.backbone.modules()):
+            raise HeadstartError(f"{method} maps the target's BatchNorm statistics onto those the model was trained "
+                                 f"around, and {model.backbone.name}'s stayed frozen at its pretraining statistics "
+                                 "while it trained: pass examples of the training data as source= (headstart "
+                                 "predict --source FILE); their labels are not read.")
         with torch.random.fork_rng(devices=[]):
-            run_test_time(model, stage, task, self.config_, next(model.parameters()).device, self.result_)
+            run_test_time(model, stage, target_task, self.config_, next(model.parameters()).device, self.result_,
+                          source_task)
         model.eval()
         self.adapted_ = method
         return self
@@ -391,13 +399,16 @@ class Adapter(WarmStart, ClassifierMixin, BaseEstimator):
         return from_arrays(X, y, name=what, min_classes=min_classes)
 
     @staticmethod
-    def _unlabelled(target: Task | Sequence[Any], train: Task) -> Task:
-        """Unlabelled examples as a task of ``train``'s classes (every label 0: never read)."""
-        inputs = target.inputs if isinstance(target, Task) else target
-        if isinstance(inputs, str) or len(inputs) == 0:
-            raise HeadstartError("target takes a non-empty list of unlabelled inputs (or a Task).")
-        return Task(list(inputs), np.zeros(len(inputs), dtype=np.int64), train.classes, train.modality,
-                    "target", getattr(target, "source", "target"))
+    def _unlabelled(X: Task | Sequence[Any], name: str, classes: Sequence[Any], modality: str) -> Task:
+        """Unlabelled examples (a ``Task`` or inputs) of ``modality`` as a task of ``classes`` (every label 0: never
+        read)."""
+        inputs = X.inputs if isinstance(X, Task) else X
+        if isinstance(inputs, str) or not hasattr(inputs, "__len__") or len(inputs) == 0:
+            raise HeadstartError(f"{name} takes a non-empty list of unlabelled inputs (or a Task).")
+        inputs = inputs if isinstance(inputs, np.ndarray) else list(inputs)
+        input_modality(inputs, name, modality)
+        return Task(inputs, np.zeros(len(inputs), dtype=np.int64), tuple(str(c) for c in classes), modality, name,
+                    getattr(X, "source", name))
 
     @staticmethod
     def _align_classes(task: Task, classes: tuple[str, ...]) -> Task:

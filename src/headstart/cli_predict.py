@@ -65,6 +65,9 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         given_path(item, "an input", "a text, a file or a folder")
     if bank and not folders:
         raise HeadstartError("--adapters is empty; name the model folders, e.g. --adapters tickets/,sentiment/.")
+    if args.source is not None and args.adapt is None:
+        raise HeadstartError("--source goes with --adapt: it gives examples of the training data, onto whose "
+                             "BatchNorm statistics --adapt maps the --target examples' (conv nets).")
     if (args.adapt is None) != (args.target is None):
         raise HeadstartError("--adapt and --target go together: --adapt tent (or bn-adapt) adapts the model to the "
                              "unlabelled examples --target FILE gives, before predicting.")
@@ -83,7 +86,10 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
         target = load_unlabelled(args.target, tuple(str(c) for c in adapter.classes_), adapter.modality_,
                                  text_column=args.text_column, encoding=args.encoding)
-        adapter.adapt(target, args.adapt)
+        source = None if args.source is None else load_unlabelled(
+            args.source, tuple(str(c) for c in adapter.classes_), adapter.modality_, text_column=args.text_column,
+            encoding=args.encoding, flag="--source", domain="the training data")
+        adapter.adapt(target, args.adapt, source=source)
         if not args.json:
             print(adapter.result_.notes[-1], file=sys.stderr)
     proba = adapter.predict_proba(inputs)
@@ -171,6 +177,8 @@ def add_predict_commands(sub: Any) -> None:
                         "(BatchNorm statistics recomputed on them: conv nets)")
     p.add_argument("--target", help="with --adapt: unlabelled examples of the deployment domain (a file like the "
                    "training data, labels never read, or a folder of images)")
+    p.add_argument("--source", help="with --adapt, for a conv net fine-tuned with its BatchNorm frozen (the default): "
+                   "examples of the training data (labels never read), onto whose statistics the target's are mapped")
     p.add_argument("--text-column", help="column with the texts in a CSV/JSONL input (default: guessed)")
     p.add_argument("--encoding", default="utf-8", help="encoding of a CSV/TSV/JSONL input")
     p.add_argument("--json", action="store_true", help="print JSON")

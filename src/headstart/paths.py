@@ -16,7 +16,8 @@ from .errors import HeadstartError
 __all__ = ["PATH_ARGUMENTS", "check_path_arguments", "given_path"]
 
 #: attribute of a parsed command line -> how its message names it
-PATH_ARGUMENTS = {"data": "DATA", "out": "--out", "test": "--test", "target": "--target", "model": "MODEL",
+PATH_ARGUMENTS = {"data": "DATA", "out": "--out", "test": "--test", "target": "--target", "source": "--source",
+                  "model": "MODEL",
                   "class_descriptions": "--class-descriptions", "from_model": "--from",
                   "ood_test": "--ood-test",
                   "folder": "FOLDER", "inputs": "an input", "examples": "an --examples input"}

@@ -20,6 +20,7 @@ from ..train.features import FeatureCache
 from ..train.loop import BatchSource, run_training
 from ..train.model import AdaptedModel, build_param_groups, count_trainable, first_trainable, module_groups
 from .base import Strategy
+from .finetune import RANDOM_HEAD_LR
 
 __all__ = ["cached_source", "check_modality", "check_sources", "check_validation", "fit_model", "prepare_model",
            "run_test_time", "stack_states", "with_made"]
@@ -154,7 +155,7 @@ def _fit(model: AdaptedModel, strategy: Strategy, train: Task, val: Task | None,
     tic = compute_time()
     for n, stage in enumerate(strategy.stages()):
         if stage.test_time:
-            run_test_time(model, stage, sources["target"], cfg, device, result)
+            run_test_time(model, stage, sources["target"], cfg, device, result, train)
         elif stage.closed_form:
             for cb in callbacks:
                 cb.on_phase("extracting features", f"{len(train) + (len(val) if val is not None else 0)} examples "
@@ -177,10 +178,14 @@ def _fit(model: AdaptedModel, strategy: Strategy, train: Task, val: Task | None,
 
 
 def run_test_time(model: AdaptedModel, stage: Strategy, target: Task, cfg: TrainConfig, device: torch.device,
-                  result: FitResult) -> None:
-    """A test-time stage on the unlabelled ``target`` examples (raw inputs: the body's statistics change)."""
-    source = BatchSource(target.inputs, target.labels, model.backbone.preprocess)
-    note = stage.adapt(model, source, device, cfg.batch_size, cfg.seed)
+                  result: FitResult, source: Task | None = None) -> None:
+    """A test-time stage on the unlabelled ``target`` examples (raw inputs: the body's statistics change); ``source``:
+    examples of the training data (labels not read), which a conv net's BatchNorm statistics are mapped onto."""
+    def raw(task: Task) -> BatchSource:
+        return BatchSource(task.inputs, task.labels, model.backbone.preprocess)
+
+    note = stage.adapt(model, raw(target), device, cfg.batch_size, cfg.seed,
+                       raw(source) if source is not None else None)
     result.boundary = 0  # the body's statistics changed: a cached frozen bottom is not this model's any more
     result.stages.append({"stage": stage.spec, "test_time": True})
     result.notes.append(note)
@@ -265,8 +270,8 @@ def _train_stage(model: AdaptedModel, stage: Strategy, train: Task, val: Task | 
         found = term.prepare(ctx)
         if found:
             result.notes.append(f"{stage.spec}: {found}")  # the sentence names what it describes
-        for name, module in term.modules().items():
-            groups += module_groups({f"{term.name}.{name}": module.to(device)}, result.stages[-1]["head_lr"],
+        for name, module in term.modules().items():  # new modules: a new head's rate, not a fitted body's
+            groups += module_groups({f"{term.name}.{name}": module.to(device)}, term.modules_lr or RANDOM_HEAD_LR,
                                     cfg.weight_decay)
     if boundary > 0:
         result.notes.append(f"{stage.spec}: frozen blocks 0..{min(boundary, model.n_blocks) - 1} ran once "

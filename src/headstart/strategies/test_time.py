@@ -18,12 +18,13 @@ it on any fitted model.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..declare import option
 from ..errors import HeadstartError
@@ -42,32 +43,110 @@ def _to(state, device):
     return {k: v.to(device) for k, v in state.items()}
 
 
+def _draw(source: BatchSource, seed: int, limit: int, batch_size: int) -> Iterator[list[int]]:
+    """Up to ``limit`` examples of ``source`` drawn at random (``seed``), in random batches: a file sorted by class
+    would otherwise give statistics of its first classes, batch by batch of one class."""
+    picked = np.random.default_rng(seed).permutation(len(source))[:limit]
+    for start in range(0, len(picked), batch_size):
+        yield picked[start:start + batch_size].tolist()
+
+
+def _channels(x: Tensor) -> Tensor:
+    """A BatchNorm input ``[N, C, ...]`` as ``[C, N·...]``."""
+    return x.transpose(0, 1).reshape(x.shape[1], -1)
+
+
+@torch.no_grad()
+def _input_moments(model: AdaptedModel, norms: list[nn.Module], source: BatchSource, device: torch.device,
+                   batch_size: int, seed: int, limit: int) -> list[tuple[Tensor, Tensor]]:
+    """Per BatchNorm layer, the mean and variance of its input channels over ``source``, the model as it predicts."""
+    sums = [[0.0, 0.0, 0] for _ in norms]
+
+    def hook(i):
+        def record(_module, args):
+            x = _channels(args[0].double())
+            sums[i][0] = sums[i][0] + x.sum(1)
+            sums[i][1] = sums[i][1] + (x * x).sum(1)
+            sums[i][2] += x.shape[1]
+        return record
+
+    handles = [m.register_forward_pre_hook(hook(i)) for i, m in enumerate(norms)]
+    try:
+        for index in _draw(source, seed, limit, batch_size):
+            state, _ = source.batch(index)
+            model.features(_to(state, device), 0)
+    finally:
+        for h in handles:
+            h.remove()
+    moments = []
+    for total, squares, n in sums:
+        mean = total / n
+        moments.append((mean, (squares / n - mean * mean).clamp_min(0.0)))
+    return moments
+
+
 @torch.no_grad()
 def batchnorm_adapt(model: AdaptedModel, target: BatchSource, device: torch.device, batch_size: int,
-                    seed: int = 0, limit: int = 2048) -> int:
-    """Every BatchNorm's running statistics over (up to ``limit``) target examples, drawn at random (``seed``) and
-    batched in a random order: a file sorted by class would otherwise give statistics of its first classes, batch
-    by batch of one class; returns how many layers."""
-    norms = [m for m in model.backbone.modules() if isinstance(m, _BN)]
+                    seed: int = 0, limit: int = 2048, source: BatchSource | None = None) -> int:
+    """Every BatchNorm's statistics recomputed over (up to ``limit``) target examples; returns how many layers.
+
+    AdaBN swaps the statistics the model normalised its training data with for the target's, so that target
+    features reach the layers above as training features did. Without ``source``, those are taken to be the running
+    statistics, which holds for a model whose BatchNorm trained on batch statistics (from scratch,
+    ``batchnorm="batch"``). A pretrained body fine-tuned with its BatchNorm frozen (headstart's default) normalised its
+    training data with its *pretraining* statistics, so the layers above learned that data's offsets and scales under
+    them; replacing those with the target's own would hand the layers above standardised inputs they never saw. Given
+    the training data (``source``), each layer instead maps the target's channels onto the distribution the training
+    data had there: ``(x − μ_T)/σ_T · σ_S/σ + (μ_S − μ)/σ``, ``μ, σ`` the running statistics, ``μ_S, σ_S`` the
+    training data's and ``μ_T, σ_T`` the target's (which equals plain AdaBN when the running statistics are the
+    training data's). Folded into the running statistics, prediction costs nothing more.
+    """
+    norms = [m for m in model.backbone.modules() if isinstance(m, _BN) and m.track_running_stats]
     if not norms:
         raise HeadstartError(f"bn-adapt recomputes BatchNorm statistics, and {model.backbone.name} has no BatchNorm "
                              "(a transformer normalises each example on its own): use tent, which adapts its "
                              "LayerNorms.")
     training = model.training
     model.eval()
+    maps = []  # per layer: (scale s, shift m) of the training data's normalised channels
+    if source is not None:
+        for norm, (mean, var) in zip(norms, _input_moments(model, norms, source, device, batch_size, seed, limit)):
+            sd = torch.sqrt(norm.running_var.double() + norm.eps)
+            maps.append((torch.sqrt(var + norm.eps) / sd, (mean - norm.running_mean.double()) / sd))
+
+    def mapped(i):
+        def forward(module, args, out):  # the batch normalised as the training data was, then the layer's affine
+            x = args[0]
+            shape = (1, -1) + (1,) * (x.dim() - 2)
+            flat = _channels(x.double())
+            sd = torch.sqrt(flat.var(1, unbiased=False) + module.eps)
+            z = (x.double() - flat.mean(1).view(shape)) / sd.view(shape)
+            z = z * maps[i][0].view(shape) + maps[i][1].view(shape)
+            if module.affine:
+                z = z * module.weight.double().view(shape) + module.bias.double().view(shape)
+            return z.to(out.dtype)
+        return forward
+
     momenta = [m.momentum for m in norms]
+    handles = [m.register_forward_hook(mapped(i)) for i, m in enumerate(norms)] if maps else []
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # a cumulative average over the batches below
         m.train()
-    picked = np.random.default_rng(seed).permutation(len(target))[:limit]
-    with torch.no_grad():
-        for start in range(0, len(picked), batch_size):
-            state, _ = target.batch(picked[start:start + batch_size].tolist())
+    try:
+        for index in _draw(target, seed, limit, batch_size):
+            state, _ = target.batch(index)
             model.features(_to(state, device), 0)
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-        m.eval()
+    finally:
+        for h in handles:
+            h.remove()
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+            m.eval()
+    for m, (scale, shift) in zip(norms, maps):  # fold the map into the running statistics
+        sd = torch.sqrt(m.running_var.double() + m.eps) / scale
+        m.running_mean.copy_(m.running_mean.double() - shift * sd)
+        m.running_var.copy_((sd * sd - m.eps).clamp_min(0.0))
     model.train(training)
     return len(norms)
 
@@ -92,8 +171,9 @@ class TestTimeStage(Strategy):
         return False
 
     def adapt(self, model: AdaptedModel, target: BatchSource, device: torch.device, batch_size: int,
-              seed: int) -> str:
-        """Adjust ``model`` on ``target`` in place; returns one line for the run's notes."""
+              seed: int, source: BatchSource | None = None) -> str:
+        """Adjust ``model`` on ``target`` in place (``source``: examples of the training data, for a conv net's
+        BatchNorm statistics, ``batchnorm_adapt``); returns one line for the run's notes."""
         raise NotImplementedError
 
 
@@ -101,24 +181,27 @@ class TestTimeStage(Strategy):
 class BatchNormStage(TestTimeStage):
     name = "bn-adapt/stage"
     summary = "BatchNorm statistics recomputed on the target examples"
-    behaviour_version = 2  # 2: over a random draw of the target in random batches, not its first examples in order
+    # 2: over a random draw of the target in random batches, not its first examples in order; 3: relative to the
+    # training data's statistics, not in place of the running ones
+    behaviour_version = 3
 
-    def adapt(self, model, target, device, batch_size, seed) -> str:
-        n = batchnorm_adapt(model, target, device, batch_size, seed)
-        return f"bn-adapt: {n} BatchNorm layers' statistics recomputed on {min(len(target), 2048)} target examples"
+    def adapt(self, model, target, device, batch_size, seed, source=None) -> str:
+        n = batchnorm_adapt(model, target, device, batch_size, seed, source=source)
+        return f"bn-adapt: {n} BatchNorm layers' statistics recomputed on {min(len(target), 2048)} target examples" + (
+            f", onto those of {min(len(source), 2048)} training examples" if source is not None else "")
 
 
 @dataclass
 class TentStage(TestTimeStage):
     name = "tent/stage"
     summary = "normalisation scale and shift trained to minimise prediction entropy on the target examples"
-    behaviour_version = 2  # 2: a conv net's BatchNorm statistics first, over a random draw of the target
+    behaviour_version = 3  # a conv net's BatchNorm statistics first, as bn-adapt's (whose versions it follows)
     lr: float = option(1e-4, "Adam's rate for the normalisation layers' scale and shift", low=0.0, low_open=True)
     epochs: int = option(1, "passes over the target examples", low=1)
 
-    def adapt(self, model, target, device, batch_size, seed) -> str:
+    def adapt(self, model, target, device, batch_size, seed, source=None) -> str:
         if any(isinstance(m, _BN) for m in model.backbone.modules()):
-            batchnorm_adapt(model, target, device, batch_size, seed)
+            batchnorm_adapt(model, target, device, batch_size, seed, source=source)
         params = [p for m in model.backbone.modules() if isinstance(m, _NORMS) for p in m.parameters(recurse=False)]
         if not params:
             raise HeadstartError(f"tent trains the normalisation layers' scale and shift, and {model.backbone.name} "

@@ -11,7 +11,9 @@ to the loss of every step of a stage. Its hooks, each with a default:
   source of the fit context through ``ctx.draw(self.source, n)``;
 - class declarations: ``kind`` (``guard``: any strategy that moves the body takes it as
   ``guard=NAME``; ``adaptation``: a strategy ``NAME`` is its body recipe plus the term), ``source``
-  (the extra source it needs, e.g. ``target``), ``default_weight``, ``behaviour_version``.
+  (the extra source it needs, e.g. ``target``), ``default_weight``, ``behaviour_version``,
+  ``modules_lr`` (the rate its modules train at; None: a new head's, ``RANDOM_HEAD_LR``, whatever the
+  stage's rates: a discriminator born with the stage must learn faster than the fitted body it judges).
 
 The loop records every term's mean weighted value per epoch (``EpochRecord.terms``), beside the data term.
 """
@@ -76,6 +78,7 @@ class Term(ABC):
     default_weight: ClassVar[float] = 1.0
     source: ClassVar[str | None] = None
     behaviour_version: ClassVar[int] = 1
+    modules_lr: ClassVar[float | None] = None
     weight: float | None = option(None, "multiplies the term's value (None: the term's measured default)",
                                   example=0.01, low=0.0, low_open=True, neutral=None)
 
