@@ -361,3 +361,12 @@ def test_coral_aligns_the_means_as_well_as_the_covariances():
     shifted = coral_distance(x, x + 3.0).item()  # the same covariance, the cloud moved
     assert shifted == pytest.approx(9.0, rel=1e-5)
     assert coral_distance(x, 2 * x).item() > 0  # the same mean, a wider cloud
+
+
+def test_the_race_says_when_importance_weighted_validation_is_only_the_selection_accuracy():
+    from headstart.race.domains import flat_weights_note
+
+    assert flat_weights_note([1.0] * 30).startswith("importance-weighted validation: every selection weight is the "
+                                                   "same")
+    assert flat_weights_note([0.5, 1.5] * 15) is None
+    assert flat_weights_note([]) is None

@@ -27,8 +27,8 @@ from ..backbones import resolve_backbone
 from ..data import Task, stratified_subset
 from ..train import AdaptedModel, FeatureCache
 
-__all__ = ["GAP_EXAMPLES", "deployment_gap", "importance_weighted_accuracy", "mmd", "prediction_entropy",
-           "proxy_a_distance", "selection_weights"]
+__all__ = ["GAP_EXAMPLES", "deployment_gap", "flat_weights_note", "importance_weighted_accuracy", "mmd",
+           "prediction_entropy", "proxy_a_distance", "selection_weights"]
 
 GAP_EXAMPLES = 1000
 
@@ -92,6 +92,16 @@ def selection_weights(backbone: Any, options: dict[str, Any], selection: Task, t
     target = target.subset(_sample(len(target), GAP_EXAMPLES, seed))
     return density_ratio(pretrained_features(backbone, options, selection, cache),
                          pretrained_features(backbone, options, target, cache), seed=seed).tolist()
+
+
+def flat_weights_note(weights: list[float]) -> str | None:
+    """One sentence for the race's notes when every selection weight is the same: importance-weighted validation is
+    then the plain selection accuracy, and its pick says nothing of the deployment domain."""
+    if len(weights) and np.ptp(np.asarray(weights, dtype=float)) < 1e-9:
+        return ("importance-weighted validation: every selection weight is the same (a domain classifier tells every "
+                "selection example from the --target ones), so its score is the plain selection accuracy and its "
+                "pick says nothing of the deployment domain; read the target's prediction entropy beside it")
+    return None
 
 
 def importance_weighted_accuracy(predicted: list[int], labels: np.ndarray, weights: list[float]) -> float:

@@ -27,7 +27,13 @@ from ..tracking import Tracker
 from ..train import Callback, EpochRecord, FeatureCache, ProgressBar
 from ..train.clock import compute_time
 from .choosing import cross_validate
-from .domains import deployment_gap, importance_weighted_accuracy, prediction_entropy, selection_weights
+from .domains import (
+    deployment_gap,
+    flat_weights_note,
+    importance_weighted_accuracy,
+    prediction_entropy,
+    selection_weights,
+)
 from .eta import RaceClock
 from .executors import Executor, LocalExecutor
 from .forgetting import measure_forgetting, reference_name
@@ -196,6 +202,9 @@ def run_race(spec: RaceSpec, out: str | Path, *, task: Task | None = None, test_
         data.selection_weights = selection_weights(backbone or name, options, data.selection, data.target,
                                                    feature_cache or FeatureCache(cache_dir() / "features"),
                                                    seed=spec.split_seed)
+        flat = flat_weights_note(data.selection_weights)
+        if flat:
+            data.notes.append(flat)
     with (lock or race_lock)(out):
         return _run_grid(spec, out, data, backbone, progress, feature_cache, on_run_end, trackers, run_callbacks,
                          record_grid, executor or LocalExecutor())
