@@ -165,7 +165,9 @@ def table(rows: list[dict]) -> str:
             f"validation picks `{pick}` ({means[pick][0]:.3f} on the target): they "
             f"{'agree' if pick == oracle else 'disagree'}; {_choices(at, seeds)}. \"vs `full`\": the paired "
             f"difference on the target's {TEST_LIMIT:,} examples and its noise (the race's rule: ahead or behind by "
-            f"more than two noise units). {_spans(at)}")
+            f"more than two noise units). The test-time entries (`bn-adapt`, `tent`) are scored after adapting to the "
+            f"target everywhere: their in-domain and IWV columns are what the adapted model does on the source. "
+            f"{_spans(at)}")
     gap_rows = [r for r in rows if r["kind"] == "gap"]
     if gap_rows:
         lines = ["| labelled | deployment | shared labels | proxy A-distance | MMD | examples |",
