@@ -138,12 +138,15 @@ def _best_guard(rows: list[dict]) -> str:
 
 # -- the section ---------------------------------------------------------------------------------------------
 def _mean(values):
+    """Mean and spread, the spread None for one value (one seed has none to show)."""
     values = [v for v in values if v is not None]
-    return (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0) if values else None
+    return (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None) if values else None
 
 
 def _cell(pair) -> str:
-    return "–" if pair is None else f"{pair[0]:.3f} ± {pair[1]:.3f}"
+    if pair is None:
+        return "–"
+    return f"{pair[0]:.3f}" if pair[1] is None else f"{pair[0]:.3f} ± {pair[1]:.3f}"
 
 
 def table(rows: list[dict]) -> str:
