@@ -18,7 +18,6 @@ it on any fitted model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -43,12 +42,14 @@ def _to(state, device):
     return {k: v.to(device) for k, v in state.items()}
 
 
-def _draw(source: BatchSource, seed: int, limit: int, batch_size: int) -> Iterator[list[int]]:
-    """Up to ``limit`` examples of ``source`` drawn at random (``seed``), in random batches: a file sorted by class
-    would otherwise give statistics of its first classes, batch by batch of one class."""
+def _run_drawn(model: AdaptedModel, source: BatchSource, device: torch.device, batch_size: int, seed: int,
+               limit: int) -> None:
+    """Up to ``limit`` examples of ``source`` drawn at random (``seed``) through the body, in random batches: a file
+    sorted by class would otherwise give statistics of its first classes, batch by batch of one class."""
     picked = np.random.default_rng(seed).permutation(len(source))[:limit]
     for start in range(0, len(picked), batch_size):
-        yield picked[start:start + batch_size].tolist()
+        state, _ = source.batch(picked[start:start + batch_size].tolist())
+        model.features(_to(state, device), 0)
 
 
 def _channels(x: Tensor) -> Tensor:
@@ -72,9 +73,7 @@ def _input_moments(model: AdaptedModel, norms: list[nn.Module], source: BatchSou
 
     handles = [m.register_forward_pre_hook(hook(i)) for i, m in enumerate(norms)]
     try:
-        for index in _draw(source, seed, limit, batch_size):
-            state, _ = source.batch(index)
-            model.features(_to(state, device), 0)
+        _run_drawn(model, source, device, batch_size, seed, limit)
     finally:
         for h in handles:
             h.remove()
@@ -134,9 +133,7 @@ def batchnorm_adapt(model: AdaptedModel, target: BatchSource, device: torch.devi
         m.momentum = None  # a cumulative average over the batches below
         m.train()
     try:
-        for index in _draw(target, seed, limit, batch_size):
-            state, _ = target.batch(index)
-            model.features(_to(state, device), 0)
+        _run_drawn(model, target, device, batch_size, seed, limit)
     finally:
         for h in handles:
             h.remove()
