@@ -28,6 +28,7 @@ Rows land in ``benchmarks/results/forgetting.jsonl`` as each run or sequence end
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -40,9 +41,11 @@ from _rows import race_rows  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "forgetting.jsonl"
 GUARDS = ("l2sp", "ewc", "lwf")
-WEIGHTS = {"l2sp": (0.001, 0.01, 0.1, 1.0), "ewc": (0.001, 0.01, 0.1, 1.0), "lwf": (0.1, 1.0, 10.0)}
+WEIGHTS = {"l2sp": (0.001, 0.01, 0.1, 1.0, 10.0, 100.0), "ewc": (0.001, 0.01, 0.1, 1.0, 10.0, 100.0),
+           "lwf": (0.1, 1.0, 10.0)}
 TEXT = ("rotten-tomatoes", "vader-tweets")
 SEEDS = 3
+SELECTION = 1000  # selection examples per race (the peers benchmark's limit)
 KEEP = ("strategy", "budget", "seed", "sel_acc", "test_acc", "seconds", "trainable_params", "delta_relative",
         "forgetting")
 
@@ -143,10 +146,45 @@ def _mean(values):
     return (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None) if values else None
 
 
-def _cell(pair) -> str:
+def _cell(pair, fmt: str = ".3f") -> str:
     if pair is None:
         return "–"
-    return f"{pair[0]:.3f}" if pair[1] is None else f"{pair[0]:.3f} ± {pair[1]:.3f}"
+    return f"{pair[0]:{fmt}}" if pair[1] is None else f"{pair[0]:{fmt}} ± {pair[1]:{fmt}}"
+
+
+def _weight_order(strategy: str) -> tuple[str, float]:
+    """``full`` first, then each guard's entries by their weight as a number (``1`` before ``10``)."""
+    options = dict(part.split("=") for part in strategy.partition("[")[2].rstrip("]").split(",") if "=" in part)
+    return options.get("guard", ""), float(options.get("guard_weight", 0))
+
+
+def _noise(a: dict, b: dict) -> float:
+    """The binomial error of a difference of two selection accuracies on ``SELECTION`` examples each."""
+    p = (a["sel_acc"] + b["sel_acc"]) / 2
+    return math.sqrt(2 * p * (1 - p) / SELECTION)
+
+
+def _chosen_weights(sweep: list[dict]) -> list[str]:
+    """Per guard: the largest weight whose selection accuracy is within the race's noise of no guard (the
+    binomial error of a difference on the 1,000 selection examples; one seed has no spread of its own)."""
+    plain = next((r for r in sweep if r["strategy"] == "full"), None)
+    if plain is None:
+        return []
+    lines = []
+    for guard in GUARDS:
+        at = sorted((_weight_order(r["strategy"])[1], r) for r in sweep if _weight_order(r["strategy"])[0] == guard)
+        if len(at) < len(WEIGHTS[guard]):
+            continue
+        level = [(w, r, _noise(plain, r)) for w, r in at if r["sel_acc"] >= plain["sel_acc"] - _noise(plain, r)]
+        if level:
+            w, r, noise = level[-1]
+            kept = (r.get("forgetting") or {}).get("kept")
+            lines.append(f"- `{guard}`: {w:g} (selection {r['sel_acc']:.3f} against no guard's {plain['sel_acc']:.3f}"
+                         f" ± {noise:.3f}; keeps {kept:.1%})")
+        else:
+            lines.append(f"- `{guard}`: every weight swept falls below no guard's selection accuracy by more than the "
+                         "noise")
+    return lines
 
 
 def table(rows: list[dict]) -> str:
@@ -157,15 +195,17 @@ def table(rows: list[dict]) -> str:
                                                                              and r["seed"] == 0)]
     if weights_rows:
         lines = ["| entry | selection acc | test acc | kept | s/run |", "|---|---|---|---|---|"]
-        for r in sorted(weights_rows, key=lambda r: r["strategy"]):
+        for r in sorted(weights_rows, key=lambda r: _weight_order(r["strategy"])):
             if r["seed"] != 0 or r["data"] != "rotten-tomatoes" or r["budget"] != 128:
                 continue
             kept = (r.get("forgetting") or {}).get("kept")
             lines.append(f"| `{r['strategy']}` | {r['sel_acc']:.3f} | {r['test_acc']:.3f} | "
                          f"{'–' if kept is None else f'{kept:.1%}'} | {r['seconds']:.0f} |")
+        chosen = _chosen_weights([r for r in weights_rows if r["seed"] == 0 and r["data"] == "rotten-tomatoes"])
         parts.append("**Guard weights** (rotten-tomatoes, 128 labels per class, `full`, seed 0): the default is "
                      "the largest weight whose selection accuracy stays within noise of no guard.\n\n"
-                     + "\n".join(lines))
+                     + "\n".join(lines)
+                     + ("\n\nThe defaults this sweep sets:\n\n" + "\n".join(chosen) if chosen else ""))
     grid_rows = [r for r in races if "guard_weight" not in r["strategy"]]
     for data in (*TEXT, "mnist-5k"):
         at = [r for r in grid_rows if r["data"] == data]
@@ -179,9 +219,10 @@ def table(rows: list[dict]) -> str:
             f = [r.get("forgetting") or {} for r in rs]
             lines.append(f"| `{e}` | {len(rs)} | {_cell(_mean([r['sel_acc'] for r in rs]))} | "
                          f"{_cell(_mean([r['test_acc'] for r in rs]))} | "
-                         f"{_cell(_mean([x.get('kept') for x in f]))} | {_cell(_mean([x.get('drift') for x in f]))} | "
+                         f"{_cell(_mean([x.get('kept') for x in f]), '.1%')} | "
+                         f"{_cell(_mean([x.get('drift') for x in f]))} | "
                          f"{statistics.fmean(r['seconds'] for r in rs):.0f} | "
-                         f"{_cell(_mean([x.get('seconds') for x in f]))} |")
+                         f"{_cell(_mean([x.get('seconds') for x in f]), '.1f')} |")
         budget = at[0]["budget"]
         parts.append(f"**{data}**, {budget} labels per class:\n\n" + "\n".join(lines))
     seqs = [r for r in rows if r["kind"] == "sequence"]
