@@ -124,6 +124,23 @@ def _mean(rows: list[dict], key: str) -> float:
     return statistics.mean(values) if values else math.nan
 
 
+def _chosen_rates(sweep: list[dict]) -> list[str]:
+    """Per method whose sweep is complete: the rate with the best mean selection accuracy, beside the shipped one."""
+    from headstart.strategies import create_strategy
+
+    lines = []
+    for m in METHODS:
+        means = {lr: [r["sel_acc"] for r in sweep if r["strategy"] == m and r["lr"] == lr] for lr in RATES[m]}
+        if any(len(v) < SEEDS for v in means.values()):
+            continue
+        best = max(RATES[m], key=lambda lr: statistics.mean(means[lr]))
+        shipped = create_strategy(m).default_lr
+        edge = "; the sweep's highest rate: try higher" if best == max(RATES[m]) else \
+            "; the sweep's lowest rate: try lower" if best == min(RATES[m]) else ""
+        lines.append(f"- `{m}`: {best:g} (selection {statistics.mean(means[best]):.3f}; ships {shipped:g}{edge})")
+    return lines
+
+
 def table(rows: list[dict]) -> str:
     if not rows:
         return "Not measured yet (`python benchmarks/peft_family.py --sweep`, then `python benchmarks/peft_family.py`)."
@@ -137,7 +154,11 @@ def table(rows: list[dict]) -> str:
                 if rs:
                     lines.append(f"| `{m}` | {lr:g} | {_mean(rs, 'sel_acc'):.3f} (n={len(rs)}) | "
                                  f"{_mean(rs, 'test_acc'):.3f} |")
-        parts.append("**Rates** (rotten-tomatoes, 32 labels per class)\n\n" + "\n".join(lines))
+        chosen = _chosen_rates(sweep)
+        parts.append("**Rates** (rotten-tomatoes, 32 labels per class)\n\n" + "\n".join(lines)
+                     + ("\n\nEach method's default is the rate with the best mean selection accuracy over the "
+                        "seeds (a method is listed once all its rates are in):\n\n" + "\n".join(chosen)
+                        if chosen else ""))
     grid = [r for r in rows if r["lr"] is None]
     for data in dict.fromkeys(r["data"] for r in grid):
         lines = ["| method | labels/class | test acc | trainable | saved MB | peak MB | s per run |",
