@@ -42,7 +42,7 @@ from _rows import race_rows  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "forgetting.jsonl"
 GUARDS = ("l2sp", "ewc", "lwf")
 WEIGHTS = {"l2sp": (0.001, 0.01, 0.1, 1.0, 10.0, 100.0), "ewc": (0.001, 0.01, 0.1, 1.0, 10.0, 100.0),
-           "lwf": (0.1, 1.0, 10.0)}
+           "lwf": (0.001, 0.01, 0.1, 1.0, 10.0)}
 TEXT = ("rotten-tomatoes", "vader-tweets")
 SEEDS = 3
 SELECTION = 1000  # selection examples per race (the peers benchmark's limit)

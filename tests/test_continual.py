@@ -194,7 +194,7 @@ def test_fit_from_a_saved_model_continues_it_and_rehearses_its_buffer(tmp_path, 
     model = Adapter.load(tmp_path / "m2")
     assert list(model.classes_) == ["neg", "pos", "mixed", "question"]
     assert model.memory_.counts() == {"neg": 3, "pos": 3, "mixed": 3, "question": 3}
-    assert "ewc × 0.01 (Fisher of the previous task's head (2 classes))" in model.result_.stages[-1]["objective"]
+    assert "ewc × 1 (Fisher of the previous task's head (2 classes))" in model.result_.stages[-1]["objective"]
     assert main(["fit", b, "--from", str(tmp_path / "m1"), "--backbone", BACKBONE, "--out", str(tmp_path / "m3")]) == 2
     assert "--backbone cannot change the model --from" in capsys.readouterr().err
     assert main(["fit", b, "--incremental", "task", "--backbone", BACKBONE, "--out", str(tmp_path / "m4")]) == 2

@@ -127,7 +127,7 @@ def test_headstart_options_lists_every_guard_with_its_default(capsys):
     assert main(["options", "full"]) == 0
     out = capsys.readouterr().out
     assert "'ewc', 'l2sp', 'lwf'" in out
-    for name, weight in (("ewc", "0.01"), ("lwf", "1"), ("l2sp", "0.01")):
+    for name, weight in (("ewc", "1"), ("lwf", "1"), ("l2sp", "1")):
         rows = [line.split()[:4] for line in out.splitlines()]
         assert [name, "guard", "weight", weight] in rows, name
 
@@ -142,3 +142,20 @@ def test_guard_settings_that_make_no_sense_are_one_sentence_each():
         create_strategy("full", guard="ewc", guard_weight=-1.0)
     with pytest.raises(HeadstartError, match=r"^The 'samples' parameter of ewc must be a positive integer"):
         create_term("ewc", samples=0)
+
+
+def test_lwf_defaults_to_its_measured_weight_on_a_similarity_structure_and_to_the_papers_on_a_head(text_task):
+    from headstart.terms.lwf import SIMILARITY_WEIGHT
+
+    model = _model()
+    task = text_task
+    own = create_term("lwf")
+    own.prepare(_context(model, task))
+    assert own.reference.kind == "similarity" and own.resolved_weight == SIMILARITY_WEIGHT == 0.001
+    assert own.describe().startswith("lwf × 0.001 (keeps the similarity structure")
+    previous = create_term("lwf")
+    previous.prepare(_context(model, task, [nn.Linear(model.backbone.feature_dim, 2)]))
+    assert previous.reference.kind == "previous" and previous.resolved_weight == 1.0
+    given = create_term("lwf", weight=0.5)
+    given.prepare(_context(model, task))
+    assert given.resolved_weight == 0.5  # a weight the user gives always wins
