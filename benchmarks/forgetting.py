@@ -68,7 +68,32 @@ def weights() -> None:
     _race("rotten-tomatoes", entries, 128, 1)
 
 
+def _text_default(guard: str) -> float:
+    """The weight ``guard`` resolves to on MiniLM (no previous task, no pretraining classifier)."""
+    from headstart.terms import create_term
+    from headstart.terms.lwf import SIMILARITY_WEIGHT
+
+    return SIMILARITY_WEIGHT if guard == "lwf" else create_term(guard).default_weight
+
+
+def reuse_sweep() -> None:
+    """The grid's ``full[guard=g]`` on rotten-tomatoes, seed 0, is the sweep's run at g's default weight: the same
+    draws, seed and training, the weight only spelled out. Copy those rows rather than train them again."""
+    rows = read_jsonl(RESULTS)
+    have = {r["key"] for r in rows}
+    copies = []
+    for guard in GUARDS:
+        spelled = f"full[guard={guard},guard_weight={_text_default(guard):g}]"
+        row = next((r for r in rows if r["key"] == _key("rotten-tomatoes", spelled, 128, 0)), None)
+        key = _key("rotten-tomatoes", f"full[guard={guard}]", 128, 0)
+        if row is not None and key not in have:
+            copies.append({**row, "key": key, "strategy": f"full[guard={guard}]", "copied_from": row["key"]})
+    if copies:
+        merge_jsonl(RESULTS, copies, order=lambda r: r["key"])
+
+
 def grid() -> None:
+    reuse_sweep()
     for data in TEXT:
         _race(data, ["probe", *_entries(("full", "lldr", "lora")), "full[head_init=random]"], 128, SEEDS)
     _race("mnist-5k", ["probe", *_entries(("full",))], 64, SEEDS)
