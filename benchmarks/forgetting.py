@@ -54,6 +54,9 @@ def _entries(strategies: tuple[str, ...]) -> list[str]:
     return [f"{s}[guard={g}]" if g else s for s in strategies for g in (None, *GUARDS)]
 
 
+TEXT_ENTRIES = ["probe", *_entries(("full", "lldr", "lora")), "full[head_init=random]"]
+
+
 def _race(data: str, entries: list[str], budget: int, seeds: int) -> None:
     race_rows(RESULTS, lambda entry, seed: _key(data, entry, budget, seed), data, entries, budget, seeds, KEEP,
               "bench-forgetting")
@@ -95,7 +98,7 @@ def reuse_sweep() -> None:
 def grid() -> None:
     reuse_sweep()
     for data in TEXT:
-        _race(data, ["probe", *_entries(("full", "lldr", "lora")), "full[head_init=random]"], 128, SEEDS)
+        _race(data, TEXT_ENTRIES, 128, SEEDS)
     _race("mnist-5k", ["probe", *_entries(("full",))], 64, SEEDS)
 
 
@@ -234,7 +237,8 @@ def table(rows: list[dict]) -> str:
     grid_rows = [r for r in races if "guard_weight" not in r["strategy"]]
     for data in (*TEXT, "mnist-5k"):
         at = [r for r in grid_rows if r["data"] == data]
-        entries = list(dict.fromkeys(r["strategy"] for r in at))
+        order = {e: i for i, e in enumerate(TEXT_ENTRIES)}
+        entries = sorted(dict.fromkeys(r["strategy"] for r in at), key=lambda e: order.get(e, len(order)))
         if not entries:
             continue
         lines = ["| entry | seeds | selection acc | test acc | kept | drift | s/run | s to measure kept |",
