@@ -57,15 +57,19 @@ def child(data: str, spec: str, budget: int, seed: int, lr: float | None) -> dic
 
     options = {} if lr is None else {f"{base_name(spec)}.lr": lr}
     image = data == "mnist-5k"
+    sweep = lr is not None  # a rate's runs need neither the forgetting probe nor the saved size (the grid has them)
     race = RaceSpec(data, "mobilenetv2" if image else "minilm-l6", strategies=[spec], budgets=[budget],
                     seeds=seed + 1, test_limit=TEST_LIMIT, train_options=options,
-                    backbone_options={"image_size": 64} if image else {"max_length": MAX_LENGTH})
+                    backbone_options={"image_size": 64} if image else {"max_length": MAX_LENGTH},
+                    **({"reference": "none"} if sweep else {}))
     race = _Remaining(**{**asdict(race), "only": tuple(r for r in race.runs() if r.seed == seed)})  # one run
     out = cache_dir() / "bench-peft" / data / (f"lr={lr:g}" if lr is not None else "defaults")
     task = load_task(data)
     (record,) = [r for r in run_race(race, out, task=task, progress=False) if r["seed"] == seed]
-    with tempfile.TemporaryDirectory() as tmp:
-        size = _saved_size(race, task, record["strategy"], Path(tmp))
+    size = None
+    if not sweep:
+        with tempfile.TemporaryDirectory() as tmp:
+            size = _saved_size(race, task, record["strategy"], Path(tmp))
     return {**{k: record.get(k) for k in KEEP}, "saved_bytes": size,
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
