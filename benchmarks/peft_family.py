@@ -119,7 +119,7 @@ def main() -> None:
                 raise SystemExit(f"{key} failed:\n{out.stderr[-3000:]}")
             row = {"key": key, "data": data, "lr": lr, **json.loads(out.stdout.strip().splitlines()[-1])}
             merge_jsonl(RESULTS, [row], order=lambda r: r["key"])
-            print(key, {k: round(v, 3) for k, v in row.items() if isinstance(v, float)}, flush=True)
+            print(key, {k: round(v, 3) for k, v in row.items() if isinstance(v, float) and k != "lr"}, flush=True)
     write()
 
 
