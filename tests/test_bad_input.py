@@ -343,7 +343,7 @@ def test_headstart_options_lists_every_option_with_its_default(capsys):
     assert "rank             a positive integer" in out and "default 8" in out and "patience" in out
     # a declared option shows what it accepts
     assert re.search(r"guard +one of 'ewc', 'l2sp', 'lwf' or None +default None", out)
-    assert re.search(r"l2sp +guard +weight +0.01 ", out)  # and the terms a fine-tune takes
+    assert re.search(r"l2sp +guard +weight +1 ", out)  # and the terms a fine-tune takes
     assert re.search(r"monitor +one of 'val_acc', 'val_loss', 'none' or None +default none", out)  # the strategy's
     assert "(lora trains at lr 0.0005 unless lr / head_lr say otherwise; it applies to text and image backbones)" in out
     assert main(["options", "scratch"]) == 0
