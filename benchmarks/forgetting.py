@@ -200,15 +200,16 @@ def _chosen_weights(sweep: list[dict]) -> list[str]:
         return []
     lines = []
     for guard in GUARDS:
-        at = sorted((_weight_order(r["strategy"])[1], r) for r in sweep if _weight_order(r["strategy"])[0] == guard)
+        at = sorted((r for r in sweep if _weight_order(r["strategy"])[0] == guard),
+                    key=lambda r: _weight_order(r["strategy"]))
         if len(at) < len(WEIGHTS[guard]):
             continue
-        level = [(w, r, _noise(plain, r)) for w, r in at if r["sel_acc"] >= plain["sel_acc"] - _noise(plain, r)]
+        level = [r for r in at if r["sel_acc"] >= plain["sel_acc"] - _noise(plain, r)]
         if level:
-            w, r, noise = level[-1]
+            r = level[-1]
             kept = (r.get("forgetting") or {}).get("kept")
-            lines.append(f"- `{guard}`: {w:g} (selection {r['sel_acc']:.3f} against no guard's {plain['sel_acc']:.3f}"
-                         f" ± {noise:.3f}; keeps {kept:.1%})")
+            lines.append(f"- `{guard}`: {_weight_order(r['strategy'])[1]:g} (selection {r['sel_acc']:.3f} against "
+                         f"no guard's {plain['sel_acc']:.3f} ± {_noise(plain, r):.3f}; keeps {kept:.1%})")
         else:
             lines.append(f"- `{guard}`: every weight swept falls below no guard's selection accuracy by more than the "
                          "noise")
@@ -235,9 +236,9 @@ def table(rows: list[dict]) -> str:
                      + "\n".join(lines)
                      + ("\n\nThe defaults this sweep sets:\n\n" + "\n".join(chosen) if chosen else ""))
     grid_rows = [r for r in races if "guard_weight" not in r["strategy"]]
+    order = {e: i for i, e in enumerate(TEXT_ENTRIES)}
     for data in (*TEXT, "mnist-5k"):
         at = [r for r in grid_rows if r["data"] == data]
-        order = {e: i for i, e in enumerate(TEXT_ENTRIES)}
         entries = sorted(dict.fromkeys(r["strategy"] for r in at), key=lambda e: order.get(e, len(order)))
         if not entries:
             continue

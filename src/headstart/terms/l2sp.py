@@ -9,10 +9,9 @@ on MiniLM-L6 fine-tuned on rotten-tomatoes at 128 labels per class it is the lar
 selection accuracy stays within noise of no guard (0.778 against 0.760), and it keeps 93.8% of the
 pretrained features' accuracy on 20newsgroups where no guard keeps 71.7%; at 10 selection accuracy
 falls to 0.702. TLlib's examples use 0.01 (``tllib.regularization.delta.SPRegularization``), which
-kept 80.5% there. TLlib is not a dependency for one sum of
-squares, and its modules expect a ``nn.Module`` pair rather than a running loop. A parameter-efficient
-method's injected tensors start at zero (LoRA's B) or one (IA3), so the guard there pulls the update
-towards none.
+kept 80.5% there. TLlib is not a dependency for one sum of squares, and its modules expect a
+``nn.Module`` pair rather than a running loop. A parameter-efficient method's injected tensors start
+at zero (LoRA's B) or one (IA3), so the guard there pulls the update towards none.
 """
 
 from __future__ import annotations
