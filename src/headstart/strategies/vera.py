@@ -32,7 +32,7 @@ class VeRA(ParameterEfficient):
     order = 62
     summary = "shared frozen random projections, a trained scaling vector pair per layer (PEFT's VeRA)"
     prefix = "vera_"
-    default_lr = 4e-3
+    default_lr = 3e-2  # the rate sweep's best mean selection accuracy: 0.693, 0.654 at 4e-3
     modalities = ("text",)
     rank: int = option(256, "rank of the shared random projections", low=1)
 
