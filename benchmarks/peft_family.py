@@ -190,10 +190,31 @@ def table(rows: list[dict]) -> str:
                     lines.append(f"| `{m}` | {budget} | {statistics.mean(acc):.3f} ± {spread:.3f} | "
                                  f"{max(r['trainable_params'] for r in rs):,} | {_mean(rs, 'saved_bytes') / 1e6:.2f} | "
                                  f"{_mean(rs, 'peak_mb'):.0f} | {_mean(rs, 'seconds'):.0f} |")
-        parts.append(f"**{data}**\n\n" + "\n".join(lines))
+        parts.append(f"**{data}**\n\n" + "\n".join(lines) + _level_with_full(mine))
     return ("Each run in a process of its own (peak resident memory is that run's), on the peers benchmark's draws "
             "and held-out examples.\n\n" + "\n\n".join(parts)
             + "\n\nRows: `benchmarks/results/peft.jsonl` (`python benchmarks/peft_family.py` resumes them).")
+
+
+def _level_with_full(rows: list[dict], budget: int = 128) -> str:
+    """Which methods are level with ``full`` at ``budget`` per class: selection accuracy paired by seed, the race's
+    rule (``_targets``: level is not more than 2 noise units behind)."""
+    from _targets import by_seed, compare, state
+
+    full = by_seed(rows, "full", budget, "sel_acc")
+    if not full:
+        return ""
+    verdicts: dict[str, list[str]] = {"ahead": [], "level": [], "behind": []}
+    for m in dict.fromkeys(r["strategy"] for r in rows if r["budget"] == budget and r["strategy"] != "full"):
+        cmp = compare(by_seed(rows, m, budget, "sel_acc"), full, SELECTION)
+        if cmp is not None:
+            diff, noise, k = cmp
+            partial = "" if k == SEEDS else f", {k} of {SEEDS} seeds"
+            verdicts[state(diff, noise)].append(f"`{m}` ({diff:+.3f} ± {noise:.3f}{partial})")
+    said = [f"{where}: {', '.join(names)}" for where, names in zip(("ahead of it", "level with it", "behind it"),
+                                                                   verdicts.values()) if names]
+    return (f"\n\nAgainst `full` at {budget}/class (selection accuracy paired by seed; more than 2 noise units "
+            f"apart is ahead or behind): " + "; ".join(said) + ".") if said else ""
 
 
 def write() -> None:
