@@ -32,7 +32,7 @@ METHODS = ["lora", "dora", "vera", "adapter", "ia3", "ln-tuning", "bitfit", "pro
 BESIDE = ["probe", "lora", "full"]
 RATES = {"lora": (2e-4, 5e-4, 1e-3, 2e-3), "dora": (2e-4, 5e-4, 1e-3, 2e-3),
          "adapter": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2), "ia3": (1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
-         "ln-tuning": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2), "bitfit": (3e-4, 1e-3, 3e-3, 1e-2),
+         "ln-tuning": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2), "bitfit": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
          "prompt": (3e-3, 1e-2, 3e-2, 1e-1), "vera": (1e-3, 4e-3, 1e-2, 3e-2, 1e-1),
          "prefix": (1e-3, 3e-3, 1e-2, 3e-2)}
 # prompt and prefix tuning need a token sequence, vera Linear layers
