@@ -350,6 +350,9 @@ def test_headstart_options_lists_every_option_with_its_default(capsys):
     out = capsys.readouterr().out
     assert re.search(r"monitor +one of 'val_acc', 'val_loss', 'none' or None +default val_acc", out)
     assert "scratch trains at a rate its backbone's architecture sets" in out
+    assert main(["options", "ia3"]) == 0
+    assert "(ia3 trains at lr 0.03 (on image backbones 0.003) unless lr / head_lr say otherwise" in \
+        capsys.readouterr().out
     assert main(["options", "prompt"]) == 0
     assert "(prompt trains at lr 0.01 unless lr / head_lr say otherwise; it applies to text backbones)" in \
         capsys.readouterr().out

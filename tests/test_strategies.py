@@ -136,6 +136,15 @@ def test_scratch_trains_at_the_architectures_own_rate(backbone, expected):
     assert create_strategy("full").lr_for(tiny_backbone(backbone)) == 5e-5
 
 
+def test_a_rate_measured_apart_for_images_applies_to_image_backbones_only_and_is_part_of_a_runs_identity():
+    ia3 = create_strategy("ia3")
+    assert ia3.lr_for(tiny_backbone("minilm-l6")) == ia3.default_lr == 3e-2
+    assert ia3.lr_for(tiny_backbone("mobilenetv2")) == ia3.default_image_lr == 3e-3
+    assert create_strategy("lora").lr_for(tiny_backbone("mobilenetv2")) == 5e-4  # none declared: default_lr
+    assert ia3.resolved()[-1]["default_image_lr"] == 3e-3
+    assert "default_image_lr" not in create_strategy("lora").resolved()[-1]
+
+
 def test_lp_ft_is_an_alias_of_full():
     lpft, full = create_strategy("lp-ft"), create_strategy("full")
     assert lpft == full and lpft.resolved() == full.resolved()

@@ -83,7 +83,8 @@ def _rates(strategy) -> str:
     if type(strategy).lr_for is not Strategy.lr_for:
         return f"{strategy.spec} trains at a rate its backbone's architecture sets unless lr says otherwise"
     head = f", a new head at {strategy.default_head_lr:g}" if strategy.default_head_lr else ""
-    return f"{strategy.spec} trains at lr {strategy.default_lr:g}{head} unless lr / head_lr say otherwise"
+    image = f" (on image backbones {strategy.default_image_lr:g})" if strategy.default_image_lr else ""
+    return f"{strategy.spec} trains at lr {strategy.default_lr:g}{image}{head} unless lr / head_lr say otherwise"
 
 
 def _cmd_options(args: argparse.Namespace) -> None:

@@ -13,7 +13,8 @@ adapt a backbone; the runner and the loop do the work. Every hook is declared he
   validate (contrastive pairs: nothing is held out, nothing early-stops);
 - ``closed_form`` with ``solve(...)``: fit the head without the loop (the L-BFGS probe; zero-shot's class
   embeddings), given the pooled features, the labels and the class names;
-- class defaults: ``pretrained`` (False for a from-scratch baseline), ``default_lr`` (or ``lr_for``),
+- class defaults: ``pretrained`` (False for a from-scratch baseline), ``default_lr`` (or ``lr_for``;
+  ``default_image_lr`` where image backbones were measured to need another rate than text encoders),
   ``default_head_lr`` (None: the head uses ``lr``), ``default_epochs``, ``default_min_steps`` (the
   planned epochs grow until the run makes this many updates), ``default_monitor`` (what decides which
   epoch's weights are kept when ``TrainConfig.monitor`` is unset: ``val_acc`` early-stops and restores
@@ -107,6 +108,8 @@ class Strategy(ABC):
     order: ClassVar[int] = 100
     pretrained: ClassVar[bool] = True
     default_lr: ClassVar[float] = 1e-4
+    #: the default rate on image backbones, where it was measured apart from text's (None: ``default_lr``)
+    default_image_lr: ClassVar[float | None] = None
     default_head_lr: ClassVar[float | None] = 1e-3
     default_epochs: ClassVar[int] = 20
     default_min_steps: ClassVar[int] = 0
@@ -199,7 +202,10 @@ class Strategy(ABC):
         raise NotImplementedError(f"{self.spec} declares closed_form but does not implement solve()")
 
     def lr_for(self, backbone: Any) -> float:
-        """The default learning rate on this backbone (``default_lr`` unless a strategy knows better)."""
+        """The default learning rate on this backbone (``default_lr``, or ``default_image_lr`` on an image backbone
+        where one is declared, unless a strategy knows better)."""
+        if self.default_image_lr is not None and getattr(backbone, "modality", None) == "image":
+            return self.default_image_lr
         return self.default_lr
 
     def save_filter(self, key: str) -> bool:
@@ -235,6 +241,7 @@ class Strategy(ABC):
                         "closed_form": s.closed_form, "starts_fitted": s.starts_fitted,
                         "trains_on_validation": s.trains_on_validation,
                         **({"version": s.behaviour_version} if s.behaviour_version != 1 else {}),
+                        **({"default_image_lr": s.default_image_lr} if s.default_image_lr is not None else {}),
                         **({"terms": [t.identity() for t in terms]} if terms else {})})
         return out
 
