@@ -28,7 +28,6 @@ Rows land in ``benchmarks/results/forgetting.jsonl`` as each run or sequence end
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 from pathlib import Path
@@ -187,9 +186,11 @@ def _weight_order(strategy: str) -> tuple[str, float]:
 
 
 def _noise(a: dict, b: dict) -> float:
-    """The binomial error of a difference of two selection accuracies on ``SELECTION`` examples each."""
-    p = (a["sel_acc"] + b["sel_acc"]) / 2
-    return math.sqrt(2 * p * (1 - p) / SELECTION)
+    """The binomial error of a difference of two selection accuracies on ``SELECTION`` examples each (the race's
+    noise of one pair)."""
+    from headstart.race.analysis import _noise as race_noise
+
+    return race_noise([a["sel_acc"]], [b["sel_acc"]], SELECTION)
 
 
 def _chosen_weights(sweep: list[dict]) -> list[str]:

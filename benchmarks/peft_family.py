@@ -135,6 +135,7 @@ def _chosen_rates(sweep: list[dict]) -> list[str]:
     """Per method whose sweep is complete: the rate with the best mean selection accuracy, unless the shipped
     rate is within the race's noise of it (the binomial error of a difference on the selection examples, which
     every seed shares, so averaging seeds does not shrink it): a default does not move on noise."""
+    from headstart.race.analysis import _noise
     from headstart.strategies import create_strategy
 
     lines = []
@@ -145,13 +146,13 @@ def _chosen_rates(sweep: list[dict]) -> list[str]:
         mean = {lr: statistics.mean(v) for lr, v in means.items()}
         best = max(RATES[m], key=mean.get)
         shipped = create_strategy(m).default_lr
-        p = (mean[best] + mean.get(shipped, mean[best])) / 2
-        noise = math.sqrt(2 * p * (1 - p) / SELECTION)
-        if shipped in mean and mean[best] - mean[shipped] <= noise:
-            verdict = f"ships {shipped:g}" + ("" if shipped == best else
-                                              f", within noise (±{noise:.3f}) of the best, {best:g}: kept")
-        else:
-            verdict = f"ships {shipped:g}, best {best:g}"
+        verdict = f"ships {shipped:g}, best {best:g}"
+        if shipped in mean:  # one pair of means: the binomial error alone
+            noise = _noise([mean[best]], [mean[shipped]], SELECTION)
+            if shipped == best:
+                verdict = f"ships {shipped:g}"
+            elif mean[best] - mean[shipped] <= noise:
+                verdict = f"ships {shipped:g}, within noise (±{noise:.3f}) of the best, {best:g}: kept"
         edge = "; the best is the sweep's highest rate: try higher" if best == max(RATES[m]) else \
             "; the best is the sweep's lowest rate: try lower" if best == min(RATES[m]) else ""
         beside = f", {mean[shipped]:.3f} at {shipped:g}" if shipped in mean and shipped != best else ""
